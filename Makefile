@@ -1,0 +1,62 @@
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BUF := npx --yes @bufbuild/buf@1.75.0
+# What `make breaking` compares the protos against (a buf input).
+BREAKING_AGAINST ?= .git\#branch=main
+
+.PHONY: help install run test gen gen-check lint breaking bench clean
+
+help:
+	@echo "make run        install, create a demo key, serve on SQLite (gRPC :50051)"
+	@echo "make test       install and run the tests"
+	@echo "make gen        regenerate clients/python from proto/"
+	@echo "make gen-check  fail when the committed stubs differ from proto/"
+	@echo "make lint       ruff, mypy, buf lint"
+	@echo "make breaking   buf breaking against \$$BREAKING_AGAINST"
+	@echo "make bench      benchmarks (printed as JSON)"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+run: install
+	$(BIN)/mailpool demo
+	$(BIN)/mailpool serve
+
+test: install
+	$(BIN)/python -m pytest
+
+gen: install
+	PYTHON=$(BIN)/python scripts/gen.sh clients/python >/dev/null 2>&1
+
+gen-check: install
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	PYTHON=$(BIN)/python scripts/gen.sh "$$tmp" >/dev/null 2>&1; \
+	diff -r -x __pycache__ "$$tmp/mailpool" clients/python/mailpool \
+	  || { echo "stubs are stale: run make gen and commit" >&2; exit 1; }
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BUF) lint
+
+breaking:
+	scripts/buf-breaking.sh '$(BREAKING_AGAINST)'
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mailpool .pytest_cache .mypy_cache .ruff_cache

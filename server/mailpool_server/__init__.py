@@ -1,0 +1,1 @@
+"""mailpool server: identities backed by pools of rotated mailboxes, served over gRPC."""

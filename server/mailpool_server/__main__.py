@@ -1,0 +1,3 @@
+from mailpool_server.cli import main
+
+raise SystemExit(main())

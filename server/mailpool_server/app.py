@@ -1,0 +1,72 @@
+"""The one composition root: settings, engine, clock, services and servers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from mailpool_server.config import Settings
+from mailpool_server.rpc.server import GrpcServices, RunningGrpc, start_grpc
+from mailpool_server.service.admin import Admin
+from mailpool_server.service.auth import Authenticator
+from mailpool_server.service.clock import Clock, SystemClock
+from mailpool_server.service.identities import IdentityQueries
+from mailpool_server.store.engine import Database, make_engine
+from mailpool_server.store.migrate import upgrade
+from mailpool_server.store.sql_store import SqlStore
+
+log = logging.getLogger("mailpool")
+
+
+@dataclass
+class App:
+    settings: Settings
+    clock: Clock
+    database: Database
+    store: SqlStore
+    admin: Admin
+    grpc_services: GrpcServices
+    grpc: RunningGrpc | None = None
+
+    @classmethod
+    async def open(cls, settings: Settings, clock: Clock | None = None) -> App:
+        """Connect to the database and bring its schema up to date."""
+        clock = clock or SystemClock()
+        settings.ensure_sqlite_folder()
+        engine = make_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
+        await upgrade(engine)
+        database = Database(engine)
+        store = SqlStore(database)
+        services = GrpcServices(
+            authenticator=Authenticator(store, clock),
+            identities=IdentityQueries(store, clock),
+        )
+        admin = Admin(store, clock, mailbox_domain=settings.mailbox_domain)
+        return cls(settings, clock, database, store, admin, services)
+
+    async def start(self) -> None:
+        """Start the servers on the configured ports (0 picks free ones)."""
+        self.grpc = await start_grpc(
+            self.grpc_services, self.settings.grpc_host, self.settings.grpc_port
+        )
+        log.info("grpc serving", extra={"fields": {"port": self.grpc.port}})
+
+    async def stop(self) -> None:
+        """Stop taking calls, let running ones finish within the grace period, close."""
+        if self.grpc is not None:
+            await self.grpc.health.enter_graceful_shutdown()
+            await self.grpc.server.stop(self.settings.shutdown_grace_s)
+            self.grpc = None
+        await self.database.dispose()  # idempotent: a disposed engine just reconnects
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,242 @@
+"""The `mailpool` command: serve, admin, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from mailpool_server import logs
+from mailpool_server.app import App
+from mailpool_server.config import Settings
+from mailpool_server.service.clock import iso_ms
+from mailpool_server.service.errors import AdminError
+from mailpool_server.service.models import IdentityState, IdentityToday
+from mailpool_server.service.policy import Tier
+
+Command = Callable[[App, argparse.Namespace], Awaitable[int]]
+
+
+def identity_json(today: IdentityToday) -> dict[str, Any]:
+    i = today.identity
+    return {
+        "handle": i.handle,
+        "tier": i.tier.value,
+        "state": i.state.value,
+        "dailyCap": today.daily_cap,
+        "usedToday": today.used_today,
+        "remainingToday": today.remaining_today,
+        "resetAtIso": iso_ms(today.reset_at),
+        "headSeq": i.last_seq,
+        "mailboxes": [
+            {
+                "id": m.mailbox.id,
+                "email": m.mailbox.email,
+                "transport": m.mailbox.transport.value,
+                "warmupStage": m.mailbox.warmup_stage,
+                "health": m.mailbox.health,
+                "dailyCap": m.mailbox.daily_cap,
+                "sentToday": m.sent_today,
+            }
+            for m in today.mailboxes
+        ],
+    }
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+async def _serve(app: App, args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    assert app.grpc is not None
+    print(f"mailpool: gRPC listening on {app.settings.grpc_host}:{app.grpc.port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await app.stop()
+    print("mailpool: stopped", flush=True)
+    return 0
+
+
+async def _org_create(app: App, args: argparse.Namespace) -> int:
+    org = await app.admin.create_org(args.name)
+    print(f"created org {org.name} ({org.id})")
+    return 0
+
+
+async def _key_create(app: App, args: argparse.Namespace) -> int:
+    print(await app.admin.create_key(args.org))
+    return 0
+
+
+async def _key_list(app: App, args: argparse.Namespace) -> int:
+    for key in await app.admin.list_keys(args.org):
+        state = "active" if key.revoked_at is None else f"revoked {iso_ms(key.revoked_at)}"
+        print(f"{key.prefix}…\t{iso_ms(key.created_at)}\t{state}")
+    return 0
+
+
+async def _key_revoke(app: App, args: argparse.Namespace) -> int:
+    key = await app.admin.revoke_key(args.org, args.prefix)
+    print(f"revoked {key.prefix}…")
+    return 0
+
+
+async def _identity_create(app: App, args: argparse.Namespace) -> int:
+    today = await app.admin.create_identity(
+        args.org,
+        args.handle,
+        Tier(args.tier),
+        IdentityState(args.state),
+        args.warmup_stage,
+    )
+    _print_json(identity_json(today))
+    return 0
+
+
+async def _identity_set_state(app: App, args: argparse.Namespace) -> int:
+    await app.admin.set_identity_state(args.handle, IdentityState(args.state))
+    print(f"{args.handle}: {args.state}")
+    return 0
+
+
+async def _identity_show(app: App, args: argparse.Namespace) -> int:
+    _print_json(identity_json(await app.admin.show_identity(args.handle)))
+    return 0
+
+
+async def _mailbox_add(app: App, args: argparse.Namespace) -> int:
+    mailbox = await app.admin.add_mailbox(
+        args.identity,
+        args.email,
+        smtp_url=args.smtp,
+        warmup_stage=args.warmup_stage,
+        health=args.health,
+    )
+    print(f"added mailbox {mailbox.email} ({mailbox.id}, {mailbox.transport.value})")
+    return 0
+
+
+async def _demo(app: App, args: argparse.Namespace) -> int:
+    setup = await app.admin.demo()
+    handle = setup.identity.identity.handle
+    port = app.settings.grpc_port
+    print(
+        f"""Demo org {setup.org.name!r}, identity {handle} (starter, active).
+New API key (shown once):
+
+  export MAILPOOL_KEY={setup.key}
+
+Call the gRPC server (start it with `mailpool serve`, port {port}):
+
+  grpcurl -plaintext -H "authorization: Bearer $MAILPOOL_KEY" \\
+    -d '{{"identity": "{handle}"}}' 127.0.0.1:{port} mailpool.v1.IdentityService/GetIdentity"""
+    )
+    return 0
+
+
+def _states() -> list[str]:
+    return [s.value for s in IdentityState]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db", help="database URL (default: $MAILPOOL_DATABASE_URL, else .mailpool/mailpool.db)"
+    )
+    parser = argparse.ArgumentParser(prog="mailpool", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def leaf(group: Any, name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(name, parents=[common], help=help_text)
+        sub.set_defaults(run=run)
+        return sub
+
+    serve = leaf(commands, "serve", _serve, "run the gRPC server")
+    serve.add_argument("--grpc-port", type=int, help="gRPC port (default 50051; 0 = free port)")
+    serve.add_argument("--http-port", type=int, help="HTTP shim port (default 8080; 0 = free port)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    leaf(commands, "demo", _demo, "create a demo org, key and identity and say how to call it")
+
+    admin = commands.add_parser("admin", help="operator commands").add_subparsers(
+        dest="noun", required=True
+    )
+    org = admin.add_parser("org").add_subparsers(dest="verb", required=True)
+    leaf(org, "create", _org_create, "create an org").add_argument("name")
+
+    key = admin.add_parser("key").add_subparsers(dest="verb", required=True)
+    for name, run, help_text in (
+        ("create", _key_create, "create a key; prints only the key"),
+        ("list", _key_list, "list keys by prefix"),
+        ("revoke", _key_revoke, "revoke a key by its prefix"),
+    ):
+        sub = leaf(key, name, run, help_text)
+        sub.add_argument("--org", required=True)
+        if name == "revoke":
+            sub.add_argument("prefix")
+
+    identity = admin.add_parser("identity").add_subparsers(dest="verb", required=True)
+    create = leaf(identity, "create", _identity_create, "create an identity and its mailboxes")
+    create.add_argument("--org", required=True)
+    create.add_argument("--handle", required=True)
+    create.add_argument("--tier", required=True, choices=[t.value for t in Tier])
+    create.add_argument("--state", default=IdentityState.ACTIVE.value, choices=_states())
+    create.add_argument("--warmup-stage", type=int, default=0)
+    set_state = leaf(identity, "set-state", _identity_set_state, "change an identity's state")
+    set_state.add_argument("handle")
+    set_state.add_argument("state", choices=_states())
+    leaf(identity, "show", _identity_show, "show an identity as JSON").add_argument("handle")
+
+    mailbox = admin.add_parser("mailbox").add_subparsers(dest="verb", required=True)
+    add = leaf(mailbox, "add", _mailbox_add, "add a mailbox to an identity")
+    add.add_argument("--identity", required=True)
+    add.add_argument("--email", required=True)
+    add.add_argument("--smtp", help="smtp://user:secret@host:587?tls=starttls|none, or smtps://…")
+    add.add_argument("--warmup-stage", type=int, default=0)
+    add.add_argument("--health", type=int, default=100)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if args.db:
+        settings.database_url = args.db
+    if getattr(args, "grpc_port", None) is not None:
+        settings.grpc_port = args.grpc_port
+    if getattr(args, "http_port", None) is not None:
+        settings.http_port = args.http_port
+    if getattr(args, "host", None):
+        settings.grpc_host = settings.http_host = args.host
+    return settings
+
+
+async def _run(args: argparse.Namespace) -> int:
+    app = await App.open(settings_from(args))
+    run: Command = args.run
+    if run is _serve:
+        return await run(app, args)
+    try:
+        return await run(app, args)
+    finally:
+        await app.database.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure(Settings().log_level if args.command == "serve" else "WARNING")
+    try:
+        return asyncio.run(_run(args))
+    except AdminError as error:
+        print(f"mailpool: {error}", file=sys.stderr)
+        for hint in error.hints:
+            print(f"  {hint}", file=sys.stderr)
+        return 1

@@ -1,0 +1,60 @@
+"""Settings from the environment, overridden by command-line flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("MAILPOOL_DATA_DIR", ".mailpool"))
+
+
+def default_database_url() -> str:
+    """MAILPOOL_DATABASE_URL, else a SQLite file in the data folder (created on use)."""
+    url = os.environ.get("MAILPOOL_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite+aiosqlite:///{default_data_dir() / 'mailpool.db'}"
+
+
+@dataclass
+class Settings:
+    database_url: str = field(default_factory=default_database_url)
+    grpc_host: str = field(
+        default_factory=lambda: os.environ.get("MAILPOOL_GRPC_HOST", "127.0.0.1")
+    )
+    grpc_port: int = field(
+        default_factory=lambda: int(os.environ.get("MAILPOOL_GRPC_PORT", "50051"))
+    )
+    http_host: str = field(
+        default_factory=lambda: os.environ.get("MAILPOOL_HTTP_HOST", "127.0.0.1")
+    )
+    http_port: int = field(
+        default_factory=lambda: int(os.environ.get("MAILPOOL_HTTP_PORT", "8080"))
+    )
+    # Where provisioned mailboxes get their addresses.
+    mailbox_domain: str = field(
+        default_factory=lambda: os.environ.get(
+            "MAILPOOL_MAILBOX_DOMAIN", "mailboxes.mailpool.local"
+        )
+    )
+    data_dir: Path = field(default_factory=default_data_dir)
+    db_pool_size: int = field(
+        default_factory=lambda: int(os.environ.get("MAILPOOL_DB_POOL_SIZE", "10"))
+    )
+    db_max_overflow: int = field(
+        default_factory=lambda: int(os.environ.get("MAILPOOL_DB_MAX_OVERFLOW", "10"))
+    )
+    log_level: str = field(default_factory=lambda: os.environ.get("MAILPOOL_LOG_LEVEL", "INFO"))
+    # Seconds the server waits for in-flight calls on SIGTERM before cancelling them.
+    shutdown_grace_s: float = 5.0
+
+    def ensure_sqlite_folder(self) -> None:
+        """SQLite creates the file but not its folder."""
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix):
+            path = self.database_url[len(prefix) :]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)

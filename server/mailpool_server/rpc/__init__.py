@@ -1,0 +1,1 @@
+"""gRPC adapters: the call interceptor, servicers (decode → call → encode), status mapping."""

@@ -1,0 +1,137 @@
+"""One interceptor for every mailpool RPC: request id, API key, error mapping, logs.
+
+Servicers stay short: they read the caller's org from `current_org()` and raise
+domain errors; this module turns those into rich statuses. Health and reflection
+stay open (no key), so that probes and grpcurl-style tools work.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
+
+import grpc
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+
+from mailpool_server.logs import new_request_id, request_id
+from mailpool_server.rpc.status import internal_status, status_for
+from mailpool_server.service.auth import Authenticator
+from mailpool_server.service.errors import MailpoolError
+
+log = logging.getLogger("mailpool.rpc")
+
+_org: contextvars.ContextVar[str] = contextvars.ContextVar("org_id")
+OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+def current_org() -> str:
+    """The org of the API key of the call being served."""
+    return _org.get()
+
+
+class StatusError(Exception):
+    """Raised by a servicer that built its own rich status (e.g. a rejected send)."""
+
+    def __init__(self, status: status_pb2.Status) -> None:
+        super().__init__(status.message)
+        self.status = status
+
+
+Context = grpc.aio.ServicerContext[Any, Any]
+Handler = grpc.RpcMethodHandler[Any, Any]
+UnaryBehaviour = Callable[[Any, Context], Awaitable[Any]]
+StreamBehaviour = Callable[[Any, Context], AsyncIterator[Any]]
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._auth = authenticator
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(OPEN_PREFIXES):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, cast(UnaryBehaviour, handler.unary_unary)),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, cast(StreamBehaviour, handler.unary_stream)),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    async def _authenticate(self, context: Context) -> None:
+        authorization = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                authorization = value if isinstance(value, str) else value.decode()
+        _org.set(await self._auth.org_for(authorization))
+
+    def _unary(self, method: str, behaviour: UnaryBehaviour) -> UnaryBehaviour:
+        async def call(request: Any, context: Context) -> Any:
+            request_id.set(new_request_id())
+            started = time.perf_counter()
+            try:
+                await self._authenticate(context)
+                response = await behaviour(request, context)
+            except Exception as error:
+                await _abort(context, method, error, started)
+            log.debug("ok", extra={"fields": {"method": method, "ms": _ms(started)}})
+            return response
+
+        return call
+
+    def _stream(self, method: str, behaviour: StreamBehaviour) -> StreamBehaviour:
+        async def call(request: Any, context: Context) -> AsyncIterator[Any]:
+            request_id.set(new_request_id())
+            started = time.perf_counter()
+            try:
+                await self._authenticate(context)
+                async for response in behaviour(request, context):
+                    yield response
+            except Exception as error:
+                await _abort(context, method, error, started)
+
+        return call
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+async def _abort(context: Context, method: str, error: Exception, started: float) -> None:
+    if isinstance(error, grpc.aio.AbortError):
+        raise error
+    if isinstance(error, StatusError):
+        status = error.status
+    elif isinstance(error, MailpoolError):
+        status = status_for(error)
+    else:
+        status = internal_status(request_id.get())
+        log.exception("internal error", extra={"fields": {"method": method}})
+    log.info(
+        "rpc failed",
+        extra={
+            "fields": {
+                "method": method,
+                "code": status.code,
+                "ms": _ms(started),
+                "error": status.message,
+            }
+        },
+    )
+    await context.abort_with_status(rpc_status.to_status(status))

@@ -1,0 +1,68 @@
+"""The grpc.aio server: servicers, health, reflection, keepalive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from mailpool.v1 import (
+    identity_service_pb2,
+    identity_service_pb2_grpc,
+)
+from mailpool_server.rpc.identity_servicer import IdentityServicer
+from mailpool_server.rpc.interceptor import CallInterceptor
+from mailpool_server.service.auth import Authenticator
+from mailpool_server.service.identities import IdentityQueries
+
+# Keepalive: the server pings idle connections every 30 s so that dead stream
+# subscribers are noticed, and accepts client pings as often as every 10 s (the
+# default client sends none; clients that enable keepalive must not go faster).
+SERVER_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+]
+
+SERVICE_NAMES = [
+    identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name,
+]
+
+
+@dataclass
+class GrpcServices:
+    authenticator: Authenticator
+    identities: IdentityQueries
+
+
+@dataclass
+class RunningGrpc:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+
+
+async def start_grpc(services: GrpcServices, host: str, port: int) -> RunningGrpc:
+    server = grpc.aio.server(
+        interceptors=[CallInterceptor(services.authenticator)], options=SERVER_OPTIONS
+    )
+    identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
+        IdentityServicer(services.identities), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port}")
+    await server.start()
+    for name in ["", *SERVICE_NAMES]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningGrpc(server=server, port=bound, health=health_servicer)

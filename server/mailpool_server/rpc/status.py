@@ -1,0 +1,84 @@
+"""Domain error → rich google.rpc.Status: one table, by error class."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+
+from mailpool_server.service import errors
+
+DOMAIN = "mailpool"
+
+# The most specific class wins (the lookup walks the MRO).
+GRPC_CODES: dict[type[errors.MailpoolError], grpc.StatusCode] = {
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.Conflict: grpc.StatusCode.ABORTED,
+    errors.OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.MailpoolError: grpc.StatusCode.INTERNAL,
+}
+
+
+def grpc_code(error: errors.MailpoolError) -> grpc.StatusCode:
+    for cls in type(error).__mro__:
+        if cls in GRPC_CODES:
+            return GRPC_CODES[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+def _pack(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def rich_status(
+    code: grpc.StatusCode,
+    message: str,
+    reason: str,
+    metadata: dict[str, str],
+    *,
+    violations: Sequence[errors.FieldViolation] = (),
+    retry_after_ms: int | None = None,
+    extra_details: Sequence[Message] = (),
+) -> status_pb2.Status:
+    """A google.rpc.Status with ErrorInfo, and BadRequest / RetryInfo when they apply."""
+    status = status_pb2.Status(code=code.value[0], message=message)
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
+    status.details.append(_pack(info))
+    if violations:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in violations
+            ]
+        )
+        status.details.append(_pack(bad_request))
+    if retry_after_ms is not None:
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(retry_after_ms)
+        status.details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
+    for detail in extra_details:
+        status.details.append(_pack(detail))
+    return status
+
+
+def status_for(error: errors.MailpoolError) -> status_pb2.Status:
+    violations = error.violations if isinstance(error, errors.InvalidArgument) else []
+    return rich_status(
+        grpc_code(error), error.message, error.reason, error.details, violations=violations
+    )
+
+
+def internal_status(request_id: str) -> status_pb2.Status:
+    return rich_status(
+        grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", {"requestId": request_id}
+    )

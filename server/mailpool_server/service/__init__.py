@@ -1,0 +1,1 @@
+"""Domain and use cases. Imports no gRPC, protobuf, SQLAlchemy or HTTP library."""

@@ -1,0 +1,39 @@
+"""Opaque page tokens and page-size rules shared by the list use cases."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from mailpool_server.service.errors import InvalidArgument
+
+
+def page_size(value: int, *, field: str, default: int, maximum: int = 200) -> int:
+    if value == 0:
+        return default
+    if not 1 <= value <= maximum:
+        raise InvalidArgument.of(field, f"must be between 1 and {maximum}")
+    return value
+
+
+def encode_token(position: list[Any]) -> str:
+    raw = json.dumps(position, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str, *, field: str, shape: tuple[type, ...]) -> list[Any]:
+    """Decode a token made by encode_token; anything else is INVALID_ARGUMENT."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        position = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        raise InvalidArgument.of(field, "is not a cursor this server issued") from None
+    if (
+        not isinstance(position, list)
+        or len(position) != len(shape)
+        or not all(type(v) is t for v, t in zip(position, shape, strict=True))
+    ):
+        raise InvalidArgument.of(field, "is not a cursor this server issued")
+    return position

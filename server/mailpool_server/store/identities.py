@@ -1,0 +1,163 @@
+"""Identities, their mailboxes and daily usage counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from mailpool_server.service.models import (
+    Identity,
+    IdentityState,
+    Mailbox,
+    SmtpSettings,
+    SmtpTls,
+    Transport,
+)
+from mailpool_server.service.policy import Tier
+from mailpool_server.store.base import TxBase
+from mailpool_server.store.tables import IdentityRow, IdentityUsageRow, MailboxRow, MailboxUsageRow
+
+
+def identity_from_row(row: IdentityRow) -> Identity:
+    return Identity(
+        id=row.id,
+        org_id=row.org_id,
+        handle=row.handle,
+        tier=Tier(row.tier),
+        state=IdentityState(row.state),
+        created_at=row.created_at,
+        last_seq=row.last_seq,
+    )
+
+
+def mailbox_from_row(row: MailboxRow) -> Mailbox:
+    smtp = None
+    if row.smtp_host is not None:
+        smtp = SmtpSettings(
+            host=row.smtp_host,
+            port=row.smtp_port or 587,
+            username=row.smtp_username,
+            password=row.smtp_password,
+            tls=SmtpTls(row.smtp_tls or SmtpTls.STARTTLS),
+        )
+    return Mailbox(
+        id=row.id,
+        identity_id=row.identity_id,
+        email=row.email,
+        transport=Transport(row.transport),
+        warmup_stage=row.warmup_stage,
+        health=row.health,
+        created_at=row.created_at,
+        smtp=smtp,
+        cold_next_at=row.cold_next_at,
+    )
+
+
+class IdentityRepoSql(TxBase):
+    async def add_identity(self, identity: Identity) -> None:
+        self.session.add(
+            IdentityRow(
+                id=identity.id,
+                org_id=identity.org_id,
+                handle=identity.handle,
+                tier=identity.tier.value,
+                state=identity.state.value,
+                created_at=identity.created_at,
+                last_seq=identity.last_seq,
+            )
+        )
+        await self.session.flush()
+
+    async def identity_by_handle(self, handle: str) -> Identity | None:
+        row = await self.session.scalar(select(IdentityRow).where(IdentityRow.handle == handle))
+        return None if row is None else identity_from_row(row)
+
+    async def identities_of(self, org_id: str, after_handle: str, limit: int) -> list[Identity]:
+        rows = await self.session.scalars(
+            select(IdentityRow)
+            .where(IdentityRow.org_id == org_id, IdentityRow.handle > after_handle)
+            .order_by(IdentityRow.handle)
+            .limit(limit)
+        )
+        return [identity_from_row(row) for row in rows]
+
+    async def set_identity_state(self, identity_id: str, state: IdentityState) -> None:
+        await self.session.execute(
+            update(IdentityRow).where(IdentityRow.id == identity_id).values(state=state.value)
+        )
+
+    async def add_mailbox(self, mailbox: Mailbox) -> None:
+        smtp = mailbox.smtp
+        self.session.add(
+            MailboxRow(
+                id=mailbox.id,
+                identity_id=mailbox.identity_id,
+                email=mailbox.email,
+                transport=mailbox.transport.value,
+                smtp_host=smtp.host if smtp else None,
+                smtp_port=smtp.port if smtp else None,
+                smtp_username=smtp.username if smtp else None,
+                smtp_password=smtp.password if smtp else None,
+                smtp_tls=smtp.tls.value if smtp else None,
+                warmup_stage=mailbox.warmup_stage,
+                health=mailbox.health,
+                created_at=mailbox.created_at,
+                cold_next_at=mailbox.cold_next_at,
+            )
+        )
+        await self.session.flush()
+
+    async def mailbox_by_email(self, email: str) -> Mailbox | None:
+        row = await self.session.scalar(select(MailboxRow).where(MailboxRow.email == email))
+        return None if row is None else mailbox_from_row(row)
+
+    async def mailboxes_of(self, identity_ids: list[str]) -> list[Mailbox]:
+        rows = await self.session.scalars(
+            select(MailboxRow)
+            .where(MailboxRow.identity_id.in_(identity_ids))
+            .order_by(MailboxRow.created_at, MailboxRow.id)
+        )
+        return [mailbox_from_row(row) for row in rows]
+
+    async def identity_used(self, identity_ids: list[str], day: str) -> dict[str, int]:
+        rows = await self.session.execute(
+            select(IdentityUsageRow.identity_id, IdentityUsageRow.used).where(
+                IdentityUsageRow.identity_id.in_(identity_ids), IdentityUsageRow.day == day
+            )
+        )
+        return {identity_id: used for identity_id, used in rows}
+
+    async def mailboxes_sent(self, mailbox_ids: list[str], day: str) -> dict[str, int]:
+        rows = await self.session.execute(
+            select(MailboxUsageRow.mailbox_id, MailboxUsageRow.sent).where(
+                MailboxUsageRow.mailbox_id.in_(mailbox_ids), MailboxUsageRow.day == day
+            )
+        )
+        return {mailbox_id: sent for mailbox_id, sent in rows}
+
+    async def add_identity_usage(self, identity_id: str, day: str, count: int, cap: int) -> bool:
+        """Count `count` more sends today unless that passes `cap`: one conditional
+        upsert, so the database refuses an oversend even if a caller miscounted."""
+        return await self._add_usage(
+            IdentityUsageRow, IdentityUsageRow.used, identity_id, day, count, cap
+        )
+
+    async def add_mailbox_usage(self, mailbox_id: str, day: str, count: int, cap: int) -> bool:
+        return await self._add_usage(
+            MailboxUsageRow, MailboxUsageRow.sent, mailbox_id, day, count, cap
+        )
+
+    async def _add_usage(
+        self, table: Any, column: Any, owner_id: str, day: str, count: int, cap: int
+    ) -> bool:
+        if count > cap:
+            return False
+        owner = "identity_id" if table is IdentityUsageRow else "mailbox_id"
+        statement = self.insert(table).values({owner: owner_id, "day": day, column.key: count})
+        statement = statement.on_conflict_do_update(
+            index_elements=[owner, "day"],
+            set_={column.key: column + statement.excluded[column.key]},
+            where=(column + statement.excluded[column.key]) <= cap,
+        ).returning(column)
+        return (await self.session.execute(statement)).first() is not None

@@ -1,0 +1,30 @@
+"""The SQL implementation of service.ports.Store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from mailpool_server.store.engine import Database
+from mailpool_server.store.identities import IdentityRepoSql
+from mailpool_server.store.orgs import OrgRepoSql
+
+
+class SqlTx(OrgRepoSql, IdentityRepoSql):
+    """Every repository on one session, i.e. one transaction."""
+
+
+class SqlStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._dialect = database.engine.dialect.name
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqlTx]:
+        async with self.database.session(write=False) as session:
+            yield SqlTx(session, dialect=self._dialect)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[SqlTx]:
+        async with self.database.session(write=True) as session:
+            yield SqlTx(session, dialect=self._dialect)
