@@ -11,7 +11,7 @@ import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import grpc
 from google.rpc import status_pb2
@@ -41,10 +41,11 @@ class StatusError(Exception):
         self.status = status
 
 
-Context = grpc.aio.ServicerContext[Any, Any]
-Handler = grpc.RpcMethodHandler[Any, Any]
-UnaryBehaviour = Callable[[Any, Context], Awaitable[Any]]
-StreamBehaviour = Callable[[Any, Context], AsyncIterator[Any]]
+# Strings: the grpc classes are generic only in their type stubs, not at run time.
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+UnaryBehaviour: TypeAlias = "Callable[[Any, Context], Awaitable[Any]]"
+StreamBehaviour: TypeAlias = "Callable[[Any, Context], AsyncIterator[Any]]"
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
