@@ -11,7 +11,10 @@ from mailpool_server.rpc.server import GrpcServices, RunningGrpc, start_grpc
 from mailpool_server.service.admin import Admin
 from mailpool_server.service.auth import Authenticator
 from mailpool_server.service.clock import Clock, SystemClock
+from mailpool_server.service.conversations import ConversationQueries
+from mailpool_server.service.event_bus import EventBus
 from mailpool_server.service.identities import IdentityQueries
+from mailpool_server.service.send import Sender
 from mailpool_server.store.engine import Database, make_engine
 from mailpool_server.store.migrate import upgrade
 from mailpool_server.store.sql_store import SqlStore
@@ -25,6 +28,7 @@ class App:
     clock: Clock
     database: Database
     store: SqlStore
+    bus: EventBus
     admin: Admin
     grpc_services: GrpcServices
     grpc: RunningGrpc | None = None
@@ -42,12 +46,21 @@ class App:
         await upgrade(engine)
         database = Database(engine)
         store = SqlStore(database)
+        bus = EventBus()
         services = GrpcServices(
             authenticator=Authenticator(store, clock),
             identities=IdentityQueries(store, clock),
+            sender=Sender(
+                store,
+                clock,
+                bus,
+                cold_gap_ms=settings.cold_gap_ms,
+                idempotency_wait_s=settings.idempotency_wait_s,
+            ),
+            conversations=ConversationQueries(store),
         )
         admin = Admin(store, clock, mailbox_domain=settings.mailbox_domain)
-        return cls(settings, clock, database, store, admin, services)
+        return cls(settings, clock, database, store, bus, admin, services)
 
     async def start(self) -> None:
         """Start the servers on the configured ports (0 picks free ones)."""

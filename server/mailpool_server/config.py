@@ -47,6 +47,12 @@ class Settings:
     db_max_overflow: int = field(
         default_factory=lambda: int(os.environ.get("MAILPOOL_DB_MAX_OVERFLOW", "10"))
     )
+    # Minimum gap between two cold sends from one mailbox (warm sends are not paced).
+    cold_gap_ms: int = field(
+        default_factory=lambda: int(os.environ.get("MAILPOOL_COLD_GAP_MS", "60000"))
+    )
+    # How long a duplicate waits for the first request with its Idempotency-Key.
+    idempotency_wait_s: float = 10.0
     log_level: str = field(default_factory=lambda: os.environ.get("MAILPOOL_LOG_LEVEL", "INFO"))
     # Seconds the server waits for in-flight calls on SIGTERM before cancelling them.
     shutdown_grace_s: float = 5.0

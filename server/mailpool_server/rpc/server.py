@@ -9,13 +9,21 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mailpool.v1 import (
+    conversation_service_pb2,
+    conversation_service_pb2_grpc,
     identity_service_pb2,
     identity_service_pb2_grpc,
+    send_service_pb2,
+    send_service_pb2_grpc,
 )
+from mailpool_server.rpc.conversation_servicer import ConversationServicer
 from mailpool_server.rpc.identity_servicer import IdentityServicer
 from mailpool_server.rpc.interceptor import CallInterceptor
+from mailpool_server.rpc.send_servicer import SendServicer
 from mailpool_server.service.auth import Authenticator
+from mailpool_server.service.conversations import ConversationQueries
 from mailpool_server.service.identities import IdentityQueries
+from mailpool_server.service.send import Sender
 
 # Keepalive: the server pings idle connections every 30 s so that dead stream
 # subscribers are noticed, and accepts client pings as often as every 10 s (the
@@ -30,7 +38,12 @@ SERVER_OPTIONS = [
 ]
 
 SERVICE_NAMES = [
-    identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name,
+    module.DESCRIPTOR.services_by_name[name].full_name
+    for module, name in (
+        (identity_service_pb2, "IdentityService"),
+        (send_service_pb2, "SendService"),
+        (conversation_service_pb2, "ConversationService"),
+    )
 ]
 
 
@@ -38,6 +51,8 @@ SERVICE_NAMES = [
 class GrpcServices:
     authenticator: Authenticator
     identities: IdentityQueries
+    sender: Sender
+    conversations: ConversationQueries
 
 
 @dataclass
@@ -53,6 +68,10 @@ async def start_grpc(services: GrpcServices, host: str, port: int) -> RunningGrp
     )
     identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
         IdentityServicer(services.identities), server
+    )
+    send_service_pb2_grpc.add_SendServiceServicer_to_server(SendServicer(services.sender), server)
+    conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server(
+        ConversationServicer(services.conversations), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -21,6 +21,7 @@ GRPC_CODES: dict[type[errors.MailpoolError], grpc.StatusCode] = {
     errors.Conflict: grpc.StatusCode.ABORTED,
     errors.OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.MailpoolError: grpc.StatusCode.INTERNAL,
 }
 

@@ -7,7 +7,10 @@ prefix; rpc/status.py maps each class to a gRPC code, and the shim maps codes to
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailpool_server.service.models import SendResult
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,7 @@ class FieldViolation:
 class MailpoolError(Exception):
     """Base of every error a client may see; `message` is the contract's text."""
 
-    reason: ClassVar[str] = "INTERNAL"
+    reason: str = "INTERNAL"
 
     def __init__(self, message: str, details: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -176,3 +179,18 @@ class AdminError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ResourceExhausted(MailpoolError):
+    pass
+
+
+class AllRecipientsRejected(ResourceExhausted):
+    """Every recipient of a send was rejected. Carries the full per-recipient result
+    (rendered as the 429 body) and, for caps, how long until they reset."""
+
+    def __init__(self, result: SendResult, reason: str, retry_after_ms: int | None) -> None:
+        super().__init__(f"all recipients rejected ({reason.lower()})")
+        self.result = result
+        self.reason = reason
+        self.retry_after_ms = retry_after_ms

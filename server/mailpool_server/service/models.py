@@ -121,3 +121,142 @@ class IdentityToday:
     @property
     def remaining_today(self) -> int:
         return max(0, self.daily_cap - self.used_today)
+
+
+class SendClass(enum.StrEnum):
+    COLD_FIRST_CONTACT = "cold_first_contact"
+    COLD_FOLLOWUP = "cold_followup"
+    WARM = "warm"
+
+
+class Affinity(enum.StrEnum):
+    NEW = "new"
+    EXISTING = "existing"
+    REASSIGNED = "reassigned"
+
+
+class RejectReason(enum.StrEnum):
+    CAP_EXCEEDED = "cap_exceeded"
+    NO_ACCOUNTS = "no_accounts"
+    INACTIVE = "inactive"
+    SUSPENDED = "suspended"
+    DO_NOT_CONTACT = "do_not_contact"
+    INVALID_RECIPIENT = "invalid_recipient"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+@dataclass(frozen=True)
+class Contact:
+    """What an identity knows of one correspondent."""
+
+    identity_id: str
+    address: str
+    pinned_mailbox_id: str | None = None
+    outbound_count: int = 0
+    outbounds_since_reply: int = 0
+    last_reply_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    identity_id: str
+    correspondent: str
+    mailbox_id: str
+    subject: str
+    snippet: str
+    message_count: int
+    archived: bool
+    labels: tuple[str, ...]
+    created_at: int
+    last_event_at: int
+    last_message_id_header: str | None
+    references: tuple[str, ...]
+    no_reply_after_ms: int | None = None
+    no_reply_at: int | None = None
+    last_no_reply_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    conv_id: str
+    direction: Direction
+    message_id_header: str
+    from_address: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    subject: str
+    text: str
+    html: str
+    snippet: str
+    ts: int
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One item of a conversation's timeline; `message` is set for type 'message'."""
+
+    type: str
+    ts: int
+    data: dict[str, object]
+    message: Message | None = None
+
+
+@dataclass(frozen=True)
+class PendingSend:
+    id: str
+    identity_id: str
+    conv_id: str
+    message_id: str
+    mailbox_id: str
+    recipient: str
+    send_class: SendClass
+    status: str
+    dispatch_at: int
+    created_at: int
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Event:
+    """An entry of an identity's log. `data` holds the type's payload in the contract's
+    JSON names, without the envelope fields (identity, convId)."""
+
+    id: str
+    identity_id: str
+    handle: str
+    seq: int
+    type: str
+    conv_id: str | None
+    created_at: int
+    data: dict[str, object]
+
+
+@dataclass(frozen=True)
+class RecipientOutcome:
+    to: str
+    status: str  # "queued" | "rejected"
+    reason: RejectReason | None = None
+    pending_id: str | None = None
+    conv_id: str | None = None
+    send_class: SendClass | None = None
+    affinity: Affinity | None = None
+    account_id: str | None = None
+    account_email: str | None = None
+    dispatch_at: int | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    identity: str
+    accepted: int
+    rejected: int
+    remaining: int
+    results: tuple[RecipientOutcome, ...]

@@ -8,15 +8,34 @@ it raises.
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
+from mailpool_server.service.events import NewEvent
 from mailpool_server.service.models import (
     ApiKeyInfo,
+    Contact,
+    Conversation,
+    Event,
     Identity,
     IdentityState,
     Mailbox,
+    Message,
     Org,
+    PendingSend,
+    TimelineEntry,
 )
+
+
+class WriteLockTimeout(Exception):
+    """The store could not start a write transaction within the time asked for."""
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    fingerprint: str
+    response: str
+    expires_at: int
 
 
 class OrgRepo(Protocol):
@@ -44,10 +63,83 @@ class IdentityRepo(Protocol):
     async def add_mailbox_usage(self, mailbox_id: str, day: str, count: int, cap: int) -> bool: ...
 
 
-class Tx(OrgRepo, IdentityRepo, Protocol):
+class SendRepo(Protocol):
+    async def lock_identity(self, identity_id: str) -> Identity:
+        """Re-read the identity and hold its row until commit: sends, seq allocation
+        and cap counting of one identity are serialized by this lock."""
+        ...
+
+    async def claim_idempotency_key(
+        self, org_id: str, key: str, fingerprint: str, now: int, expires_at: int
+    ) -> IdempotencyRecord | None:
+        """Insert a claim for (org, key), or return the live record another request
+        committed. Waits while a concurrent transaction holds an uncommitted claim.
+        An expired record is replaced by the new claim."""
+        ...
+
+    async def idempotency_record(
+        self, org_id: str, key: str, now: int
+    ) -> IdempotencyRecord | None: ...
+    async def complete_idempotency_key(self, org_id: str, key: str, response: str) -> None: ...
+    async def add_do_not_contact(self, org_id: str, address: str, reason: str, at: int) -> None: ...
+    async def do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]: ...
+    async def contacts_among(
+        self, identity_id: str, addresses: list[str]
+    ) -> dict[str, Contact]: ...
+    async def save_contact(self, contact: Contact) -> None: ...
+    async def set_mailbox_cold_next(self, mailbox_id: str, at: int) -> None: ...
+    async def add_pending_send(self, pending: PendingSend) -> None: ...
+
+
+class ConversationRepo(Protocol):
+    async def add_conversation(self, conversation: Conversation) -> None: ...
+    async def update_conversation(self, conversation: Conversation) -> None: ...
+    async def conversation_by_id(self, conv_id: str) -> Conversation | None: ...
+    async def add_message(self, message: Message) -> None: ...
+    async def add_timeline(self, conv_id: str, entry: TimelineEntry) -> None: ...
+    async def timeline_of(self, conv_id: str) -> list[TimelineEntry]: ...
+    async def conversations_page(
+        self,
+        identity_id: str,
+        *,
+        archived: bool | None,
+        correspondent: str | None,
+        domain: str | None,
+        since: int | None,
+        until: int | None,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[Conversation]: ...
+
+
+class EventRepo(Protocol):
+    async def append_events(
+        self, identity: Identity, events: list[NewEvent], at: int
+    ) -> list[Event]:
+        """Give the events the identity's next seqs (from its counter row, inside
+        this transaction) and store them."""
+        ...
+
+    async def events_after(
+        self, identity: Identity, since: int, types: tuple[str, ...], limit: int
+    ) -> list[Event]: ...
+    async def head_seqs(self, identity_ids: list[str]) -> dict[str, int]: ...
+
+
+class Tx(OrgRepo, IdentityRepo, SendRepo, ConversationRepo, EventRepo, Protocol):
     """Every repository, inside one transaction."""
 
 
 class Store(Protocol):
     def read(self) -> AbstractAsyncContextManager[Tx]: ...
-    def write(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    def write(self, *, lock_timeout_s: float | None = None) -> AbstractAsyncContextManager[Tx]:
+        """A write transaction; with lock_timeout_s, raise WriteLockTimeout when it
+        cannot start (or take a contended row or key lock) within that time."""
+        ...
+
+
+class EventListener(Protocol):
+    def events_committed(self, identity_id: str, head_seq: int) -> None:
+        """Called after a transaction that appended events has committed."""
+        ...

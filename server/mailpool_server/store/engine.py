@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,7 +18,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from mailpool_server.service.ports import WriteLockTimeout
+
 _WRITE = "mailpool_write"
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 def is_sqlite(url: str) -> bool:
@@ -70,13 +74,33 @@ class Database:
         self._sqlite_writer = asyncio.Lock() if self.sqlite else None
 
     @asynccontextmanager
-    async def session(self, *, write: bool) -> AsyncIterator[AsyncSession]:
+    async def session(
+        self, *, write: bool, lock_timeout_s: float | None = None
+    ) -> AsyncIterator[AsyncSession]:
         if write and self._sqlite_writer is not None:
-            async with self._sqlite_writer, self._open(write=True) as session:
-                yield session
+            try:
+                await asyncio.wait_for(self._sqlite_writer.acquire(), lock_timeout_s)
+            except TimeoutError:
+                raise WriteLockTimeout() from None
+            try:
+                async with self._open(write=True) as session:
+                    yield session
+            finally:
+                self._sqlite_writer.release()
         else:
             async with self._open(write=write) as session:
-                yield session
+                if write and lock_timeout_s is not None:
+                    # PostgreSQL: a wait on a row or key lock longer than this fails
+                    # with lock_not_available instead of hanging.
+                    await session.execute(
+                        text(f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
+                    )
+                try:
+                    yield session
+                except DBAPIError as error:
+                    if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                        raise WriteLockTimeout() from error
+                    raise
 
     @asynccontextmanager
     async def _open(self, *, write: bool) -> AsyncIterator[AsyncSession]:

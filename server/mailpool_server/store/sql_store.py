@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from mailpool_server.store.conversations import ConversationRepoSql
 from mailpool_server.store.engine import Database
+from mailpool_server.store.events import EventRepoSql
 from mailpool_server.store.identities import IdentityRepoSql
 from mailpool_server.store.orgs import OrgRepoSql
+from mailpool_server.store.sends import SendRepoSql
 
 
-class SqlTx(OrgRepoSql, IdentityRepoSql):
+class SqlTx(OrgRepoSql, IdentityRepoSql, SendRepoSql, ConversationRepoSql, EventRepoSql):
     """Every repository on one session, i.e. one transaction."""
 
 
@@ -25,6 +28,6 @@ class SqlStore:
             yield SqlTx(session, dialect=self._dialect)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[SqlTx]:
-        async with self.database.session(write=True) as session:
+    async def write(self, *, lock_timeout_s: float | None = None) -> AsyncIterator[SqlTx]:
+        async with self.database.session(write=True, lock_timeout_s=lock_timeout_s) as session:
             yield SqlTx(session, dialect=self._dialect)

@@ -61,6 +61,8 @@ class Message(_message.Message):
     HTML_FIELD_NUMBER: _builtins.int
     SNIPPET_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    IN_REPLY_TO_FIELD_NUMBER: _builtins.int
+    REFERENCES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is mailpool's id of the message, "msg_" + 16 lowercase hex digits."""
     direction: Global___MessageDirection.ValueType
@@ -81,6 +83,8 @@ class Message(_message.Message):
     """snippet is the first 140 characters of the text (or of the html with its
     tags removed), whitespace folded.
     """
+    in_reply_to: _builtins.str
+    """in_reply_to is the In-Reply-To header; empty when the message starts a thread."""
     @_builtins.property
     def to(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """to is the list of To addresses."""
@@ -92,6 +96,10 @@ class Message(_message.Message):
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """time is when the message was queued (outbound) or received (inbound)."""
+
+    @_builtins.property
+    def references(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """references is the References header, oldest first."""
 
     def __init__(
         self,
@@ -107,10 +115,12 @@ class Message(_message.Message):
         html: _builtins.str = ...,
         snippet: _builtins.str = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        in_reply_to: _builtins.str = ...,
+        references: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cc", b"cc", "direction", b"direction", "from_address", b"from_address", "html", b"html", "id", b"id", "message_id_header", b"message_id_header", "snippet", b"snippet", "subject", b"subject", "text", b"text", "time", b"time", "to", b"to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cc", b"cc", "direction", b"direction", "from_address", b"from_address", "html", b"html", "id", b"id", "in_reply_to", b"in_reply_to", "message_id_header", b"message_id_header", "references", b"references", "snippet", b"snippet", "subject", b"subject", "text", b"text", "time", b"time", "to", b"to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,45 @@
+"""ConversationService."""
+
+from __future__ import annotations
+
+from mailpool.v1 import conversation_service_pb2 as pb
+from mailpool.v1 import conversation_service_pb2_grpc as pb_grpc
+from mailpool_server.rpc import encode
+from mailpool_server.rpc.interceptor import Context, current_org
+from mailpool_server.service.conversations import ConversationFilter, ConversationQueries
+
+
+class ConversationServicer(pb_grpc.ConversationServiceServicer):
+    def __init__(self, queries: ConversationQueries) -> None:
+        self._queries = queries
+
+    async def ListConversations(
+        self, request: pb.ListConversationsRequest, context: Context
+    ) -> pb.ListConversationsResponse:
+        where = ConversationFilter(
+            archived=request.archived if request.HasField("archived") else None,
+            correspondent=request.correspondent if request.HasField("correspondent") else None,
+            domain=(
+                request.correspondent_domain if request.HasField("correspondent_domain") else None
+            ),
+            since=request.since.ToMilliseconds() if request.HasField("since") else None,
+            until=request.until.ToMilliseconds() if request.HasField("until") else None,
+        )
+        page = await self._queries.list(
+            current_org(), request.identity, where, request.page_size, request.page_token
+        )
+        return pb.ListConversationsResponse(
+            identity=page.handle,
+            conversations=[encode.conversation(c) for c in page.conversations],
+            next_page_token=page.next_token,
+        )
+
+    async def GetConversation(
+        self, request: pb.GetConversationRequest, context: Context
+    ) -> pb.GetConversationResponse:
+        detail = await self._queries.get(current_org(), request.identity, request.conv_id)
+        return pb.GetConversationResponse(
+            identity=detail.handle,
+            conversation=encode.conversation(detail.conversation),
+            timeline=[encode.timeline_item(entry) for entry in detail.timeline],
+        )

@@ -1,0 +1,196 @@
+"""The send request: its two shapes, validation that names the field, and the
+canonical fingerprint idempotency compares."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+
+from mailpool_server.service.errors import (
+    FieldViolation,
+    IdempotencyKeyMalformed,
+    InvalidArgument,
+    MutuallyExclusiveFields,
+)
+from mailpool_server.service.ids import CONV_ID
+
+MAX_RECIPIENTS = 50
+MAX_ADDRESS_CHARS = 320
+MAX_SUBJECT_CHARS = 998
+MAX_BODY_CHARS = 1_000_000
+MAX_LABELS = 20
+MAX_LABEL_CHARS = 64
+MAX_REFERENCES = 100
+MAX_MESSAGE_ID_CHARS = 998
+MIN_NO_REPLY_MS = 60_000
+MAX_NO_REPLY_MS = 365 * 86_400_000
+MAX_IDEMPOTENCY_KEY = 255
+
+_UNIT_MS = {
+    **dict.fromkeys(("ms", "msec", "msecs", "millisecond", "milliseconds"), 1),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1_000),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60_000),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3_600_000),
+    **dict.fromkeys(("d", "day", "days"), 86_400_000),
+    **dict.fromkeys(("w", "week", "weeks"), 7 * 86_400_000),
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
+_MESSAGE_ID = re.compile(r"^<[^<>\s]+>$")
+
+
+@dataclass(frozen=True)
+class SendCommand:
+    """A send as the client gave it (None = field absent)."""
+
+    identity: str
+    to: tuple[str, ...] = ()
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+    conv_id: str | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    no_reply_event_after: str | None = None
+    idempotency_key: str | None = field(default=None, compare=False)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the request without its key, field by field, so that two
+        requests that parse the same (whatever their JSON key order or spacing)
+        compare equal."""
+        body = asdict(self)
+        body.pop("idempotency_key")
+        body["identity"] = self.identity.strip().lower()
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_duration_ms(value: str) -> int:
+    """'30m', '4h', '1.5h', '1d', '3 days', '90 minutes', or bare milliseconds.
+    Below one minute is raised to one minute."""
+    text = value.strip().lower()
+    if text.isdigit():
+        ms = int(text)
+    else:
+        match = _DURATION.match(text)
+        if match is None or match.group(2) not in _UNIT_MS:
+            raise InvalidArgument.of(
+                "noReplyEventAfter",
+                "must be a duration such as 30m, 4h, 1.5h, 1d, 3 days or milliseconds",
+            )
+        ms = round(float(match.group(1)) * _UNIT_MS[match.group(2)])
+    if ms > MAX_NO_REPLY_MS:
+        raise InvalidArgument.of("noReplyEventAfter", "must be at most 365 days")
+    return max(ms, MIN_NO_REPLY_MS)
+
+
+def validate_idempotency_key(key: str | None) -> None:
+    if key is None:
+        return
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or any(not 0x21 <= ord(c) <= 0x7E for c in key):
+        raise IdempotencyKeyMalformed()
+
+
+@dataclass(frozen=True)
+class ValidSend:
+    """A request that passed validation; recipients are as given (each one's syntax is
+    judged per recipient, as invalid_recipient, not as an error)."""
+
+    command: SendCommand
+    recipients: tuple[str, ...]
+    no_reply_after_ms: int | None
+
+    @property
+    def is_reply(self) -> bool:
+        return self.command.conv_id is not None
+
+
+def _check_text(violations: list[FieldViolation], name: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        violations.append(FieldViolation(name, f"must be at most {limit} characters"))
+
+
+def validate(command: SendCommand) -> ValidSend:
+    """Check the request's shape; raise InvalidArgument naming every bad field."""
+    validate_idempotency_key(command.idempotency_key)
+    if command.conv_id is not None:
+        clashing = [
+            name
+            for name, present in (
+                ("to", bool(command.to)),
+                ("subject", command.subject is not None),
+                ("inReplyTo", command.in_reply_to is not None),
+                ("references", bool(command.references)),
+            )
+            if present
+        ]
+        if clashing:
+            raise MutuallyExclusiveFields("convId", clashing)
+    violations: list[FieldViolation] = []
+    if command.conv_id is not None:
+        if not CONV_ID.match(command.conv_id):
+            violations.append(FieldViolation("convId", "must match ^conv_[0-9a-f]+$"))
+    else:
+        _validate_new_conversation(command, violations)
+    if not command.text and not command.html:
+        violations.append(FieldViolation("text", "text or html is required"))
+    _check_text(violations, "text", command.text or "", MAX_BODY_CHARS)
+    _check_text(violations, "html", command.html or "", MAX_BODY_CHARS)
+    _validate_labels(command.labels, violations)
+    no_reply_ms = None
+    if command.no_reply_event_after is not None:
+        try:
+            no_reply_ms = parse_duration_ms(command.no_reply_event_after)
+        except InvalidArgument as error:
+            violations += error.violations
+    if violations:
+        first = violations[0]
+        raise InvalidArgument(f"{first.field}: {first.description}", violations)
+    return ValidSend(command, command.to, no_reply_ms)
+
+
+def _validate_new_conversation(command: SendCommand, violations: list[FieldViolation]) -> None:
+    if not command.to:
+        violations.append(FieldViolation("to", "is required (or convId to reply)"))
+    elif len(command.to) > MAX_RECIPIENTS:
+        violations.append(FieldViolation("to", f"must list at most {MAX_RECIPIENTS} recipients"))
+    else:
+        seen: set[str] = set()
+        for address in command.to:
+            key = address.strip().lower()
+            if len(address) > MAX_ADDRESS_CHARS:
+                violations.append(
+                    FieldViolation(
+                        "to", f"addresses must be at most {MAX_ADDRESS_CHARS} characters"
+                    )
+                )
+            elif key in seen:
+                violations.append(FieldViolation("to", f"lists {address} more than once"))
+            seen.add(key)
+    if command.subject is None:
+        violations.append(FieldViolation("subject", "is required for a new conversation"))
+    else:
+        _check_text(violations, "subject", command.subject, MAX_SUBJECT_CHARS)
+        if "\r" in command.subject or "\n" in command.subject:
+            violations.append(FieldViolation("subject", "must be one line"))
+    if command.in_reply_to is not None and not _MESSAGE_ID.match(command.in_reply_to):
+        violations.append(FieldViolation("inReplyTo", "must be a Message-ID like <id@host>"))
+    if command.references and command.in_reply_to is None:
+        violations.append(FieldViolation("references", "needs inReplyTo"))
+    if len(command.references) > MAX_REFERENCES:
+        violations.append(FieldViolation("references", f"must list at most {MAX_REFERENCES}"))
+    elif any(not _MESSAGE_ID.match(r) for r in command.references):
+        violations.append(FieldViolation("references", "must be Message-IDs like <id@host>"))
+
+
+def _validate_labels(labels: tuple[str, ...], violations: list[FieldViolation]) -> None:
+    if len(labels) > MAX_LABELS:
+        violations.append(FieldViolation("labels", f"must list at most {MAX_LABELS} labels"))
+    for label in labels:
+        if not 1 <= len(label) <= MAX_LABEL_CHARS or not label.isprintable():
+            violations.append(
+                FieldViolation("labels", f"each label is 1..{MAX_LABEL_CHARS} printable characters")
+            )
+            break

@@ -1,0 +1,189 @@
+"""Conversations, their messages and timelines."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import and_, or_, select, update
+
+from mailpool_server.service.addresses import domain_of
+from mailpool_server.service.models import Conversation, Direction, Message, TimelineEntry
+from mailpool_server.store.base import TxBase
+from mailpool_server.store.tables import ConversationRow, MessageRow, TimelineRow
+
+
+def _dump(values: tuple[str, ...]) -> str:
+    return json.dumps(list(values))
+
+
+def _conversation(row: ConversationRow) -> Conversation:
+    return Conversation(
+        id=row.id,
+        identity_id=row.identity_id,
+        correspondent=row.correspondent,
+        mailbox_id=row.mailbox_id,
+        subject=row.subject,
+        snippet=row.snippet,
+        message_count=row.message_count,
+        archived=row.archived,
+        labels=tuple(json.loads(row.labels)),
+        created_at=row.created_at,
+        last_event_at=row.last_event_at,
+        last_message_id_header=row.last_message_id_header,
+        references=tuple(json.loads(row.references)),
+        no_reply_after_ms=row.no_reply_after_ms,
+        no_reply_at=row.no_reply_at,
+        last_no_reply_at=row.last_no_reply_at,
+    )
+
+
+def _conversation_values(c: Conversation) -> dict[str, object]:
+    return {
+        "identity_id": c.identity_id,
+        "correspondent": c.correspondent,
+        "correspondent_domain": domain_of(c.correspondent),
+        "mailbox_id": c.mailbox_id,
+        "subject": c.subject,
+        "snippet": c.snippet,
+        "message_count": c.message_count,
+        "archived": c.archived,
+        "labels": _dump(c.labels),
+        "created_at": c.created_at,
+        "last_event_at": c.last_event_at,
+        "last_message_id_header": c.last_message_id_header,
+        "references": _dump(c.references),
+        "no_reply_after_ms": c.no_reply_after_ms,
+        "no_reply_at": c.no_reply_at,
+        "last_no_reply_at": c.last_no_reply_at,
+    }
+
+
+def _message(row: MessageRow) -> Message:
+    return Message(
+        id=row.id,
+        conv_id=row.conv_id,
+        direction=Direction(row.direction),
+        message_id_header=row.message_id_header,
+        from_address=row.from_address,
+        to=tuple(json.loads(row.to_addresses)),
+        cc=tuple(json.loads(row.cc_addresses)),
+        subject=row.subject,
+        text=row.text,
+        html=row.html,
+        snippet=row.snippet,
+        ts=row.ts,
+        in_reply_to=row.in_reply_to,
+        references=tuple(json.loads(row.references)),
+    )
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class ConversationRepoSql(TxBase):
+    async def add_conversation(self, conversation: Conversation) -> None:
+        self.session.add(ConversationRow(id=conversation.id, **_conversation_values(conversation)))
+        await self.session.flush()
+
+    async def update_conversation(self, conversation: Conversation) -> None:
+        await self.session.execute(
+            update(ConversationRow)
+            .where(ConversationRow.id == conversation.id)
+            .values(**_conversation_values(conversation))
+        )
+
+    async def conversation_by_id(self, conv_id: str) -> Conversation | None:
+        row = await self.session.get(ConversationRow, conv_id, populate_existing=True)
+        return None if row is None else _conversation(row)
+
+    async def add_message(self, message: Message) -> None:
+        self.session.add(
+            MessageRow(
+                id=message.id,
+                conv_id=message.conv_id,
+                direction=message.direction.value,
+                message_id_header=message.message_id_header,
+                from_address=message.from_address,
+                to_addresses=_dump(message.to),
+                cc_addresses=_dump(message.cc),
+                subject=message.subject,
+                text=message.text,
+                html=message.html,
+                snippet=message.snippet,
+                in_reply_to=message.in_reply_to,
+                references=_dump(message.references),
+                ts=message.ts,
+            )
+        )
+        await self.session.flush()
+
+    async def add_timeline(self, conv_id: str, entry: TimelineEntry) -> None:
+        self.session.add(
+            TimelineRow(
+                conv_id=conv_id,
+                ts=entry.ts,
+                type=entry.type,
+                message_id=entry.message.id if entry.message else None,
+                data=json.dumps(entry.data),
+            )
+        )
+        await self.session.flush()
+
+    async def timeline_of(self, conv_id: str) -> list[TimelineEntry]:
+        rows = await self.session.execute(
+            select(TimelineRow, MessageRow)
+            .outerjoin(MessageRow, MessageRow.id == TimelineRow.message_id)
+            .where(TimelineRow.conv_id == conv_id)
+            .order_by(TimelineRow.id)
+        )
+        return [
+            TimelineEntry(
+                type=item.type,
+                ts=item.ts,
+                data=json.loads(item.data),
+                message=_message(message) if message is not None else None,
+            )
+            for item, message in rows
+        ]
+
+    async def conversations_page(
+        self,
+        identity_id: str,
+        *,
+        archived: bool | None,
+        correspondent: str | None,
+        domain: str | None,
+        since: int | None,
+        until: int | None,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[Conversation]:
+        c = ConversationRow
+        query = select(c).where(c.identity_id == identity_id)
+        if archived is not None:
+            query = query.where(c.archived.is_(archived))
+        if correspondent is not None:
+            query = query.where(c.correspondent == correspondent)
+        if domain is not None:
+            query = query.where(
+                or_(
+                    c.correspondent_domain == domain,
+                    c.correspondent_domain.like("%." + _like_escape(domain), escape="\\"),
+                )
+            )
+        if since is not None:
+            query = query.where(c.last_event_at >= since)
+        if until is not None:
+            query = query.where(c.last_event_at <= until)
+        if after is not None:
+            # Keyset paging on (last_event_at, id), both descending: stable when rows
+            # share a time, and unaffected by rows added ahead of the cursor.
+            at, conv_id = after
+            query = query.where(
+                or_(c.last_event_at < at, and_(c.last_event_at == at, c.id < conv_id))
+            )
+        rows = await self.session.scalars(
+            query.order_by(c.last_event_at.desc(), c.id.desc()).limit(limit)
+        )
+        return [_conversation(row) for row in rows]

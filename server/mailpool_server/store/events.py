@@ -1,0 +1,88 @@
+"""The per-identity event log."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import insert, select, update
+
+from mailpool_server.service.events import NewEvent
+from mailpool_server.service.ids import new_event_id
+from mailpool_server.service.models import Event, Identity
+from mailpool_server.store.base import TxBase
+from mailpool_server.store.tables import EventRow, IdentityRow
+
+
+class EventRepoSql(TxBase):
+    async def append_events(
+        self, identity: Identity, events: list[NewEvent], at: int
+    ) -> list[Event]:
+        if not events:
+            return []
+        # One UPDATE reserves the whole block of seqs; the row stays locked until
+        # commit, so the next transaction's block starts where this one's ended and
+        # commit order is seq order.
+        last = await self.session.scalar(
+            update(IdentityRow)
+            .where(IdentityRow.id == identity.id)
+            .values(last_seq=IdentityRow.last_seq + len(events))
+            .returning(IdentityRow.last_seq)
+        )
+        assert last is not None
+        first = last - len(events) + 1
+        appended = [
+            Event(
+                id=new_event_id(at),
+                identity_id=identity.id,
+                handle=identity.handle,
+                seq=first + offset,
+                type=event.type,
+                conv_id=event.conv_id,
+                created_at=at,
+                data=event.data,
+            )
+            for offset, event in enumerate(events)
+        ]
+        await self.session.execute(
+            insert(EventRow),
+            [
+                {
+                    "id": e.id,
+                    "identity_id": e.identity_id,
+                    "seq": e.seq,
+                    "type": e.type,
+                    "conv_id": e.conv_id,
+                    "created_at": e.created_at,
+                    "data": json.dumps(e.data, separators=(",", ":")),
+                }
+                for e in appended
+            ],
+        )
+        return appended
+
+    async def events_after(
+        self, identity: Identity, since: int, types: tuple[str, ...], limit: int
+    ) -> list[Event]:
+        query = select(EventRow).where(EventRow.identity_id == identity.id, EventRow.seq > since)
+        if types:
+            query = query.where(EventRow.type.in_(types))
+        rows = await self.session.scalars(query.order_by(EventRow.seq).limit(limit))
+        return [
+            Event(
+                id=row.id,
+                identity_id=row.identity_id,
+                handle=identity.handle,
+                seq=row.seq,
+                type=row.type,
+                conv_id=row.conv_id,
+                created_at=row.created_at,
+                data=json.loads(row.data),
+            )
+            for row in rows
+        ]
+
+    async def head_seqs(self, identity_ids: list[str]) -> dict[str, int]:
+        rows = await self.session.execute(
+            select(IdentityRow.id, IdentityRow.last_seq).where(IdentityRow.id.in_(identity_ids))
+        )
+        return {identity_id: seq for identity_id, seq in rows}

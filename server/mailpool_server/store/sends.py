@@ -1,0 +1,153 @@
+"""The rows one send writes besides conversations and events."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from mailpool_server.service.models import Contact, Identity, PendingSend
+from mailpool_server.service.ports import IdempotencyRecord
+from mailpool_server.store.base import TxBase
+from mailpool_server.store.identities import identity_from_row
+from mailpool_server.store.tables import (
+    ContactRow,
+    DoNotContactRow,
+    IdempotencyRow,
+    IdentityRow,
+    MailboxRow,
+    PendingSendRow,
+)
+
+
+class SendRepoSql(TxBase):
+    async def lock_identity(self, identity_id: str) -> Identity:
+        # FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the lock.
+        row = await self.session.scalar(
+            select(IdentityRow).where(IdentityRow.id == identity_id).with_for_update()
+        )
+        if row is None:
+            raise LookupError(f"identity {identity_id} vanished")
+        return identity_from_row(row)
+
+    async def claim_idempotency_key(
+        self, org_id: str, key: str, fingerprint: str, now: int, expires_at: int
+    ) -> IdempotencyRecord | None:
+        # The INSERT is the first write of the send: a concurrent duplicate blocks on
+        # the unique key right here until the first transaction ends.
+        inserted = await self.session.execute(
+            self.insert(IdempotencyRow)
+            .values(
+                org_id=org_id,
+                key=key,
+                fingerprint=fingerprint,
+                response="",
+                created_at=now,
+                expires_at=expires_at,
+            )
+            .on_conflict_do_nothing(index_elements=["org_id", "key"])
+            .returning(IdempotencyRow.key)
+        )
+        if inserted.first() is not None:
+            return None
+        row = await self.session.get(IdempotencyRow, (org_id, key), populate_existing=True)
+        assert row is not None  # the conflict proves it exists; nothing deletes rows
+        if row.expires_at > now:
+            return IdempotencyRecord(row.fingerprint, row.response, row.expires_at)
+        # Past its 24 hours the key starts a new life.
+        row.fingerprint, row.response = fingerprint, ""
+        row.created_at, row.expires_at = now, expires_at
+        await self.session.flush()
+        return None
+
+    async def idempotency_record(self, org_id: str, key: str, now: int) -> IdempotencyRecord | None:
+        row = await self.session.scalar(
+            select(IdempotencyRow).where(
+                IdempotencyRow.org_id == org_id,
+                IdempotencyRow.key == key,
+                IdempotencyRow.expires_at > now,
+                IdempotencyRow.response != "",
+            )
+        )
+        return (
+            None
+            if row is None
+            else IdempotencyRecord(row.fingerprint, row.response, row.expires_at)
+        )
+
+    async def complete_idempotency_key(self, org_id: str, key: str, response: str) -> None:
+        await self.session.execute(
+            update(IdempotencyRow)
+            .where(IdempotencyRow.org_id == org_id, IdempotencyRow.key == key)
+            .values(response=response)
+        )
+
+    async def do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]:
+        if not addresses:
+            return set()
+        rows = await self.session.scalars(
+            select(DoNotContactRow.address).where(
+                DoNotContactRow.org_id == org_id, DoNotContactRow.address.in_(addresses)
+            )
+        )
+        return set(rows)
+
+    async def add_do_not_contact(self, org_id: str, address: str, reason: str, at: int) -> None:
+        await self.session.execute(
+            self.insert(DoNotContactRow)
+            .values(org_id=org_id, address=address, reason=reason, created_at=at)
+            .on_conflict_do_nothing(index_elements=["org_id", "address"])
+        )
+
+    async def contacts_among(self, identity_id: str, addresses: list[str]) -> dict[str, Contact]:
+        if not addresses:
+            return {}
+        rows = await self.session.scalars(
+            select(ContactRow).where(
+                ContactRow.identity_id == identity_id, ContactRow.address.in_(addresses)
+            )
+        )
+        return {
+            row.address: Contact(
+                identity_id=row.identity_id,
+                address=row.address,
+                pinned_mailbox_id=row.pinned_mailbox_id,
+                outbound_count=row.outbound_count,
+                outbounds_since_reply=row.outbounds_since_reply,
+                last_reply_at=row.last_reply_at,
+            )
+            for row in rows
+        }
+
+    async def save_contact(self, contact: Contact) -> None:
+        values = {
+            "pinned_mailbox_id": contact.pinned_mailbox_id,
+            "outbound_count": contact.outbound_count,
+            "outbounds_since_reply": contact.outbounds_since_reply,
+            "last_reply_at": contact.last_reply_at,
+        }
+        await self.session.execute(
+            self.insert(ContactRow)
+            .values(identity_id=contact.identity_id, address=contact.address, **values)
+            .on_conflict_do_update(index_elements=["identity_id", "address"], set_=values)
+        )
+
+    async def set_mailbox_cold_next(self, mailbox_id: str, at: int) -> None:
+        await self.session.execute(
+            update(MailboxRow).where(MailboxRow.id == mailbox_id).values(cold_next_at=at)
+        )
+
+    async def add_pending_send(self, pending: PendingSend) -> None:
+        self.session.add(
+            PendingSendRow(
+                id=pending.id,
+                identity_id=pending.identity_id,
+                conv_id=pending.conv_id,
+                message_id=pending.message_id,
+                mailbox_id=pending.mailbox_id,
+                recipient=pending.recipient,
+                send_class=pending.send_class.value,
+                status=pending.status,
+                dispatch_at=pending.dispatch_at,
+                attempts=pending.attempts,
+                created_at=pending.created_at,
+            )
+        )
