@@ -13,6 +13,7 @@ from mailpool_server.service.auth import Authenticator
 from mailpool_server.service.clock import Clock, SystemClock
 from mailpool_server.service.conversations import ConversationQueries
 from mailpool_server.service.event_bus import EventBus
+from mailpool_server.service.event_feed import EventFeed
 from mailpool_server.service.identities import IdentityQueries
 from mailpool_server.service.send import Sender
 from mailpool_server.store.engine import Database, make_engine
@@ -58,6 +59,7 @@ class App:
                 idempotency_wait_s=settings.idempotency_wait_s,
             ),
             conversations=ConversationQueries(store),
+            events=EventFeed(store, bus, heartbeat_s=settings.heartbeat_s),
         )
         admin = Admin(store, clock, mailbox_domain=settings.mailbox_domain)
         return cls(settings, clock, database, store, bus, admin, services)
@@ -65,7 +67,10 @@ class App:
     async def start(self) -> None:
         """Start the servers on the configured ports (0 picks free ones)."""
         self.grpc = await start_grpc(
-            self.grpc_services, self.settings.grpc_host, self.settings.grpc_port
+            self.grpc_services,
+            self.settings.grpc_host,
+            self.settings.grpc_port,
+            stall_s=self.settings.stream_stall_s,
         )
         log.info("grpc serving", extra={"fields": {"port": self.grpc.port}})
 
@@ -73,6 +78,9 @@ class App:
         """Stop taking calls, let running ones finish within the grace period, close."""
         if self.grpc is not None:
             await self.grpc.health.enter_graceful_shutdown()
+            # Streams never finish by themselves: end them now (UNAVAILABLE, resume by
+            # seq elsewhere) rather than let them eat the grace period.
+            self.grpc_services.events.close()
             await self.grpc.server.stop(self.settings.shutdown_grace_s)
             self.grpc = None
         await self.database.dispose()  # idempotent: a disposed engine just reconnects

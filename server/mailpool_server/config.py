@@ -53,6 +53,10 @@ class Settings:
     )
     # How long a duplicate waits for the first request with its Idempotency-Key.
     idempotency_wait_s: float = 10.0
+    # StreamEvents: heartbeat after this much quiet; end a subscriber that cannot take
+    # one more message for stream_stall_s.
+    heartbeat_s: float = 15.0
+    stream_stall_s: float = 60.0
     log_level: str = field(default_factory=lambda: os.environ.get("MAILPOOL_LOG_LEVEL", "INFO"))
     # Seconds the server waits for in-flight calls on SIGTERM before cancelling them.
     shutdown_grace_s: float = 5.0

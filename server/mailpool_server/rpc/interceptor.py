@@ -7,10 +7,12 @@ stay open (no key), so that probes and grpcurl-style tools work.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeAlias, cast
 
 import grpc
@@ -45,12 +47,23 @@ class StatusError(Exception):
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 UnaryBehaviour: TypeAlias = "Callable[[Any, Context], Awaitable[Any]]"
-StreamBehaviour: TypeAlias = "Callable[[Any, Context], AsyncIterator[Any]]"
+StreamBehaviour: TypeAlias = "Callable[[Any, Context], AsyncGenerator[Any, None]]"
+StreamCall: TypeAlias = "Callable[[Any, Context], Awaitable[None]]"
+
+
+class StreamStalled(Exception):
+    """Thrown into a streaming servicer when the client stops taking messages."""
+
+
+# A stream that cannot hand the client one more message for this long is ended, so a
+# stalled subscriber holds neither a server task nor anything in memory.
+DEFAULT_STALL_S = 60.0
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, *, stall_s: float = DEFAULT_STALL_S) -> None:
         self._auth = authenticator
+        self._stall_s = stall_s
 
     async def intercept_service(
         self,
@@ -96,18 +109,42 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
         return call
 
-    def _stream(self, method: str, behaviour: StreamBehaviour) -> StreamBehaviour:
-        async def call(request: Any, context: Context) -> AsyncIterator[Any]:
+    def _stream(self, method: str, behaviour: StreamBehaviour) -> StreamCall:
+        async def call(request: Any, context: Context) -> None:
             request_id.set(new_request_id())
             started = time.perf_counter()
             try:
                 await self._authenticate(context)
-                async for response in behaviour(request, context):
-                    yield response
+                responses = behaviour(request, context)
+                async for response in responses:
+                    # Not wait_for: it would wait for the cancelled write, and a write
+                    # held back by HTTP/2 flow control never finishes.
+                    write = asyncio.ensure_future(context.write(response))
+                    done, _ = await asyncio.wait({write}, timeout=self._stall_s)
+                    if not done:
+                        raise await _stalled(responses, write)
+                    write.result()
             except Exception as error:
                 await _abort(context, method, error, started)
 
         return call
+
+
+async def _stalled(responses: AsyncGenerator[Any, None], write: asyncio.Future[None]) -> Exception:
+    """The client stopped taking messages. Stop the producer now (no more reads, its
+    resources freed) and let it name its resume point; then wait for the one write
+    HTTP/2 flow control holds back. The status can only follow that message on the
+    stream, so it reaches the client when it drains, or never if the connection dies
+    (keepalive then cancels the call and this returns)."""
+    try:
+        await responses.athrow(StreamStalled())
+        error: Exception = StreamStalled()
+    except Exception as raised:  # the servicer's own answer, e.g. SubscriberStalled
+        error = raised
+    await responses.aclose()
+    with contextlib.suppress(Exception):
+        await write
+    return error
 
 
 def _ms(started: float) -> float:

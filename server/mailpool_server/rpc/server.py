@@ -11,17 +11,21 @@ from grpc_reflection.v1alpha import reflection
 from mailpool.v1 import (
     conversation_service_pb2,
     conversation_service_pb2_grpc,
+    event_service_pb2,
+    event_service_pb2_grpc,
     identity_service_pb2,
     identity_service_pb2_grpc,
     send_service_pb2,
     send_service_pb2_grpc,
 )
 from mailpool_server.rpc.conversation_servicer import ConversationServicer
+from mailpool_server.rpc.event_servicer import EventServicer
 from mailpool_server.rpc.identity_servicer import IdentityServicer
-from mailpool_server.rpc.interceptor import CallInterceptor
+from mailpool_server.rpc.interceptor import DEFAULT_STALL_S, CallInterceptor
 from mailpool_server.rpc.send_servicer import SendServicer
 from mailpool_server.service.auth import Authenticator
 from mailpool_server.service.conversations import ConversationQueries
+from mailpool_server.service.event_feed import EventFeed
 from mailpool_server.service.identities import IdentityQueries
 from mailpool_server.service.send import Sender
 
@@ -43,6 +47,7 @@ SERVICE_NAMES = [
         (identity_service_pb2, "IdentityService"),
         (send_service_pb2, "SendService"),
         (conversation_service_pb2, "ConversationService"),
+        (event_service_pb2, "EventService"),
     )
 ]
 
@@ -53,6 +58,7 @@ class GrpcServices:
     identities: IdentityQueries
     sender: Sender
     conversations: ConversationQueries
+    events: EventFeed
 
 
 @dataclass
@@ -62,9 +68,12 @@ class RunningGrpc:
     health: health.aio.HealthServicer
 
 
-async def start_grpc(services: GrpcServices, host: str, port: int) -> RunningGrpc:
+async def start_grpc(
+    services: GrpcServices, host: str, port: int, *, stall_s: float = DEFAULT_STALL_S
+) -> RunningGrpc:
     server = grpc.aio.server(
-        interceptors=[CallInterceptor(services.authenticator)], options=SERVER_OPTIONS
+        interceptors=[CallInterceptor(services.authenticator, stall_s=stall_s)],
+        options=SERVER_OPTIONS,
     )
     identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
         IdentityServicer(services.identities), server
@@ -72,6 +81,9 @@ async def start_grpc(services: GrpcServices, host: str, port: int) -> RunningGrp
     send_service_pb2_grpc.add_SendServiceServicer_to_server(SendServicer(services.sender), server)
     conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server(
         ConversationServicer(services.conversations), server
+    )
+    event_service_pb2_grpc.add_EventServiceServicer_to_server(
+        EventServicer(services.events), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

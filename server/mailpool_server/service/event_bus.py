@@ -28,6 +28,11 @@ class EventBus:
     def __init__(self) -> None:
         self._waiters: set[Waiter] = set()
 
+    @property
+    def waiting(self) -> int:
+        """How many readers are registered (a gauge; tests use it to see a reader go)."""
+        return len(self._waiters)
+
     def events_committed(self, identity_id: str, head_seq: int) -> None:
         for waiter in self._waiters:
             if waiter.wants(identity_id):

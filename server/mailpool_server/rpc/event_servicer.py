@@ -1,0 +1,75 @@
+"""EventService."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from mailpool.v1 import event_service_pb2 as pb
+from mailpool.v1 import event_service_pb2_grpc as pb_grpc
+from mailpool_server.rpc.encode_events import event
+from mailpool_server.rpc.interceptor import Context, StreamStalled, current_org
+from mailpool_server.service.errors import SubscriberStalled
+from mailpool_server.service.event_feed import CaughtUp, EventFeed
+from mailpool_server.service.models import Event
+
+
+def _heads(heads: dict[str, int]) -> list[pb.IdentitySeq]:
+    return [pb.IdentitySeq(identity=handle, seq=seq) for handle, seq in heads.items()]
+
+
+class EventServicer(pb_grpc.EventServiceServicer):
+    def __init__(self, feed: EventFeed) -> None:
+        self._feed = feed
+
+    async def ListEvents(
+        self, request: pb.ListEventsRequest, context: Context
+    ) -> pb.ListEventsResponse:
+        page = await self._feed.list_events(
+            current_org(),
+            request.identity,
+            request.since,
+            list(request.types),
+            request.limit,
+            request.timeout_ms,
+        )
+        return pb.ListEventsResponse(
+            identity=page.handle,
+            events=[event(e) for e in page.events],
+            cursor=page.cursor,
+            has_more=page.has_more,
+        )
+
+    async def StreamEvents(
+        self, request: pb.StreamEventsRequest, context: Context
+    ) -> AsyncIterator[pb.StreamEventsResponse]:
+        stream = await self._feed.subscribe(
+            current_org(),
+            handle=request.identity or None,
+            since=request.since,
+            whole_org=request.whole_org,
+            org_since={s.identity: s.seq for s in request.org_since},
+        )
+        delivered: dict[str, int] = {}
+        # aclosing: when the client goes or stalls, the feed lets go of its waiter now,
+        # not whenever the generator is collected.
+        async with contextlib.aclosing(stream) as items:
+            async for item in items:
+                if isinstance(item, Event):
+                    message = pb.StreamEventsResponse(event=event(item))
+                elif isinstance(item, CaughtUp):
+                    message = pb.StreamEventsResponse(
+                        caught_up=pb.CaughtUp(heads=_heads(item.heads))
+                    )
+                else:
+                    message = pb.StreamEventsResponse(
+                        heartbeat=pb.Heartbeat(heads=_heads(item.heads))
+                    )
+                try:
+                    yield message
+                except StreamStalled:
+                    raise SubscriberStalled(delivered) from None
+                if isinstance(item, Event):
+                    # Counted once handed over: the interceptor finishes this write
+                    # before it asks for the next message.
+                    delivered[item.handle] = item.seq

@@ -1,0 +1,221 @@
+"""Reading event logs: the long-poll page and the catch-up-then-live subscription.
+
+The database is the only source of truth. A reader registers its wake-up waiter
+*before* its last catch-up read, treats every wake-up as a hint, and always re-reads
+`seq > last delivered`; so a commit can never fall between a read and a wait, and a
+lost or duplicated hint costs one read, never an event. Events are read in pages, so
+a slow subscriber is fed from the log at its own pace and holds no buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+
+from mailpool_server.service.auth import identity_in_org
+from mailpool_server.service.errors import InvalidArgument, SeqInFuture, ShuttingDown
+from mailpool_server.service.event_bus import EventBus, Waiter
+from mailpool_server.service.events import EVENT_TYPES
+from mailpool_server.service.models import Event, Identity
+from mailpool_server.service.paging import page_size
+from mailpool_server.service.ports import Store
+
+MAX_TIMEOUT_MS = 25_000
+STREAM_PAGE = 500
+DEFAULT_HEARTBEAT_S = 15.0
+
+
+@dataclass(frozen=True)
+class EventPage:
+    handle: str
+    events: list[Event]
+    cursor: int
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class CaughtUp:
+    """The backlog is sent; heads maps handle → the seq it was sent up to."""
+
+    heads: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    heads: dict[str, int]
+
+
+StreamItem = Event | CaughtUp | Heartbeat
+
+
+def _check_types(types: list[str]) -> tuple[str, ...]:
+    unknown = [t for t in types if t not in EVENT_TYPES]
+    if unknown:
+        raise InvalidArgument.of(
+            "types", f"unknown event type {unknown[0]!r}; known: {', '.join(EVENT_TYPES)}"
+        )
+    return tuple(dict.fromkeys(types))
+
+
+class EventFeed:
+    def __init__(
+        self, store: Store, bus: EventBus, *, heartbeat_s: float = DEFAULT_HEARTBEAT_S
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._heartbeat_s = heartbeat_s
+        self._closing = asyncio.Event()
+
+    def close(self) -> None:
+        """End every open subscription promptly (server shutdown)."""
+        self._closing.set()
+
+    async def list_events(
+        self,
+        org_id: str,
+        handle: str,
+        since: int,
+        types: list[str],
+        limit: int,
+        timeout_ms: int,
+    ) -> EventPage:
+        """Events with seq > since, oldest first; waits up to timeout_ms for the first."""
+        wanted = _check_types(types)
+        size = page_size(limit, field="limit", default=100)
+        if since < 0:
+            raise InvalidArgument.of("since", "must be 0 or more")
+        if not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
+            raise InvalidArgument.of("timeoutMs", f"must be between 0 and {MAX_TIMEOUT_MS}")
+        async with self._store.read() as tx:
+            identity = await identity_in_org(tx, org_id, handle)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000
+        with self._bus.waiter(frozenset({identity.id})) as waiter:
+            while True:
+                waiter.wake.clear()
+                async with self._store.read() as tx:
+                    head = (await tx.head_seqs([identity.id])).get(identity.id, 0)
+                    if since > head:
+                        raise SeqInFuture(identity.handle, since, head)
+                    events = await tx.events_after(identity, since, wanted, size + 1)
+                remaining = deadline - loop.time()
+                if events or remaining <= 0 or self._closing.is_set():
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.wake.wait(), remaining)
+        page = events[:size]
+        return EventPage(
+            handle=identity.handle,
+            events=page,
+            cursor=page[-1].seq if page else since,
+            has_more=len(events) > size,
+        )
+
+    async def subscribe(
+        self,
+        org_id: str,
+        *,
+        handle: str | None,
+        since: int = 0,
+        whole_org: bool = False,
+        org_since: dict[str, int] | None = None,
+    ) -> AsyncGenerator[StreamItem, None]:
+        """Validate a subscription and return its stream (errors surface here, before
+        the first message)."""
+        if handle and whole_org:
+            raise InvalidArgument.of("identity", "give an identity or wholeOrg, not both")
+        if not handle and not whole_org:
+            raise InvalidArgument.of("identity", "give an identity, or set wholeOrg")
+        cursors: dict[str, int] = {}
+        async with self._store.read() as tx:
+            if handle:
+                identity = await identity_in_org(tx, org_id, handle)
+                starts = {identity.handle: since}
+                identities = [identity]
+            else:
+                starts = {}
+                for name, seq in (org_since or {}).items():
+                    starts[(await identity_in_org(tx, org_id, name)).handle] = seq
+                identities = await tx.identities_of(org_id, "", 1_000_000)
+            by_handle = {i.handle: i for i in identities}
+            heads = await tx.head_seqs([i.id for i in identities])
+        for name, seq in starts.items():
+            head = heads.get(by_handle[name].id, 0)
+            if seq < 0:
+                raise InvalidArgument.of("since", "must be 0 or more")
+            if seq > head:
+                raise SeqInFuture(name, seq, head)
+        for identity in identities:
+            cursors[identity.handle] = starts.get(identity.handle, 0)
+        return self._stream(org_id, identities if handle else None, cursors)
+
+    async def _stream(
+        self, org_id: str, fixed: list[Identity] | None, cursors: dict[str, int]
+    ) -> AsyncGenerator[StreamItem, None]:
+        watch = frozenset(i.id for i in fixed) if fixed is not None else None
+        with self._bus.waiter(watch) as waiter:
+            async for event in self._catch_up(org_id, fixed, cursors, waiter):
+                yield event
+            yield CaughtUp(dict(cursors))
+            while True:
+                woke = await self._wait(waiter)
+                if not woke:
+                    yield Heartbeat(dict(cursors))
+                    continue
+                async for event in self._catch_up(org_id, fixed, cursors, waiter):
+                    yield event
+
+    async def _catch_up(
+        self,
+        org_id: str,
+        fixed: list[Identity] | None,
+        cursors: dict[str, int],
+        waiter: Waiter,
+    ) -> AsyncIterator[Event]:
+        """Send everything committed past the cursors, page by page, until a read
+        finds nothing new. The wake flag is cleared before each round of reads."""
+        while True:
+            waiter.wake.clear()
+            sent_any = False
+            async with self._store.read() as tx:
+                identities = (
+                    fixed if fixed is not None else await tx.identities_of(org_id, "", 1_000_000)
+                )
+                heads = await tx.head_seqs([i.id for i in identities])
+            for identity in identities:
+                cursors.setdefault(identity.handle, 0)
+                while heads.get(identity.id, 0) > cursors[identity.handle]:
+                    async with self._store.read() as tx:
+                        page = await tx.events_after(
+                            identity, cursors[identity.handle], (), STREAM_PAGE
+                        )
+                    if not page:
+                        break
+                    for event in page:
+                        self._check_open()
+                        yield event
+                        cursors[identity.handle] = event.seq
+                        sent_any = True
+            if not sent_any:
+                return
+
+    async def _wait(self, waiter: Waiter) -> bool:
+        """Wait for a wake-up; False after a heartbeat interval of quiet."""
+        self._check_open()
+        wake = asyncio.ensure_future(waiter.wake.wait())
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait(
+                {wake, closing}, timeout=self._heartbeat_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            wake.cancel()
+            closing.cancel()
+        self._check_open()
+        return waiter.wake.is_set()
+
+    def _check_open(self) -> None:
+        if self._closing.is_set():
+            raise ShuttingDown()

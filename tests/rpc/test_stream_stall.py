@@ -1,0 +1,77 @@
+"""A subscriber that stops reading is ended, with its resume point, instead of
+making the server read and buffer for it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from mailpool.v1 import event_service_pb2 as pb
+from mailpool_server.app import App
+from mailpool_server.config import Settings
+from mailpool_server.service.events import email_queued
+from mailpool_server.service.policy import Tier
+from tests.events_support import stream
+from tests.support import make_tenant, rich_error
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    settings.stream_stall_s = 0.3
+    return settings
+
+
+async def drain(call: grpc.aio.UnaryStreamCall, seqs: list[int]) -> None:  # type: ignore[type-arg]
+    while True:
+        message = await call.read()
+        assert isinstance(message, pb.StreamEventsResponse)
+        seqs.append(message.event.seq)
+
+
+async def test_stalled_subscriber_is_ended_with_its_last_seq(app: App) -> None:
+    tenant = await make_tenant(app, "big", "big@mailpool.local", tier=Tier.SCALE)
+    total = 20_000  # far more than HTTP/2 flow control lets through unread
+    async with app.store.write() as tx:
+        identity = await tx.identity_by_handle(tenant.handle)
+        assert identity is not None
+        await tx.append_events(
+            identity,
+            [
+                email_queued(
+                    conv_id="conv_1",
+                    pending_id=f"psn_{n}",
+                    recipient="a@example.com",
+                    send_class="warm",
+                    dispatch_at=0,
+                    mailbox_id="acc_1",
+                    mailbox_email="m@example.com",
+                )
+                for n in range(total)
+            ],
+            0,
+        )
+    assert app.grpc is not None
+    async with grpc.aio.insecure_channel(
+        f"127.0.0.1:{app.grpc.port}",
+        options=[("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1024)],
+    ) as slow:
+        call = stream(slow, tenant)
+        first = await call.read()
+        assert isinstance(first, pb.StreamEventsResponse)
+        assert first.event.seq == 1
+        # The server gives the stream up: its feed lets go of its waiter. Nothing
+        # signals that to a client, so the test polls the gauge.
+        while app.bus.waiting:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        seqs = [1]
+        # Draining now delivers what the transport held, then the status.
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await drain(call, seqs)
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert len(seqs) < total
+    error = rich_error(caught.value)
+    assert (error.code, error.reason) == (grpc.StatusCode.UNAVAILABLE, "SUBSCRIBER_STALLED")
+    # The resume point is never past what the client received.
+    assert seqs[-1] - 1 <= int(error.metadata[tenant.handle]) <= seqs[-1]
