@@ -26,7 +26,7 @@ def settings(tmp_path: Path) -> Settings:
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'mailpool.db'}",
         grpc_host="127.0.0.1",
         grpc_port=0,
-        http_port=0,
+        http_port=None,  # the shim's tests turn it on
         data_dir=tmp_path,
         shutdown_grace_s=2.0,
     )

@@ -125,7 +125,7 @@ def test_demo_is_repeatable(run) -> None:  # type: ignore[no-untyped-def]
 
 def test_serve_prints_its_port_and_stops_on_sigterm(run) -> None:  # type: ignore[no-untyped-def]
     process = subprocess.Popen(
-        [sys.executable, "-m", "mailpool_server", "serve", "--grpc-port", "0"],
+        [sys.executable, "-m", "mailpool_server", "serve", "--grpc-port", "0", "--http-port", "0"],
         env=run.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -135,6 +135,8 @@ def test_serve_prints_its_port_and_stops_on_sigterm(run) -> None:  # type: ignor
         assert process.stdout is not None
         line = process.stdout.readline()
         assert re.fullmatch(r"mailpool: gRPC listening on 127\.0\.0\.1:\d+\n", line), line
+        line = process.stdout.readline()
+        assert re.fullmatch(r"mailpool: HTTP listening on 127\.0\.0\.1:\d+\n", line), line
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
         assert process.stdout.read() == "mailpool: stopped\n"

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from mailpool_server.config import Settings
+from mailpool_server.rest.server import RunningHttp, start_http
 from mailpool_server.rpc.server import GrpcServices, RunningGrpc, start_grpc
 from mailpool_server.service.admin import Admin
 from mailpool_server.service.auth import Authenticator
@@ -33,6 +34,7 @@ class App:
     admin: Admin
     grpc_services: GrpcServices
     grpc: RunningGrpc | None = None
+    http: RunningHttp | None = None
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock | None = None) -> App:
@@ -73,14 +75,25 @@ class App:
             stall_s=self.settings.stream_stall_s,
         )
         log.info("grpc serving", extra={"fields": {"port": self.grpc.port}})
+        if self.settings.http_port is not None:
+            self.http = await start_http(
+                f"127.0.0.1:{self.grpc.port}",
+                self.settings.http_host,
+                self.settings.http_port,
+                grace_s=self.settings.shutdown_grace_s,
+            )
+            log.info("http serving", extra={"fields": {"port": self.http.port}})
 
     async def stop(self) -> None:
         """Stop taking calls, let running ones finish within the grace period, close."""
+        # Streams and long-polls never finish by themselves: end them now (UNAVAILABLE,
+        # resume by seq elsewhere) rather than let them eat the grace period.
+        self.grpc_services.events.close()
+        if self.http is not None:
+            await self.http.stop()  # before gRPC: its in-flight requests still need it
+            self.http = None
         if self.grpc is not None:
             await self.grpc.health.enter_graceful_shutdown()
-            # Streams never finish by themselves: end them now (UNAVAILABLE, resume by
-            # seq elsewhere) rather than let them eat the grace period.
-            self.grpc_services.events.close()
             await self.grpc.server.stop(self.settings.shutdown_grace_s)
             self.grpc = None
         await self.database.dispose()  # idempotent: a disposed engine just reconnects

@@ -13,6 +13,7 @@ from typing import Any
 from mailpool_server import logs
 from mailpool_server.app import App
 from mailpool_server.config import Settings
+from mailpool_server.rest.server import start_http
 from mailpool_server.service.clock import iso_ms
 from mailpool_server.service.errors import AdminError
 from mailpool_server.service.models import IdentityState, IdentityToday
@@ -56,14 +57,40 @@ async def _serve(app: App, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await app.start()
-    assert app.grpc is not None
-    print(f"mailpool: gRPC listening on {app.settings.grpc_host}:{app.grpc.port}", flush=True)
     try:
+        await app.start()
+        assert app.grpc is not None
+        print(f"mailpool: gRPC listening on {app.settings.grpc_host}:{app.grpc.port}", flush=True)
+        if app.http is not None:
+            print(
+                f"mailpool: HTTP listening on {app.settings.http_host}:{app.http.port}", flush=True
+            )
         await stop.wait()
     finally:
         await app.stop()
     print("mailpool: stopped", flush=True)
+    return 0
+
+
+def _shim(args: argparse.Namespace) -> int:
+    """The shim alone, in front of a (remote) gRPC server: no database needed."""
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        settings = Settings()
+        host = args.host or settings.http_host
+        port = settings.http_port if args.http_port is None else args.http_port
+        http = await start_http(args.grpc_target, host, port or 0, grace_s=5.0)
+        print(f"mailpool: HTTP listening on {host}:{http.port} -> {args.grpc_target}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await http.stop()
+
+    asyncio.run(run())
     return 0
 
 
@@ -161,10 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    serve = leaf(commands, "serve", _serve, "run the gRPC server")
+    serve = leaf(commands, "serve", _serve, "run the gRPC server and the HTTP shim")
     serve.add_argument("--grpc-port", type=int, help="gRPC port (default 50051; 0 = free port)")
     serve.add_argument("--http-port", type=int, help="HTTP shim port (default 8080; 0 = free port)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    shim = commands.add_parser("shim", help="run only the HTTP shim, in front of a gRPC server")
+    shim.add_argument("--grpc-target", required=True, help="host:port of a mailpool gRPC server")
+    shim.add_argument("--http-port", type=int, help="HTTP port (default 8080; 0 = free port)")
+    shim.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    shim.set_defaults(run=None)
     leaf(commands, "demo", _demo, "create a demo org, key and identity and say how to call it")
 
     admin = commands.add_parser("admin", help="operator commands").add_subparsers(
@@ -232,7 +264,9 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logs.configure(Settings().log_level if args.command == "serve" else "WARNING")
+    logs.configure(Settings().log_level if args.command in ("serve", "shim") else "WARNING")
+    if args.command == "shim":
+        return _shim(args)
     try:
         return asyncio.run(_run(args))
     except AdminError as error:

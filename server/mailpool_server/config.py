@@ -31,7 +31,8 @@ class Settings:
     http_host: str = field(
         default_factory=lambda: os.environ.get("MAILPOOL_HTTP_HOST", "127.0.0.1")
     )
-    http_port: int = field(
+    # None: no HTTP shim (a gRPC-only server).
+    http_port: int | None = field(
         default_factory=lambda: int(os.environ.get("MAILPOOL_HTTP_PORT", "8080"))
     )
     # Where provisioned mailboxes get their addresses.

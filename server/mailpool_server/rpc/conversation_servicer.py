@@ -26,7 +26,11 @@ class ConversationServicer(pb_grpc.ConversationServiceServicer):
             until=request.until.ToMilliseconds() if request.HasField("until") else None,
         )
         page = await self._queries.list(
-            current_org(), request.identity, where, request.page_size, request.page_token
+            current_org(),
+            request.identity,
+            where,
+            request.page_size if request.HasField("page_size") else None,
+            request.page_token,
         )
         return pb.ListConversationsResponse(
             identity=page.handle,

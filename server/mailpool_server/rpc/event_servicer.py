@@ -30,7 +30,7 @@ class EventServicer(pb_grpc.EventServiceServicer):
             request.identity,
             request.since,
             list(request.types),
-            request.limit,
+            request.limit if request.HasField("limit") else None,
             request.timeout_ms,
         )
         return pb.ListEventsResponse(

@@ -41,7 +41,7 @@ class ConversationQueries:
         self._store = store
 
     async def list(
-        self, org_id: str, handle: str, where: ConversationFilter, size: int, token: str
+        self, org_id: str, handle: str, where: ConversationFilter, size: int | None, token: str
     ) -> ConversationPage:
         """Newest activity first; the token is the (last_event_at, id) of the last row."""
         limit = page_size(size, field="limit", default=50)

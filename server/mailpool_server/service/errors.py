@@ -91,7 +91,11 @@ class InvalidArgument(MailpoolError):
 
     @classmethod
     def of(cls, field_name: str, description: str) -> InvalidArgument:
-        return cls(f"{field_name}: {description}", [FieldViolation(field_name, description)])
+        return cls(
+            f"{field_name}: {description}",
+            [FieldViolation(field_name, description)],
+            {"field": field_name},
+        )
 
 
 class MutuallyExclusiveFields(InvalidArgument):

@@ -10,7 +10,6 @@ a slow subscriber is fed from the log at its own pace and holds no buffer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
@@ -78,7 +77,7 @@ class EventFeed:
         handle: str,
         since: int,
         types: list[str],
-        limit: int,
+        limit: int | None,
         timeout_ms: int,
     ) -> EventPage:
         """Events with seq > since, oldest first; waits up to timeout_ms for the first."""
@@ -102,9 +101,8 @@ class EventFeed:
                     events = await tx.events_after(identity, since, wanted, size + 1)
                 remaining = deadline - loop.time()
                 if events or remaining <= 0 or self._closing.is_set():
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wake.wait(), remaining)
+                    break  # on shutdown: answer now, empty, so the client retries
+                await self._wait(waiter, remaining)
         page = events[:size]
         return EventPage(
             handle=identity.handle,
@@ -160,7 +158,8 @@ class EventFeed:
                 yield event
             yield CaughtUp(dict(cursors))
             while True:
-                woke = await self._wait(waiter)
+                woke = await self._wait(waiter, self._heartbeat_s)
+                self._check_open()
                 if not woke:
                     yield Heartbeat(dict(cursors))
                     continue
@@ -201,19 +200,18 @@ class EventFeed:
             if not sent_any:
                 return
 
-    async def _wait(self, waiter: Waiter) -> bool:
-        """Wait for a wake-up; False after a heartbeat interval of quiet."""
+    async def _wait(self, waiter: Waiter, timeout_s: float) -> bool:
+        """Wait for a wake-up, shutdown or the timeout; True when woken."""
         self._check_open()
         wake = asyncio.ensure_future(waiter.wake.wait())
         closing = asyncio.ensure_future(self._closing.wait())
         try:
             await asyncio.wait(
-                {wake, closing}, timeout=self._heartbeat_s, return_when=asyncio.FIRST_COMPLETED
+                {wake, closing}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             wake.cancel()
             closing.cancel()
-        self._check_open()
         return waiter.wake.is_set()
 
     def _check_open(self) -> None:

@@ -48,7 +48,7 @@ class IdentityQueries:
         return today
 
     async def list(self, org_id: str, size: int, token: str) -> tuple[list[IdentityToday], str]:
-        limit = page_size(size, field="pageSize", default=50)
+        limit = page_size(size or None, field="pageSize", default=50)
         after = decode_token(token, field="pageToken", shape=(str,))[0] if token else ""
         async with self._store.read() as tx:
             page = await tx.identities_of(org_id, after, limit + 1)

@@ -10,8 +10,9 @@ from typing import Any
 from mailpool_server.service.errors import InvalidArgument
 
 
-def page_size(value: int, *, field: str, default: int, maximum: int = 200) -> int:
-    if value == 0:
+def page_size(value: int | None, *, field: str, default: int, maximum: int = 200) -> int:
+    """None means the default; anything else must lie in 1..maximum."""
+    if value is None:
         return default
     if not 1 <= value <= maximum:
         raise InvalidArgument.of(field, f"must be between 1 and {maximum}")

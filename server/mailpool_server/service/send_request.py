@@ -147,7 +147,9 @@ def validate(command: SendCommand) -> ValidSend:
             violations += error.violations
     if violations:
         first = violations[0]
-        raise InvalidArgument(f"{first.field}: {first.description}", violations)
+        raise InvalidArgument(
+            f"{first.field}: {first.description}", violations, {"field": first.field}
+        )
     return ValidSend(command, command.to, no_reply_ms)
 
 

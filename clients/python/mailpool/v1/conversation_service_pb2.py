@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from mailpool.v1 import conversation_pb2 as mailpool_dot_v1_dot_conversation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&mailpool/v1/conversation_service.proto\x12\x0bmailpool.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1emailpool/v1/conversation.proto\"\xb7\x02\n\x18ListConversationsRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x15\n\x08\x61rchived\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x1a\n\rcorrespondent\x18\x03 \x01(\tH\x01\x88\x01\x01\x12!\n\x14\x63orrespondent_domain\x18\x04 \x01(\tH\x02\x88\x01\x01\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\tB\x0b\n\t_archivedB\x10\n\x0e_correspondentB\x17\n\x15_correspondent_domain\"x\n\x19ListConversationsResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x30\n\rconversations\x18\x02 \x03(\x0b\x32\x19.mailpool.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\";\n\x16GetConversationRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0f\n\x07\x63onv_id\x18\x02 \x01(\t\"\x89\x01\n\x17GetConversationResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12/\n\x0c\x63onversation\x18\x02 \x01(\x0b\x32\x19.mailpool.v1.Conversation\x12+\n\x08timeline\x18\x03 \x03(\x0b\x32\x19.mailpool.v1.TimelineItem2\xe1\x01\n\x13\x43onversationService\x12g\n\x11ListConversations\x12%.mailpool.v1.ListConversationsRequest\x1a&.mailpool.v1.ListConversationsResponse\"\x03\x90\x02\x01\x12\x61\n\x0fGetConversation\x12#.mailpool.v1.GetConversationRequest\x1a$.mailpool.v1.GetConversationResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&mailpool/v1/conversation_service.proto\x12\x0bmailpool.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1emailpool/v1/conversation.proto\"\xca\x02\n\x18ListConversationsRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x15\n\x08\x61rchived\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x1a\n\rcorrespondent\x18\x03 \x01(\tH\x01\x88\x01\x01\x12!\n\x14\x63orrespondent_domain\x18\x04 \x01(\tH\x02\x88\x01\x01\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\tpage_size\x18\x07 \x01(\x05H\x03\x88\x01\x01\x12\x12\n\npage_token\x18\x08 \x01(\tB\x0b\n\t_archivedB\x10\n\x0e_correspondentB\x17\n\x15_correspondent_domainB\x0c\n\n_page_size\"x\n\x19ListConversationsResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x30\n\rconversations\x18\x02 \x03(\x0b\x32\x19.mailpool.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\";\n\x16GetConversationRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0f\n\x07\x63onv_id\x18\x02 \x01(\t\"\x89\x01\n\x17GetConversationResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12/\n\x0c\x63onversation\x18\x02 \x01(\x0b\x32\x19.mailpool.v1.Conversation\x12+\n\x08timeline\x18\x03 \x03(\x0b\x32\x19.mailpool.v1.TimelineItem2\xe1\x01\n\x13\x43onversationService\x12g\n\x11ListConversations\x12%.mailpool.v1.ListConversationsRequest\x1a&.mailpool.v1.ListConversationsResponse\"\x03\x90\x02\x01\x12\x61\n\x0fGetConversation\x12#.mailpool.v1.GetConversationRequest\x1a$.mailpool.v1.GetConversationResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,13 +38,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONVERSATIONSERVICE'].methods_by_name['GetConversation']._loaded_options = None
   _globals['_CONVERSATIONSERVICE'].methods_by_name['GetConversation']._serialized_options = b'\220\002\001'
   _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=121
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=432
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=434
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=554
-  _globals['_GETCONVERSATIONREQUEST']._serialized_start=556
-  _globals['_GETCONVERSATIONREQUEST']._serialized_end=615
-  _globals['_GETCONVERSATIONRESPONSE']._serialized_start=618
-  _globals['_GETCONVERSATIONRESPONSE']._serialized_end=755
-  _globals['_CONVERSATIONSERVICE']._serialized_start=758
-  _globals['_CONVERSATIONSERVICE']._serialized_end=983
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=451
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=453
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=573
+  _globals['_GETCONVERSATIONREQUEST']._serialized_start=575
+  _globals['_GETCONVERSATIONREQUEST']._serialized_end=634
+  _globals['_GETCONVERSATIONRESPONSE']._serialized_start=637
+  _globals['_GETCONVERSATIONRESPONSE']._serialized_end=774
+  _globals['_CONVERSATIONSERVICE']._serialized_start=777
+  _globals['_CONVERSATIONSERVICE']._serialized_end=1002
 # @@protoc_insertion_point(module_scope)

@@ -50,7 +50,7 @@ class ListConversationsRequest(_message.Message):
     "withDomain").
     """
     page_size: _builtins.int
-    """page_size is 1..200; 0 means the default, 50 (HTTP "limit")."""
+    """page_size is 1..200; unset means the default, 50 (HTTP "limit")."""
     page_token: _builtins.str
     """page_token is next_page_token of the previous page (HTTP "cursor")."""
     @_builtins.property
@@ -70,12 +70,12 @@ class ListConversationsRequest(_message.Message):
         correspondent_domain: _builtins.str | None = ...,
         since: _timestamp_pb2.Timestamp | None = ...,
         until: _timestamp_pb2.Timestamp | None = ...,
-        page_size: _builtins.int = ...,
+        page_size: _builtins.int | None = ...,
         page_token: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_archived", b"_archived", "_correspondent", b"_correspondent", "_correspondent_domain", b"_correspondent_domain", "archived", b"archived", "correspondent", b"correspondent", "correspondent_domain", b"correspondent_domain", "since", b"since", "until", b"until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_archived", b"_archived", "_correspondent", b"_correspondent", "_correspondent_domain", b"_correspondent_domain", "_page_size", b"_page_size", "archived", b"archived", "correspondent", b"correspondent", "correspondent_domain", b"correspondent_domain", "page_size", b"page_size", "since", b"since", "until", b"until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_archived", b"_archived", "_correspondent", b"_correspondent", "_correspondent_domain", b"_correspondent_domain", "archived", b"archived", "correspondent", b"correspondent", "correspondent_domain", b"correspondent_domain", "identity", b"identity", "page_size", b"page_size", "page_token", b"page_token", "since", b"since", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_archived", b"_archived", "_correspondent", b"_correspondent", "_correspondent_domain", b"_correspondent_domain", "_page_size", b"_page_size", "archived", b"archived", "correspondent", b"correspondent", "correspondent_domain", b"correspondent_domain", "identity", b"identity", "page_size", b"page_size", "page_token", b"page_token", "since", b"since", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__archived: _TypeAlias = _typing.Literal["archived"]  # noqa: Y015
     _WhichOneofArgType__archived: _TypeAlias = _typing.Literal["_archived", b"_archived"]  # noqa: Y015
@@ -83,12 +83,16 @@ class ListConversationsRequest(_message.Message):
     _WhichOneofArgType__correspondent: _TypeAlias = _typing.Literal["_correspondent", b"_correspondent"]  # noqa: Y015
     _WhichOneofReturnType__correspondent_domain: _TypeAlias = _typing.Literal["correspondent_domain"]  # noqa: Y015
     _WhichOneofArgType__correspondent_domain: _TypeAlias = _typing.Literal["_correspondent_domain", b"_correspondent_domain"]  # noqa: Y015
+    _WhichOneofReturnType__page_size: _TypeAlias = _typing.Literal["page_size"]  # noqa: Y015
+    _WhichOneofArgType__page_size: _TypeAlias = _typing.Literal["_page_size", b"_page_size"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__archived) -> _WhichOneofReturnType__archived | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__correspondent) -> _WhichOneofReturnType__correspondent | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__correspondent_domain) -> _WhichOneofReturnType__correspondent_domain | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__page_size) -> _WhichOneofReturnType__page_size | None: ...
 
 Global___ListConversationsRequest: _TypeAlias = ListConversationsRequest  # noqa: Y015
 

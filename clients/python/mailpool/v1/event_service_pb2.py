@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from mailpool.v1 import event_pb2 as mailpool_dot_v1_dot_event__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmailpool/v1/event_service.proto\x12\x0bmailpool.v1\x1a\x17mailpool/v1/event.proto\"f\n\x11ListEventsRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\x03\x12\r\n\x05types\x18\x03 \x03(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x12\n\ntimeout_ms\x18\x05 \x01(\x05\"l\n\x12ListEventsResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\"\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x12.mailpool.v1.Event\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\x03\x12\x10\n\x08has_more\x18\x04 \x01(\x08\",\n\x0bIdentitySeq\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\"v\n\x13StreamEventsRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\x03\x12\x11\n\twhole_org\x18\x03 \x01(\x08\x12+\n\torg_since\x18\x04 \x03(\x0b\x32\x18.mailpool.v1.IdentitySeq\"3\n\x08\x43\x61ughtUp\x12\'\n\x05heads\x18\x01 \x03(\x0b\x32\x18.mailpool.v1.IdentitySeq\"4\n\tHeartbeat\x12\'\n\x05heads\x18\x01 \x03(\x0b\x32\x18.mailpool.v1.IdentitySeq\"\x9f\x01\n\x14StreamEventsResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.mailpool.v1.EventH\x00\x12*\n\tcaught_up\x18\x02 \x01(\x0b\x32\x15.mailpool.v1.CaughtUpH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.mailpool.v1.HeartbeatH\x00\x42\t\n\x07message2\xbe\x01\n\x0c\x45ventService\x12R\n\nListEvents\x12\x1e.mailpool.v1.ListEventsRequest\x1a\x1f.mailpool.v1.ListEventsResponse\"\x03\x90\x02\x01\x12Z\n\x0cStreamEvents\x12 .mailpool.v1.StreamEventsRequest\x1a!.mailpool.v1.StreamEventsResponse\"\x03\x90\x02\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmailpool/v1/event_service.proto\x12\x0bmailpool.v1\x1a\x17mailpool/v1/event.proto\"u\n\x11ListEventsRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\x03\x12\r\n\x05types\x18\x03 \x03(\t\x12\x12\n\x05limit\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\ntimeout_ms\x18\x05 \x01(\x05\x42\x08\n\x06_limit\"l\n\x12ListEventsResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\"\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x12.mailpool.v1.Event\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\x03\x12\x10\n\x08has_more\x18\x04 \x01(\x08\",\n\x0bIdentitySeq\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\"v\n\x13StreamEventsRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\x03\x12\x11\n\twhole_org\x18\x03 \x01(\x08\x12+\n\torg_since\x18\x04 \x03(\x0b\x32\x18.mailpool.v1.IdentitySeq\"3\n\x08\x43\x61ughtUp\x12\'\n\x05heads\x18\x01 \x03(\x0b\x32\x18.mailpool.v1.IdentitySeq\"4\n\tHeartbeat\x12\'\n\x05heads\x18\x01 \x03(\x0b\x32\x18.mailpool.v1.IdentitySeq\"\x9f\x01\n\x14StreamEventsResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.mailpool.v1.EventH\x00\x12*\n\tcaught_up\x18\x02 \x01(\x0b\x32\x15.mailpool.v1.CaughtUpH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.mailpool.v1.HeartbeatH\x00\x42\t\n\x07message2\xbe\x01\n\x0c\x45ventService\x12R\n\nListEvents\x12\x1e.mailpool.v1.ListEventsRequest\x1a\x1f.mailpool.v1.ListEventsResponse\"\x03\x90\x02\x01\x12Z\n\x0cStreamEvents\x12 .mailpool.v1.StreamEventsRequest\x1a!.mailpool.v1.StreamEventsResponse\"\x03\x90\x02\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,19 +37,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENTSERVICE'].methods_by_name['StreamEvents']._loaded_options = None
   _globals['_EVENTSERVICE'].methods_by_name['StreamEvents']._serialized_options = b'\220\002\001'
   _globals['_LISTEVENTSREQUEST']._serialized_start=73
-  _globals['_LISTEVENTSREQUEST']._serialized_end=175
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=177
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=285
-  _globals['_IDENTITYSEQ']._serialized_start=287
-  _globals['_IDENTITYSEQ']._serialized_end=331
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=333
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=451
-  _globals['_CAUGHTUP']._serialized_start=453
-  _globals['_CAUGHTUP']._serialized_end=504
-  _globals['_HEARTBEAT']._serialized_start=506
-  _globals['_HEARTBEAT']._serialized_end=558
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=561
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=720
-  _globals['_EVENTSERVICE']._serialized_start=723
-  _globals['_EVENTSERVICE']._serialized_end=913
+  _globals['_LISTEVENTSREQUEST']._serialized_end=190
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=192
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=300
+  _globals['_IDENTITYSEQ']._serialized_start=302
+  _globals['_IDENTITYSEQ']._serialized_end=346
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=348
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=466
+  _globals['_CAUGHTUP']._serialized_start=468
+  _globals['_CAUGHTUP']._serialized_end=519
+  _globals['_HEARTBEAT']._serialized_start=521
+  _globals['_HEARTBEAT']._serialized_end=573
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=576
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=735
+  _globals['_EVENTSERVICE']._serialized_start=738
+  _globals['_EVENTSERVICE']._serialized_end=928
 # @@protoc_insertion_point(module_scope)

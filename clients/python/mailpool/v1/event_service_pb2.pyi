@@ -35,7 +35,7 @@ class ListEventsRequest(_message.Message):
     since: _builtins.int
     """since returns events with seq > since; 0 (default) reads from the start."""
     limit: _builtins.int
-    """limit is 1..200; 0 means the default, 100."""
+    """limit is 1..200; unset means the default, 100."""
     timeout_ms: _builtins.int
     """timeout_ms is 0..25000: how long to wait when nothing matches yet."""
     @_builtins.property
@@ -50,14 +50,16 @@ class ListEventsRequest(_message.Message):
         identity: _builtins.str = ...,
         since: _builtins.int = ...,
         types: _abc.Iterable[_builtins.str] | None = ...,
-        limit: _builtins.int = ...,
+        limit: _builtins.int | None = ...,
         timeout_ms: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "limit", b"limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity", "limit", b"limit", "since", b"since", "timeout_ms", b"timeout_ms", "types", b"types"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "identity", b"identity", "limit", b"limit", "since", b"since", "timeout_ms", b"timeout_ms", "types", b"types"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__limit: _TypeAlias = _typing.Literal["limit"]  # noqa: Y015
+    _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit) -> _WhichOneofReturnType__limit | None: ...
 
 Global___ListEventsRequest: _TypeAlias = ListEventsRequest  # noqa: Y015
 

@@ -1,0 +1,1 @@
+"""The HTTP shim: contract JSON in, gRPC call, contract JSON out. No business rules."""

@@ -1,0 +1,167 @@
+"""The HTTP shim's routes. Each handler: parse → one gRPC call → render."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mailpool.v1 import (
+    conversation_service_pb2,
+    conversation_service_pb2_grpc,
+    event_service_pb2_grpc,
+    send_service_pb2_grpc,
+)
+from mailpool_server.rest import parse, render
+from mailpool_server.rest.openapi import document as openapi_document
+from mailpool_server.rest.status import error_response, rpc_error_parts
+
+log = logging.getLogger("mailpool.rest")
+
+MAX_BODY = 1024 * 1024
+# A unary call's deadline; long-polls get their own timeout on top.
+CALL_TIMEOUT_S = 30.0
+_PRINTABLE = {chr(c) for c in range(0x20, 0x7F)}
+
+
+def _metadata(request: Request) -> list[tuple[str, str]]:
+    value = request.headers.get("authorization")
+    if value is None:
+        return []
+    # Metadata carries printable ASCII only; anything else cannot be a key, and the
+    # server still decides what the value is (malformed or unknown).
+    return [("authorization", "".join(c if c in _PRINTABLE else "?" for c in value))]
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise _HttpError(415, "Content-Type must be application/json")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise _HttpError(413, "request body is larger than 1 MiB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise _HttpError(413, "request body is larger than 1 MiB")
+    return parse.json_object(bytes(body))
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Shim-level failures and failed calls → the contract's error shape."""
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except _HttpError as error:
+            return error_response(error.status, error.message)
+        except parse.BadRequest as error:
+            return error_response(400, error.message, error.details)
+        except grpc.aio.AioRpcError as error:
+            status, message, details, rejected = rpc_error_parts(error)
+            if rejected is not None:
+                return JSONResponse(render.send_response(rejected), status_code=status)
+            if status >= 500:
+                log.warning("upstream call failed", extra={"fields": {"code": str(error.code())}})
+            return error_response(status, message, details or None)
+
+    return guarded
+
+
+class Shim:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._send = send_service_pb2_grpc.SendServiceStub(channel)
+        self._conversations = conversation_service_pb2_grpc.ConversationServiceStub(channel)
+        self._events = event_service_pb2_grpc.EventServiceStub(channel)
+
+    async def send(self, request: Request) -> Response:
+        body = await _json_body(request)
+        message = parse.send_request(
+            request.path_params["handle"], body, request.headers.get("idempotency-key")
+        )
+        call = self._send.Send(message, metadata=_metadata(request), timeout=CALL_TIMEOUT_S)
+        response = await call
+        headers = {}
+        for key, value in await call.initial_metadata() or ():
+            if key == "idempotent-replayed" and value == "true":
+                headers["Idempotent-Replayed"] = "true"
+        return JSONResponse(render.send_response(response), headers=headers)
+
+    async def list_conversations(self, request: Request) -> Response:
+        message = parse.list_conversations(request.path_params["handle"], request.query_params)
+        response = await self._conversations.ListConversations(
+            message, metadata=_metadata(request), timeout=CALL_TIMEOUT_S
+        )
+        return JSONResponse(render.conversation_list(response))
+
+    async def get_conversation(self, request: Request) -> Response:
+        message = conversation_service_pb2.GetConversationRequest(
+            identity=request.path_params["handle"], conv_id=request.path_params["conv_id"]
+        )
+        response = await self._conversations.GetConversation(
+            message, metadata=_metadata(request), timeout=CALL_TIMEOUT_S
+        )
+        return JSONResponse(render.conversation_detail(response))
+
+    async def list_events(self, request: Request) -> Response:
+        message = parse.list_events(request.path_params["handle"], request.query_params)
+        timeout = CALL_TIMEOUT_S + max(0, min(message.timeout_ms, 60_000)) / 1000
+        response = await self._events.ListEvents(
+            message, metadata=_metadata(request), timeout=timeout
+        )
+        return JSONResponse(render.event_list(response))
+
+
+async def _openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    messages = {404: "not found", 405: "method not allowed"}
+    response = error_response(error.status_code, messages.get(error.status_code, error.detail))
+    if error.headers:
+        response.headers.update(error.headers)
+    return response
+
+
+async def _internal(request: Request, error: Exception) -> Response:
+    log.exception("shim error", exc_info=error)
+    return error_response(500, "internal error")
+
+
+def build_app(channel: grpc.aio.Channel) -> Starlette:
+    shim = Shim(channel)
+    base = "/v1/identities/{handle}"
+    return Starlette(
+        routes=[
+            Route(f"{base}/send", _guarded(shim.send), methods=["POST"]),
+            Route(f"{base}/conversations", _guarded(shim.list_conversations), methods=["GET"]),
+            Route(
+                f"{base}/conversations/{{conv_id}}",
+                _guarded(shim.get_conversation),
+                methods=["GET"],
+            ),
+            Route(f"{base}/events", _guarded(shim.list_events), methods=["GET"]),
+            Route("/openapi.json", _openapi, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _internal},
+    )

@@ -1,0 +1,51 @@
+"""Running the shim: uvicorn inside the current event loop, in front of a gRPC target."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+import uvicorn
+
+from mailpool_server.rest.app import build_app
+
+
+@dataclass
+class RunningHttp:
+    server: uvicorn.Server
+    port: int
+    channel: grpc.aio.Channel
+    ticker: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (up to the grace period)."""
+        self.server.should_exit = True
+        await self.ticker
+        await self.server.shutdown()
+        await self.channel.close()
+
+
+async def start_http(grpc_target: str, host: str, port: int, *, grace_s: float) -> RunningHttp:
+    """Serve the shim on host:port (0 picks a free port), calling `grpc_target`.
+
+    uvicorn's public startup/main_loop/shutdown are driven here instead of serve(),
+    which would install its own signal handlers over the process's."""
+    channel = grpc.aio.insecure_channel(grpc_target)
+    config = uvicorn.Config(
+        build_app(channel),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=int(grace_s) or 1,
+    )
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)  # as Server.serve() sets it up
+    await server.startup()
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    # main_loop keeps the Date header fresh and returns once should_exit is set.
+    ticker = asyncio.create_task(server.main_loop())
+    return RunningHttp(server=server, port=bound, channel=channel, ticker=ticker)
