@@ -11,7 +11,7 @@ BUF := npx --yes @bufbuild/buf@1.75.0
 # What `make breaking` compares the protos against (a buf input).
 BREAKING_AGAINST ?= .git\#branch=main
 
-.PHONY: help install run test gen gen-check lint breaking bench clean
+.PHONY: help install run test gen gen-check lint breaking bench openapi clean
 
 help:
 	@echo "make run        install, create a demo key, serve on SQLite (gRPC :50051)"
@@ -20,6 +20,7 @@ help:
 	@echo "make gen-check  fail when the committed stubs differ from proto/"
 	@echo "make lint       ruff, mypy, buf lint"
 	@echo "make breaking   buf breaking against \$$BREAKING_AGAINST"
+	@echo "make openapi    regenerate openapi.json from rest/openapi.py"
 	@echo "make bench      benchmarks (printed as JSON)"
 
 install: $(STAMP)
@@ -54,6 +55,10 @@ lint: install
 
 breaking:
 	scripts/buf-breaking.sh '$(BREAKING_AGAINST)'
+
+openapi: install
+	$(BIN)/python -c 'import json; from mailpool_server.rest.openapi import document; \
+	  open("openapi.json", "w").write(json.dumps(document(), indent=2) + "\n")'
 
 bench: install
 	$(BIN)/python -m bench

@@ -13,6 +13,7 @@ from mailpool_server.app import App
 from mailpool_server.service.clock import FakeClock, now_ms, utc_day
 from mailpool_server.service.models import IdentityState
 from mailpool_server.store.tables import MailboxRow
+from tests.rest import openapi_check
 from tests.rest.golden import UPDATE, load, normalize, save, scenarios
 from tests.sending import send
 from tests.support import Tenant, make_tenant
@@ -83,6 +84,7 @@ async def test_golden(
             request["method"], request["path"], headers=headers, content=content
         )
         body = response.json()
+        openapi_check.check(request["method"], request["path"], response.status_code, body)
         if (conv := _first_conv(body)) and "conv" not in values:
             values["conv"] = conv
         got: dict[str, Any] = {"status": response.status_code, "body": normalize(body)}
