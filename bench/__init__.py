@@ -1,0 +1,1 @@
+"""Benchmarks: real servers as separate processes, figures beside same-run baselines."""

@@ -1,0 +1,250 @@
+"""`make bench`: mailpool against a no-op baseline, in one run, printed as one JSON object.
+
+Every mailpool figure stands beside a baseline measured in the same run on the same
+machine, and the ratio is what to compare across runs (these machines are shared).
+`--quick` runs tiny sizes (a smoke test, not a measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+
+from bench.harness import Process, percentile, port_of, process, run_load
+from bench.seed import Seeded, seed
+from mailpool.v1 import event_service_pb2 as event_pb
+from mailpool.v1 import event_service_pb2_grpc as event_grpc
+from mailpool.v1 import send_service_pb2 as send_pb
+from mailpool.v1 import send_service_pb2_grpc as send_grpc
+
+FULL = {
+    "sends": 4000,
+    "concurrency": 32,
+    "backlog": 100_000,
+    "subscribers": 500,
+    "fanout_events": 20,
+    "rtt_calls": 1000,
+}
+QUICK = {
+    "sends": 200,
+    "concurrency": 8,
+    "backlog": 2000,
+    "subscribers": 20,
+    "fanout_events": 3,
+    "rtt_calls": 50,
+}
+
+
+def send_request(seeded: Seeded, n: int) -> send_pb.SendRequest:
+    return send_pb.SendRequest(
+        identity=seeded.handles[n % len(seeded.handles)],
+        to=[f"lead{n:06d}@example.com"],
+        subject="Quick question",
+        text="Hi there, a short note.",
+        idempotency_key=f"bench-{n}",
+    )
+
+
+async def unary(
+    channel: grpc.aio.Channel, seeded: Seeded, total: int, concurrency: int, offset: int = 0
+) -> Any:
+    stub = send_grpc.SendServiceStub(channel)
+    return await run_load(
+        lambda n: stub.Send(send_request(seeded, offset + n), metadata=seeded.metadata),
+        total,
+        concurrency,
+    )
+
+
+async def http_sends(port: int, seeded: Seeded, total: int, concurrency: int, offset: int) -> Any:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
+
+        async def call(n: int) -> None:
+            request = send_request(seeded, offset + n)
+            response = await client.post(
+                f"/v1/identities/{request.identity}/send",
+                headers={
+                    "Authorization": f"Bearer {seeded.key}",
+                    "Idempotency-Key": request.idempotency_key,
+                },
+                json={"to": list(request.to), "subject": request.subject, "text": request.text},
+            )
+            assert response.status_code == 200, response.text
+
+        return await run_load(call, total, concurrency)
+
+
+async def replay(
+    channel: grpc.aio.Channel, seeded: Seeded, backlog: int, handle: str, *, noop: bool
+) -> float:
+    stub = event_grpc.EventServiceStub(channel)
+    request = (
+        event_pb.StreamEventsRequest(since=backlog)
+        if noop
+        else event_pb.StreamEventsRequest(identity=handle)
+    )
+    started = time.perf_counter()
+    received = 0
+    call = stub.StreamEvents(request, metadata=seeded.metadata)
+    async for message in call:
+        if message.HasField("event"):
+            received += 1
+        if received == backlog:
+            break
+    elapsed = time.perf_counter() - started
+    call.cancel()
+    assert received == backlog
+    return round(backlog / elapsed, 1)
+
+
+async def fanout(port: int, seeded: Seeded, subscribers: int, events: int) -> dict[str, float]:
+    """ms from the event's commit time to its receipt, on every subscriber."""
+    channels = [
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(max(1, subscribers // 100))
+    ]
+    latencies: list[float] = []
+    progress = [0] * subscribers
+    caught_up = 0
+    all_caught_up = asyncio.Event()
+    changed = asyncio.Condition()
+
+    async def subscriber(number: int) -> None:
+        nonlocal caught_up
+        stub = event_grpc.EventServiceStub(channels[number % len(channels)])
+        call = stub.StreamEvents(
+            event_pb.StreamEventsRequest(identity=seeded.fanout_handle), metadata=seeded.metadata
+        )
+        async for message in call:
+            if message.HasField("caught_up"):
+                caught_up += 1
+                if caught_up == subscribers:
+                    all_caught_up.set()
+                continue
+            latencies.append(time.time() * 1000 - message.event.create_time.ToMilliseconds())
+            progress[number] = message.event.seq
+            async with changed:
+                changed.notify_all()
+            if message.event.seq == events:
+                break
+        call.cancel()
+
+    tasks = [asyncio.create_task(subscriber(n)) for n in range(subscribers)]
+    await all_caught_up.wait()
+    stub = send_grpc.SendServiceStub(channels[0])
+    for seq in range(1, events + 1):
+        await stub.Send(
+            send_pb.SendRequest(
+                identity=seeded.fanout_handle, to=[f"f{seq}@example.com"], subject="s", text="t"
+            ),
+            metadata=seeded.metadata,
+        )
+        async with changed:  # one event at a time: latency, not queueing
+            await changed.wait_for(lambda seq=seq: min(progress) >= seq)  # type: ignore[misc]
+    await asyncio.gather(*tasks)
+    for channel in channels:
+        await channel.close()
+    return {
+        "p50_ms": round(percentile(latencies, 0.5), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+    }
+
+
+async def measure(
+    sizes: dict[str, int], mailpool: Process, noop: Process, seeded: Seeded
+) -> dict[str, Any]:
+    grpc_port, http_port = port_of(mailpool.lines[0]), port_of(mailpool.lines[1])
+    out: dict[str, Any] = {"sizes": sizes, "rss_mb": {}}
+    sends, conc = sizes["sends"], sizes["concurrency"]
+    async with (
+        grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as real,
+        grpc.aio.insecure_channel(f"127.0.0.1:{port_of(noop.lines[0])}") as base,
+    ):
+        await unary(base, seeded, min(200, sends), conc)  # warm-up
+        await unary(real, seeded, min(200, sends), conc, offset=10_000_000)
+
+        def scenario(name: str) -> None:
+            out["rss_mb"][name] = mailpool.peak_rss_mb()
+            mailpool.reset_peak_rss()
+
+        mailpool.reset_peak_rss()
+        noop_load = await unary(base, seeded, sends, conc)
+        send_load = await unary(real, seeded, sends, conc)
+        scenario("send_grpc")
+        out["noop_grpc_per_s"], out["send_grpc_per_s"] = noop_load.per_s, send_load.per_s
+        out["send_vs_noop"] = round(send_load.per_s / noop_load.per_s, 3)
+        out["send_grpc_latency_ms"] = {"p50": send_load.p50_ms, "p99": send_load.p99_ms}
+
+        replayed = await unary(real, seeded, sends, conc)  # the same keys and bodies again
+        scenario("idem_replay")
+        out["idem_replay_per_s"] = replayed.per_s
+        out["idem_replay_vs_noop"] = round(replayed.per_s / noop_load.per_s, 3)
+
+        http_load = await http_sends(http_port, seeded, sends, conc, offset=sends)
+        scenario("send_http")
+        out["send_http_per_s"] = http_load.per_s
+        out["http_vs_grpc"] = round(http_load.per_s / send_load.per_s, 3)
+
+        backlog = sizes["backlog"]
+        noop_stream = await replay(base, seeded, backlog, "", noop=True)
+        stream = await replay(real, seeded, backlog, seeded.backlog_handle, noop=False)
+        scenario("stream_replay")
+        out["noop_stream_per_s"], out["stream_events_per_s"] = noop_stream, stream
+        out["replay_vs_noop"] = round(stream / noop_stream, 3)
+
+        rtt = await run_load(
+            lambda n: send_grpc.SendServiceStub(base).Send(
+                send_request(seeded, n), metadata=seeded.metadata
+            ),
+            sizes["rtt_calls"],
+            1,
+        )
+    fan = await fanout(grpc_port, seeded, sizes["subscribers"], sizes["fanout_events"])
+    scenario("fanout")
+    out["fanout"] = {
+        "subscribers": sizes["subscribers"],
+        **fan,
+        "unary_rtt_p50_ms": rtt.p50_ms,
+        "unary_rtt_p99_ms": rtt.p99_ms,
+        "p50_vs_unary": round(fan["p50_ms"] / rtt.p50_ms, 2),
+        "p99_vs_unary": round(fan["p99_ms"] / rtt.p99_ms, 2),
+    }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    with tempfile.TemporaryDirectory(prefix="mailpool-bench-") as folder:
+        database = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
+        identities = sizes["sends"] * 3 // 2000 + 2
+        seeded = asyncio.run(seed(database, identities=identities, backlog=sizes["backlog"]))
+        env = {
+            "MAILPOOL_DATABASE_URL": database,
+            "MAILPOOL_LOG_LEVEL": "WARNING",
+            "MAILPOOL_COLD_GAP_MS": "0",
+        }
+        with (
+            process(
+                ["-m", "mailpool_server", "serve", "--grpc-port", "0", "--http-port", "0"],
+                env,
+                ready_lines=2,
+            ) as mailpool,
+            process(["-m", "bench.noop_server"], env, ready_lines=1) as noop,
+        ):
+            result = asyncio.run(measure(sizes, mailpool, noop, seeded))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

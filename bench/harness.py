@@ -1,0 +1,99 @@
+"""Load generation: N calls from C concurrent workers, timed on the client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Load:
+    per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run_load(call: Callable[[int], Awaitable[object]], total: int, concurrency: int) -> Load:
+    """Call `call(i)` for i in range(total) from `concurrency` workers."""
+    numbers = iter(range(total))
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        for n in numbers:
+            started = time.perf_counter()
+            await call(n)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return Load(
+        per_s=round(total / elapsed, 1),
+        p50_ms=round(statistics.median(latencies) * 1000, 3),
+        p99_ms=round(percentile(latencies, 0.99) * 1000, 3),
+    )
+
+
+@dataclass
+class Process:
+    popen: subprocess.Popen[str]
+    lines: list[str]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def reset_peak_rss(self) -> None:
+        """Linux: writing 5 to clear_refs resets VmHWM, so each scenario has its own peak."""
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+
+    def peak_rss_mb(self) -> float:
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return round(int(match.group(1)) / 1024, 1) if match else -1.0
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str], ready_lines: int) -> Iterator[Process]:
+    """A child Python process that prints `ready_lines` lines when it is serving."""
+    popen = subprocess.Popen(
+        [sys.executable, *args],
+        env={**os.environ, **env},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert popen.stdout is not None
+    try:
+        lines = [popen.stdout.readline().strip() for _ in range(ready_lines)]
+        if not all(lines):
+            raise RuntimeError(f"{args} did not start")
+        yield Process(popen, lines)
+    finally:
+        popen.terminate()
+        if popen.stdin:
+            popen.stdin.close()
+        popen.wait(timeout=30)
+        popen.stdout.close()
+
+
+def port_of(line: str) -> int:
+    match = re.search(r":(\d+)\b", line) or re.fullmatch(r"(\d+)", line)
+    assert match, line
+    return int(match.group(1))
