@@ -27,6 +27,9 @@ def settings(tmp_path: Path) -> Settings:
         grpc_host="127.0.0.1",
         grpc_port=0,
         http_port=None,  # the shim's tests turn it on
+        run_dispatcher=False,  # delivery tests drive the dispatcher and timers themselves
+        inbound_port=None,
+        lmtp_port=None,
         data_dir=tmp_path,
         shutdown_grace_s=2.0,
     )

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mailpool_server.config import Settings
+from mailpool_server.delivery.inbound import start_listener
+from mailpool_server.delivery.maildir import MaildirTransport
+from mailpool_server.delivery.runner import DeliveryLoops
+from mailpool_server.delivery.smtp import SmtpTransport
 from mailpool_server.rest.server import RunningHttp, start_http
 from mailpool_server.rpc.server import GrpcServices, RunningGrpc, start_grpc
 from mailpool_server.service.admin import Admin
 from mailpool_server.service.auth import Authenticator
 from mailpool_server.service.clock import Clock, SystemClock
 from mailpool_server.service.conversations import ConversationQueries
+from mailpool_server.service.dispatch import Dispatcher
 from mailpool_server.service.event_bus import EventBus
 from mailpool_server.service.event_feed import EventFeed
 from mailpool_server.service.identities import IdentityQueries
+from mailpool_server.service.inbound import Inbound
+from mailpool_server.service.models import Transport
+from mailpool_server.service.outbound import Transport as TransportPort
 from mailpool_server.service.send import Sender
+from mailpool_server.service.timers import Timers
 from mailpool_server.store.engine import Database, make_engine
 from mailpool_server.store.migrate import upgrade
 from mailpool_server.store.sql_store import SqlStore
@@ -33,8 +42,13 @@ class App:
     bus: EventBus
     admin: Admin
     grpc_services: GrpcServices
+    dispatcher: Dispatcher
+    timers: Timers
+    inbound: Inbound
     grpc: RunningGrpc | None = None
     http: RunningHttp | None = None
+    loops: DeliveryLoops | None = None
+    listeners: dict[str, asyncio.Server] = field(default_factory=dict)
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock | None = None) -> App:
@@ -64,10 +78,39 @@ class App:
             events=EventFeed(store, bus, heartbeat_s=settings.heartbeat_s),
         )
         admin = Admin(store, clock, mailbox_domain=settings.mailbox_domain)
-        return cls(settings, clock, database, store, bus, admin, services)
+        transports: dict[Transport, TransportPort] = {
+            Transport.MAILDIR: MaildirTransport(settings.maildir(), clock),
+            Transport.SMTP: SmtpTransport(clock),
+        }
+        return cls(
+            settings,
+            clock,
+            database,
+            store,
+            bus,
+            admin,
+            services,
+            dispatcher=Dispatcher(store, clock, bus, transports),
+            timers=Timers(store, clock, bus),
+            inbound=Inbound(store, clock, bus),
+        )
 
-    async def start(self) -> None:
-        """Start the servers on the configured ports (0 picks free ones)."""
+    async def start(self, *, grpc_server: bool = True) -> None:
+        """Start what the settings ask for: gRPC (+ HTTP shim), the dispatcher and
+        timers, the inbound listeners. Port 0 picks a free port."""
+        if self.settings.run_dispatcher:
+            self.loops = DeliveryLoops(self.dispatcher, self.timers, self.bus)
+            self.loops.start()
+        for name, port, lmtp in (
+            ("smtp", self.settings.inbound_port, False),
+            ("lmtp", self.settings.lmtp_port, True),
+        ):
+            if port is not None:
+                self.listeners[name] = await start_listener(
+                    self.inbound, self.settings.inbound_host, port, lmtp=lmtp
+                )
+        if not grpc_server:
+            return
         self.grpc = await start_grpc(
             self.grpc_services,
             self.settings.grpc_host,
@@ -96,11 +139,14 @@ class App:
             await self.grpc.health.enter_graceful_shutdown()
             await self.grpc.server.stop(self.settings.shutdown_grace_s)
             self.grpc = None
+        for listener in self.listeners.values():
+            listener.close()
+            await listener.wait_closed()
+        self.listeners.clear()
+        if self.loops is not None:
+            await self.loops.stop(self.settings.shutdown_grace_s)
+            self.loops = None
         await self.database.dispose()  # idempotent: a disposed engine just reconnects
 
-    async def serve_until(self, stop: asyncio.Event) -> None:
-        await self.start()
-        try:
-            await stop.wait()
-        finally:
-            await self.stop()
+    def listener_port(self, name: str) -> int:
+        return int(self.listeners[name].sockets[0].getsockname()[1])

@@ -58,6 +58,21 @@ class Settings:
     # one more message for stream_stall_s.
     heartbeat_s: float = 15.0
     stream_stall_s: float = 60.0
+    # Delivery. maildir_root: where the maildir transport writes (default data_dir/maildir).
+    run_dispatcher: bool = True
+    maildir_root: Path | None = None
+    # Inbound SMTP / LMTP listeners; None turns one off.
+    inbound_host: str = field(
+        default_factory=lambda: os.environ.get("MAILPOOL_INBOUND_HOST", "127.0.0.1")
+    )
+    inbound_port: int | None = field(
+        default_factory=lambda: int(os.environ.get("MAILPOOL_INBOUND_PORT", "2525"))
+    )
+    lmtp_port: int | None = field(
+        default_factory=lambda: (
+            int(os.environ["MAILPOOL_LMTP_PORT"]) if os.environ.get("MAILPOOL_LMTP_PORT") else None
+        )
+    )
     log_level: str = field(default_factory=lambda: os.environ.get("MAILPOOL_LOG_LEVEL", "INFO"))
     # Seconds the server waits for in-flight calls on SIGTERM before cancelling them.
     shutdown_grace_s: float = 5.0
@@ -69,3 +84,6 @@ class Settings:
             path = self.database_url[len(prefix) :]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    def maildir(self) -> Path:
+        return self.maildir_root or self.data_dir / "maildir"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailpool_server.service.addresses import is_handle, normalize
 from mailpool_server.service.clock import Clock, now_ms
@@ -171,6 +172,31 @@ class Admin:
         async with self._store.write() as tx:
             identity = await self._identity(tx, handle)
             await tx.set_identity_state(identity.id, state)
+
+    async def set_working_hours(
+        self, handle: str, timezone: str | None, start: str | None, end: str | None
+    ) -> None:
+        """Cold sends only inside [start, end) local time ("09:00", "17:30"); all None
+        clears the window."""
+        window = (timezone, start, end)
+        if any(part is None for part in window) and any(part is not None for part in window):
+            raise AdminError("give --tz, --from and --to together (or none to clear)")
+        minutes: list[int | None] = [None, None]
+        if timezone is not None:
+            try:
+                ZoneInfo(timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise AdminError(f"unknown time zone {timezone!r}") from None
+            for index, text in enumerate((start, end)):
+                hour, _, minute = (text or "").partition(":")
+                if not (
+                    hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60
+                ):
+                    raise AdminError(f"{text!r} is not a time like 09:00")
+                minutes[index] = int(hour) * 60 + int(minute)
+        async with self._store.write() as tx:
+            identity = await self._identity(tx, handle)
+            await tx.set_working_hours(identity.id, timezone, minutes[0], minutes[1])
 
     async def show_identity(self, handle: str) -> IdentityToday:
         async with self._store.read() as tx:

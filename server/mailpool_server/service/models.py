@@ -59,6 +59,10 @@ class Identity:
     state: IdentityState
     created_at: int
     last_seq: int = 0
+    # Optional working hours for cold sends (minutes after local midnight).
+    timezone: str | None = None
+    work_start_min: int | None = None
+    work_end_min: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class Mailbox:
     smtp: SmtpSettings | None = None
     # Earliest time the next cold send may go out from this mailbox (pacing).
     cold_next_at: int = 0
+    qualifying_days: int = 0
+    closed_through: str | None = None
 
     @property
     def daily_cap(self) -> int:

@@ -34,6 +34,7 @@ from mailpool_server.service.models import (
     SendResult,
     TimelineEntry,
 )
+from mailpool_server.service.pacing import next_working_time
 from mailpool_server.service.picker import Candidate, classify, pick
 from mailpool_server.service.policy import tier_policy
 from mailpool_server.service.ports import (
@@ -255,7 +256,12 @@ class Sender:
         send_class = classify(contact)
         dispatch_at = now
         if send_class is not SendClass.WARM:
-            dispatch_at = max(now, placement.cold_next_at[candidate.mailbox_id])
+            dispatch_at = next_working_time(
+                max(now, placement.cold_next_at[candidate.mailbox_id]),
+                identity.timezone,
+                identity.work_start_min,
+                identity.work_end_min,
+            )
             placement.cold_next_at[candidate.mailbox_id] = dispatch_at + self._cold_gap_ms
 
         text, html = command.text or "", command.html or ""

@@ -16,7 +16,7 @@ def _dump(values: tuple[str, ...]) -> str:
     return json.dumps(list(values))
 
 
-def _conversation(row: ConversationRow) -> Conversation:
+def conversation_from_row(row: ConversationRow) -> Conversation:
     return Conversation(
         id=row.id,
         identity_id=row.identity_id,
@@ -95,7 +95,7 @@ class ConversationRepoSql(TxBase):
 
     async def conversation_by_id(self, conv_id: str) -> Conversation | None:
         row = await self.session.get(ConversationRow, conv_id, populate_existing=True)
-        return None if row is None else _conversation(row)
+        return None if row is None else conversation_from_row(row)
 
     async def add_message(self, message: Message) -> None:
         self.session.add(
@@ -186,4 +186,36 @@ class ConversationRepoSql(TxBase):
         rows = await self.session.scalars(
             query.order_by(c.last_event_at.desc(), c.id.desc()).limit(limit)
         )
-        return [_conversation(row) for row in rows]
+        return [conversation_from_row(row) for row in rows]
+
+    async def conversation_by_message_ids(
+        self, identity_id: str, headers: list[str]
+    ) -> Conversation | None:
+        """The conversation of the identity holding the first of `headers` (newest
+        ancestor first) that is one of its messages."""
+        if not headers:
+            return None
+        rows = await self.session.execute(
+            select(MessageRow.message_id_header, ConversationRow)
+            .join(ConversationRow, ConversationRow.id == MessageRow.conv_id)
+            .where(
+                ConversationRow.identity_id == identity_id,
+                MessageRow.message_id_header.in_(headers),
+            )
+        )
+        found = {header: conversation for header, conversation in rows}
+        for header in headers:
+            if header in found:
+                return conversation_from_row(found[header])
+        return None
+
+    async def message_by_header(self, identity_id: str, header: str) -> Message | None:
+        row = await self.session.scalar(
+            select(MessageRow)
+            .join(ConversationRow, ConversationRow.id == MessageRow.conv_id)
+            .where(
+                ConversationRow.identity_id == identity_id, MessageRow.message_id_header == header
+            )
+            .limit(1)
+        )
+        return None if row is None else _message(row)

@@ -28,6 +28,9 @@ def identity_from_row(row: IdentityRow) -> Identity:
         state=IdentityState(row.state),
         created_at=row.created_at,
         last_seq=row.last_seq,
+        timezone=row.timezone,
+        work_start_min=row.work_start_min,
+        work_end_min=row.work_end_min,
     )
 
 
@@ -51,6 +54,8 @@ def mailbox_from_row(row: MailboxRow) -> Mailbox:
         created_at=row.created_at,
         smtp=smtp,
         cold_next_at=row.cold_next_at,
+        qualifying_days=row.qualifying_days,
+        closed_through=row.closed_through,
     )
 
 
@@ -65,6 +70,9 @@ class IdentityRepoSql(TxBase):
                 state=identity.state.value,
                 created_at=identity.created_at,
                 last_seq=identity.last_seq,
+                timezone=identity.timezone,
+                work_start_min=identity.work_start_min,
+                work_end_min=identity.work_end_min,
             )
         )
         await self.session.flush()
@@ -81,6 +89,15 @@ class IdentityRepoSql(TxBase):
             .limit(limit)
         )
         return [identity_from_row(row) for row in rows]
+
+    async def set_working_hours(
+        self, identity_id: str, timezone: str | None, start_min: int | None, end_min: int | None
+    ) -> None:
+        await self.session.execute(
+            update(IdentityRow)
+            .where(IdentityRow.id == identity_id)
+            .values(timezone=timezone, work_start_min=start_min, work_end_min=end_min)
+        )
 
     async def set_identity_state(self, identity_id: str, state: IdentityState) -> None:
         await self.session.execute(
@@ -104,6 +121,8 @@ class IdentityRepoSql(TxBase):
                 health=mailbox.health,
                 created_at=mailbox.created_at,
                 cold_next_at=mailbox.cold_next_at,
+                qualifying_days=mailbox.qualifying_days,
+                closed_through=mailbox.closed_through,
             )
         )
         await self.session.flush()

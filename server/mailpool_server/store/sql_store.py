@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from mailpool_server.store.conversations import ConversationRepoSql
+from mailpool_server.store.delivery import DeliveryRepoSql
 from mailpool_server.store.engine import Database
 from mailpool_server.store.events import EventRepoSql
 from mailpool_server.store.identities import IdentityRepoSql
@@ -13,7 +14,9 @@ from mailpool_server.store.orgs import OrgRepoSql
 from mailpool_server.store.sends import SendRepoSql
 
 
-class SqlTx(OrgRepoSql, IdentityRepoSql, SendRepoSql, ConversationRepoSql, EventRepoSql):
+class SqlTx(
+    OrgRepoSql, IdentityRepoSql, SendRepoSql, ConversationRepoSql, EventRepoSql, DeliveryRepoSql
+):
     """Every repository on one session, i.e. one transaction."""
 
 

@@ -40,6 +40,10 @@ class IdentityRow(Base):
     # The per-identity event counter: allocated inside each writing transaction,
     # under this row's lock, so that commit order is seq order.
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Optional working hours for cold sends, in the identity's own time zone.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    work_start_min: Mapped[int | None] = mapped_column(Integer)
+    work_end_min: Mapped[int | None] = mapped_column(Integer)
 
 
 class MailboxRow(Base):
@@ -57,6 +61,10 @@ class MailboxRow(Base):
     health: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[int] = mapped_column(BigInteger)
     cold_next_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Warmup progress: qualifying sending days in the current stage, and the last UTC
+    # day whose end has been applied (health recovery, stage advancement).
+    qualifying_days: Mapped[int] = mapped_column(Integer, default=0)
+    closed_through: Mapped[str | None] = mapped_column(String(10))
 
 
 class IdentityUsageRow(Base):
@@ -70,7 +78,9 @@ class MailboxUsageRow(Base):
     __tablename__ = "mailbox_usage"
     mailbox_id: Mapped[str] = mapped_column(ForeignKey("mailboxes.id"), primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
-    sent: Mapped[int] = mapped_column(Integer)
+    sent: Mapped[int] = mapped_column(Integer)  # sends assigned (the cap counter)
+    delivered: Mapped[int] = mapped_column(Integer, default=0)  # transport accepted
+    hits: Mapped[int] = mapped_column(Integer, default=0)  # health penalties that day
 
 
 class ContactRow(Base):
@@ -164,6 +174,7 @@ class PendingSendRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
     __table_args__ = (
         Index("ix_pending_due", "status", "dispatch_at"),

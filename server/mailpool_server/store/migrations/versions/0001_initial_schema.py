@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 18:24:09.318932
+Create Date: 2026-11-29 19:09:47.576414
 
 """
 
@@ -88,6 +88,9 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("last_seq", sa.BigInteger(), nullable=False),
+        sa.Column("timezone", sa.String(length=64), nullable=True),
+        sa.Column("work_start_min", sa.Integer(), nullable=True),
+        sa.Column("work_end_min", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["org_id"],
             ["orgs.id"],
@@ -142,6 +145,8 @@ def upgrade() -> None:
         sa.Column("health", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("cold_next_at", sa.BigInteger(), nullable=False),
+        sa.Column("qualifying_days", sa.Integer(), nullable=False),
+        sa.Column("closed_through", sa.String(length=10), nullable=True),
         sa.ForeignKeyConstraint(
             ["identity_id"],
             ["identities.id"],
@@ -222,6 +227,8 @@ def upgrade() -> None:
         sa.Column("mailbox_id", sa.String(length=40), nullable=False),
         sa.Column("day", sa.String(length=10), nullable=False),
         sa.Column("sent", sa.Integer(), nullable=False),
+        sa.Column("delivered", sa.Integer(), nullable=False),
+        sa.Column("hits", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["mailbox_id"],
             ["mailboxes.id"],
@@ -270,6 +277,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("lease_until", sa.BigInteger(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("sent_at", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["conv_id"],

@@ -1,0 +1,1 @@
+"""Delivery: the dispatcher loop, transports (smtp, maildir), the inbound listener, timers."""
