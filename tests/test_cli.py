@@ -125,7 +125,20 @@ def test_demo_is_repeatable(run) -> None:  # type: ignore[no-untyped-def]
 
 def test_serve_prints_its_port_and_stops_on_sigterm(run) -> None:  # type: ignore[no-untyped-def]
     process = subprocess.Popen(
-        [sys.executable, "-m", "mailpool_server", "serve", "--grpc-port", "0", "--http-port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "mailpool_server",
+            "serve",
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "0",
+            "--inbound-port",
+            "0",
+            "--lmtp-port",
+            "0",
+        ],
         env=run.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -137,6 +150,10 @@ def test_serve_prints_its_port_and_stops_on_sigterm(run) -> None:  # type: ignor
         assert re.fullmatch(r"mailpool: gRPC listening on 127\.0\.0\.1:\d+\n", line), line
         line = process.stdout.readline()
         assert re.fullmatch(r"mailpool: HTTP listening on 127\.0\.0\.1:\d+\n", line), line
+        for protocol in ("SMTP", "LMTP"):
+            line = process.stdout.readline()
+            assert re.fullmatch(rf"mailpool: {protocol} listening on 127\.0\.0\.1:\d+\n", line)
+        assert process.stdout.readline().startswith("mailpool: dispatching (maildir at ")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
         assert process.stdout.read() == "mailpool: stopped\n"

@@ -52,19 +52,33 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2))
 
 
-async def _serve(app: App, args: argparse.Namespace) -> int:
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _announce(app: App) -> None:
+    settings = app.settings
+    if app.grpc is not None:
+        print(f"mailpool: gRPC listening on {settings.grpc_host}:{app.grpc.port}", flush=True)
+    if app.http is not None:
+        print(f"mailpool: HTTP listening on {settings.http_host}:{app.http.port}", flush=True)
+    for name in app.listeners:
+        port = app.listener_port(name)
+        print(f"mailpool: {name.upper()} listening on {settings.inbound_host}:{port}", flush=True)
+    if app.loops is not None:
+        print(f"mailpool: dispatching (maildir at {settings.maildir()})", flush=True)
+
+
+async def _serve(app: App, args: argparse.Namespace) -> int:
+    """serve: everything; dispatcher: the dispatcher and timers; inbound: the listeners."""
+    stop = _stop_on_signals()
     try:
-        await app.start()
-        assert app.grpc is not None
-        print(f"mailpool: gRPC listening on {app.settings.grpc_host}:{app.grpc.port}", flush=True)
-        if app.http is not None:
-            print(
-                f"mailpool: HTTP listening on {app.settings.http_host}:{app.http.port}", flush=True
-            )
+        await app.start(grpc_server=args.command == "serve")
+        _announce(app)
         await stop.wait()
     finally:
         await app.stop()
@@ -136,6 +150,13 @@ async def _identity_set_state(app: App, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _identity_set_hours(app: App, args: argparse.Namespace) -> int:
+    await app.admin.set_working_hours(args.handle, args.tz, args.start, args.end)
+    window = f"{args.start}-{args.end} {args.tz}" if args.tz else "any time"
+    print(f"{args.handle}: cold sends {window}")
+    return 0
+
+
 async def _identity_show(app: App, args: argparse.Namespace) -> int:
     _print_json(identity_json(await app.admin.show_identity(args.handle)))
     return 0
@@ -188,10 +209,30 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    serve = leaf(commands, "serve", _serve, "run the gRPC server and the HTTP shim")
+    serve = leaf(
+        commands,
+        "serve",
+        _serve,
+        "run gRPC, the HTTP shim, the dispatcher and the inbound listener",
+    )
     serve.add_argument("--grpc-port", type=int, help="gRPC port (default 50051; 0 = free port)")
     serve.add_argument("--http-port", type=int, help="HTTP shim port (default 8080; 0 = free port)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument(
+        "--no-dispatcher",
+        action="store_true",
+        help="do not deliver here (run `mailpool dispatcher` elsewhere)",
+    )
+    dispatcher = leaf(commands, "dispatcher", _serve, "run only the dispatcher and timers")
+    inbound = leaf(commands, "inbound", _serve, "run only the inbound SMTP/LMTP listener")
+    for sub in (serve, inbound):
+        sub.add_argument(
+            "--inbound-port",
+            type=int,
+            help="inbound SMTP port (default 2525; 0 = free port; -1 = off)",
+        )
+        sub.add_argument("--lmtp-port", type=int, help="inbound LMTP port (default off)")
+    dispatcher.set_defaults(inbound_port=-1, lmtp_port=None)
     shim = commands.add_parser("shim", help="run only the HTTP shim, in front of a gRPC server")
     shim.add_argument("--grpc-target", required=True, help="host:port of a mailpool gRPC server")
     shim.add_argument("--http-port", type=int, help="HTTP port (default 8080; 0 = free port)")
@@ -227,6 +268,16 @@ def build_parser() -> argparse.ArgumentParser:
     set_state.add_argument("handle")
     set_state.add_argument("state", choices=_states())
     leaf(identity, "show", _identity_show, "show an identity as JSON").add_argument("handle")
+    hours = leaf(
+        identity,
+        "set-hours",
+        _identity_set_hours,
+        "cold sends only inside a daily window (no flags: clear it)",
+    )
+    hours.add_argument("handle")
+    hours.add_argument("--tz", help="IANA time zone, e.g. Europe/Berlin")
+    hours.add_argument("--from", dest="start", help="window start, e.g. 09:00")
+    hours.add_argument("--to", dest="end", help="window end, e.g. 17:30")
 
     mailbox = admin.add_parser("mailbox").add_subparsers(dest="verb", required=True)
     add = leaf(mailbox, "add", _mailbox_add, "add a mailbox to an identity")
@@ -248,13 +299,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
         settings.http_port = args.http_port
     if getattr(args, "host", None):
         settings.grpc_host = settings.http_host = args.host
+    if getattr(args, "inbound_port", None) is not None:
+        settings.inbound_port = None if args.inbound_port < 0 else args.inbound_port
+    if getattr(args, "lmtp_port", None) is not None:
+        settings.lmtp_port = args.lmtp_port
+    if args.command == "inbound" or getattr(args, "no_dispatcher", False):
+        settings.run_dispatcher = False
     return settings
 
 
 async def _run(args: argparse.Namespace) -> int:
     app = await App.open(settings_from(args))
     run: Command = args.run
-    if run is _serve:
+    if run is _serve:  # owns the app's lifetime itself
         return await run(app, args)
     try:
         return await run(app, args)
@@ -264,7 +321,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logs.configure(Settings().log_level if args.command in ("serve", "shim") else "WARNING")
+    servers = ("serve", "shim", "dispatcher", "inbound")
+    logs.configure(Settings().log_level if args.command in servers else "WARNING")
     if args.command == "shim":
         return _shim(args)
     try:

@@ -109,9 +109,8 @@ class DeliveryRepoSql(TxBase):
         await self._bump_usage(mailbox_id, day, "delivered")
 
     async def _bump_usage(self, mailbox_id: str, day: str, column: str) -> None:
-        statement = self.insert(MailboxUsageRow).values(
-            mailbox_id=mailbox_id, day=day, sent=0, delivered=0, hits=0, **{column: 1}
-        )
+        counts = {"sent": 0, "delivered": 0, "hits": 0, column: 1}
+        statement = self.insert(MailboxUsageRow).values(mailbox_id=mailbox_id, day=day, **counts)
         await self.session.execute(
             statement.on_conflict_do_update(
                 index_elements=["mailbox_id", "day"],
