@@ -82,7 +82,7 @@ async def test_a_batch_left_by_a_dead_dispatcher_is_finished_by_another(
         app.store,
         clock,
         app.bus,
-        {Transport.MAILDIR: stuck},  # type: ignore[dict-item]
+        {Transport.MAILDIR: stuck},
         concurrency=1,
     )
     task = asyncio.create_task(doomed.run_once())
