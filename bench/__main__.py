@@ -236,7 +236,17 @@ def main() -> None:
         }
         with (
             process(
-                ["-m", "mailpool_server", "serve", "--grpc-port", "0", "--http-port", "0"],
+                [
+                    "-m",
+                    "mailpool_server",
+                    "serve",
+                    "--grpc-port",
+                    "0",
+                    "--http-port",
+                    "0",
+                    "--inbound-port",
+                    "-1",
+                ],
                 env,
                 ready_lines=2,
             ) as mailpool,

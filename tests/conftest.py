@@ -1,18 +1,56 @@
-"""Shared fixtures: a real SQLite file, the real gRPC server on a free port, a fake clock."""
+"""Shared fixtures: the real store (a SQLite file, and PostgreSQL when
+MAILPOOL_TEST_POSTGRES names a server), the real gRPC server on a free port, a fake clock."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import grpc
 import pytest
 
 from mailpool_server.app import App
 from mailpool_server.config import Settings
 from mailpool_server.service.clock import UTC, FakeClock
+from mailpool_server.store.pg_notify import asyncpg_dsn
 from tests.support import Tenant, make_tenant
+
+POSTGRES = os.environ.get("MAILPOOL_TEST_POSTGRES")
+BACKENDS = ["sqlite", *(["postgres"] if POSTGRES else [])]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def postgres_admin(query: str) -> None:
+    assert POSTGRES is not None
+    connection = await asyncpg.connect(asyncpg_dsn(POSTGRES))
+    try:
+        await connection.execute(query)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database of the backend: a SQLite file, or a new PostgreSQL
+    database dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'mailpool.db'}"
+        return
+    assert POSTGRES is not None
+    name = "t_" + secrets.token_hex(6)
+    await postgres_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await postgres_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -21,9 +59,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'mailpool.db'}",
+        database_url=database_url,
         grpc_host="127.0.0.1",
         grpc_port=0,
         http_port=None,  # the shim's tests turn it on

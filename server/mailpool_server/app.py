@@ -28,6 +28,7 @@ from mailpool_server.service.send import Sender
 from mailpool_server.service.timers import Timers
 from mailpool_server.store.engine import Database, make_engine
 from mailpool_server.store.migrate import upgrade
+from mailpool_server.store.pg_notify import PgListener
 from mailpool_server.store.sql_store import SqlStore
 
 log = logging.getLogger("mailpool")
@@ -48,6 +49,7 @@ class App:
     grpc: RunningGrpc | None = None
     http: RunningHttp | None = None
     loops: DeliveryLoops | None = None
+    pg_listener: PgListener | None = None
     listeners: dict[str, asyncio.Server] = field(default_factory=dict)
 
     @classmethod
@@ -98,6 +100,9 @@ class App:
     async def start(self, *, grpc_server: bool = True) -> None:
         """Start what the settings ask for: gRPC (+ HTTP shim), the dispatcher and
         timers, the inbound listeners. Port 0 picks a free port."""
+        if self.database.engine.dialect.name == "postgresql":
+            self.pg_listener = PgListener(self.settings.database_url, self.bus)
+            self.pg_listener.start()
         if self.settings.run_dispatcher:
             self.loops = DeliveryLoops(self.dispatcher, self.timers, self.bus)
             self.loops.start()
@@ -146,6 +151,9 @@ class App:
         if self.loops is not None:
             await self.loops.stop(self.settings.shutdown_grace_s)
             self.loops = None
+        if self.pg_listener is not None:
+            await self.pg_listener.stop()
+            self.pg_listener = None
         await self.database.dispose()  # idempotent: a disposed engine just reconnects
 
     def listener_port(self, name: str) -> int:

@@ -58,7 +58,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cli
         "5",
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "mailpool_server", "serve", "--grpc-port", "0", "--http-port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "mailpool_server",
+            "serve",
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "0",
+            "--inbound-port",
+            "-1",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -130,12 +130,17 @@ def settings(settings: Settings) -> Settings:
 
 
 async def test_duplicate_of_a_request_still_running_gets_in_use(
-    app: App, channel: grpc.aio.Channel, tenant: Tenant
+    app: App, channel: grpc.aio.Channel, tenant: Tenant, clock: FakeClock
 ) -> None:
-    # Hold the write lock as a long-running first request would.
-    async with app.store.write():
+    async with app.store.read() as tx:
+        org = await tx.org_by_name(tenant.org)
+    assert org is not None
+    # A first request with the key that is still running: its claim is uncommitted.
+    async with app.store.write() as tx:
+        assert await tx.claim_idempotency_key(org.id, "busy", "f", 0, 10**15) is None
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await send(channel, tenant, to="r@example.com", idempotency_key="busy")
+        await tx.session.rollback()  # the first request fails: nothing stored
     error = rich_error(caught.value)
     assert (error.code, error.reason, error.message) == (
         grpc.StatusCode.ABORTED,

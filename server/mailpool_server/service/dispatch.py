@@ -90,6 +90,8 @@ class Dispatcher:
         day = utc_day(now)
         events: dict[str, list[NewEvent]] = {}
         async with self._store.write() as tx:
+            # Lock order, everywhere: the identity row first (as Send does), then rows.
+            await tx.lock_identity(message.identity_id)
             if error is None:
                 if not await tx.finish_sent(message.pending_id, message.attempt, now):
                     return

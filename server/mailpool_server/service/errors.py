@@ -167,6 +167,15 @@ class SubscriberStalled(Unavailable):
         )
 
 
+class StoreContention(Unavailable):
+    """The database aborted the transaction in a race (e.g. a deadlock); retry."""
+
+    reason = "CONTENTION"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("the request lost a race in the database; retry it", {"sqlstate": detail})
+
+
 class ShuttingDown(Unavailable):
     reason = "SHUTTING_DOWN"
 

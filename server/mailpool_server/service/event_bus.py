@@ -38,6 +38,11 @@ class EventBus:
             if waiter.wants(identity_id):
                 waiter.wake.set()
 
+    def wake_all(self) -> None:
+        """Wake every reader (a safety net where hints can be lost)."""
+        for waiter in self._waiters:
+            waiter.wake.set()
+
     @contextmanager
     def waiter(self, identity_ids: frozenset[str] | None) -> Iterator[Waiter]:
         """Register before the last catch-up read, so no commit can fall between the

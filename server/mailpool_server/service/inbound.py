@@ -68,6 +68,7 @@ class Inbound:
             mailbox = await tx.mailbox_by_email(normalize(mail.mailbox_email))
             if mailbox is None:
                 return  # removed between RCPT and DATA: nothing to attach it to
+            await tx.lock_identity(mailbox.identity_id)  # lock order: the identity first
             if mail.report is not None:
                 events = await self._bounce(tx, mail.report, mailbox.identity_id, now)
             else:

@@ -25,7 +25,13 @@ class Timers:
         now = now_ms(self._clock)
         heads: dict[str, int] = {}
         async with self._store.write() as tx:
-            due = await tx.due_no_reply(now, limit)
+            # Lock order, as everywhere: identities first (in id order), then re-read
+            # the due conversations under those locks (another replica may have fired
+            # some meanwhile).
+            candidates = await tx.due_no_reply(now, limit, lock=False)
+            for identity_id in sorted({c.identity_id for c in candidates}):
+                await tx.lock_identity(identity_id)
+            due = await tx.due_no_reply(now, limit, lock=True)
             events: dict[str, list[NewEvent]] = {}
             for conversation in due:
                 assert conversation.no_reply_at is not None

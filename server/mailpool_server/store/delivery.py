@@ -203,23 +203,25 @@ class DeliveryRepoSql(TxBase):
             or 0
         )
 
-    async def due_no_reply(self, now: int, limit: int) -> list[Conversation]:
-        rows = await self.session.scalars(
+    async def due_no_reply(self, now: int, limit: int, *, lock: bool) -> list[Conversation]:
+        query = (
             select(ConversationRow)
             .where(ConversationRow.no_reply_at.is_not(None), ConversationRow.no_reply_at <= now)
-            .order_by(ConversationRow.no_reply_at)
+            .order_by(ConversationRow.no_reply_at, ConversationRow.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
+        if lock:
+            query = query.with_for_update(skip_locked=True)
+        rows = await self.session.scalars(query)
         return [conversation_from_row(row) for row in rows]
 
     async def mailboxes_to_close(self, today: str) -> list[Mailbox]:
         """Mailboxes with a finished UTC day not applied yet."""
         yesterday = (dt.date.fromisoformat(today) - dt.timedelta(days=1)).isoformat()
         rows = await self.session.scalars(
-            select(MailboxRow).where(
-                or_(MailboxRow.closed_through.is_(None), MailboxRow.closed_through < yesterday)
-            )
+            select(MailboxRow)
+            .where(or_(MailboxRow.closed_through.is_(None), MailboxRow.closed_through < yesterday))
+            .with_for_update(skip_locked=True)  # PostgreSQL: one replica closes each mailbox
         )
         return [mailbox_from_row(row) for row in rows]
 

@@ -18,10 +18,14 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from mailpool_server.service.errors import StoreContention
 from mailpool_server.service.ports import WriteLockTimeout
 
 _WRITE = "mailpool_write"
 LOCK_NOT_AVAILABLE = "55P03"
+# deadlock_detected, serialization_failure: the transaction lost a race; nothing was
+# written, and the same request may simply be sent again.
+RETRYABLE = {"40P01", "40001"}
 
 
 def is_sqlite(url: str) -> bool:
@@ -98,8 +102,11 @@ class Database:
                 try:
                     yield session
                 except DBAPIError as error:
-                    if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                    state = getattr(error.orig, "sqlstate", None)
+                    if state == LOCK_NOT_AVAILABLE:
                         raise WriteLockTimeout() from error
+                    if state in RETRYABLE:
+                        raise StoreContention(str(state)) from error
                     raise
 
     @asynccontextmanager

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 
 from mailpool_server.service.events import NewEvent
 from mailpool_server.service.ids import new_event_id
 from mailpool_server.service.models import Event, Identity
 from mailpool_server.store.base import TxBase
 from mailpool_server.store.tables import EventRow, IdentityRow
+
+NOTIFY_CHANNEL = "mailpool_events"
 
 
 class EventRepoSql(TxBase):
@@ -58,6 +60,12 @@ class EventRepoSql(TxBase):
                 for e in appended
             ],
         )
+        if self.dialect == "postgresql":
+            # Delivered at commit, to every replica's listener: a wake-up hint.
+            await self.session.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": NOTIFY_CHANNEL, "payload": f"{identity.id}:{last}"},
+            )
         return appended
 
     async def events_after(

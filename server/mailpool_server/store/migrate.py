@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 SCRIPT_LOCATION = "mailpool_server.store:migrations"
+MIGRATION_LOCK = 0x6D61696C706F6F6C  # "mailpool"
 
 
 def alembic_config(url: str = "") -> Config:
@@ -28,4 +30,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas starting together: one migrates, the others wait and find
+            # nothing left to do (DDL is transactional on PostgreSQL).
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(_upgrade)

@@ -90,6 +90,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """ERROR_REASON_SHUTTING_DOWN: UNAVAILABLE (503); the server is stopping.
     Reconnect (to another replica) with the last seq received.
     """
+    ERROR_REASON_CONTENTION: _ErrorReason.ValueType  # 18
+    """ERROR_REASON_CONTENTION: UNAVAILABLE (503); the database aborted the request's
+    transaction in a race with another (a deadlock); nothing was written. Retry
+    (with the same Idempotency-Key).
+    """
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 17
     """ERROR_REASON_INTERNAL: INTERNAL (500), "internal error"; logged with the
     request id, which is in the metadata. Safe to retry with the same
@@ -172,6 +177,11 @@ Reconnect with it as `since`.
 ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 16
 """ERROR_REASON_SHUTTING_DOWN: UNAVAILABLE (503); the server is stopping.
 Reconnect (to another replica) with the last seq received.
+"""
+ERROR_REASON_CONTENTION: ErrorReason.ValueType  # 18
+"""ERROR_REASON_CONTENTION: UNAVAILABLE (503); the database aborted the request's
+transaction in a race with another (a deadlock); nothing was written. Retry
+(with the same Idempotency-Key).
 """
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 17
 """ERROR_REASON_INTERNAL: INTERNAL (500), "internal error"; logged with the
