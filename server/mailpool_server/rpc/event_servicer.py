@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 from mailpool.v1 import event_service_pb2 as pb
@@ -18,9 +19,25 @@ def _heads(heads: dict[str, int]) -> list[pb.IdentitySeq]:
     return [pb.IdentitySeq(identity=handle, seq=seq) for handle, seq in heads.items()]
 
 
+# Encoded stream messages kept for reuse: subscribers that follow one identity are handed
+# the same events, and one encoding serves them all (a fan-out to 500 is one encode).
+ENCODED_CACHE = 4096
+
+
 class EventServicer(pb_grpc.EventServiceServicer):
     def __init__(self, feed: EventFeed) -> None:
         self._feed = feed
+        self._encoded: OrderedDict[tuple[str, int], pb.StreamEventsResponse] = OrderedDict()
+
+    def _stream_message(self, item: Event) -> pb.StreamEventsResponse:
+        key = (item.identity_id, item.seq)
+        message = self._encoded.get(key)
+        if message is None:
+            message = pb.StreamEventsResponse(event=event(item))
+            self._encoded[key] = message
+            if len(self._encoded) > ENCODED_CACHE:
+                self._encoded.popitem(last=False)
+        return message
 
     async def ListEvents(
         self, request: pb.ListEventsRequest, context: Context
@@ -56,7 +73,7 @@ class EventServicer(pb_grpc.EventServiceServicer):
         async with contextlib.aclosing(stream) as items:
             async for item in items:
                 if isinstance(item, Event):
-                    message = pb.StreamEventsResponse(event=event(item))
+                    message = self._stream_message(item)
                 elif isinstance(item, CaughtUp):
                     message = pb.StreamEventsResponse(
                         caught_up=pb.CaughtUp(heads=_heads(item.heads))

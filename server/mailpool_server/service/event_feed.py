@@ -10,8 +10,10 @@ a slow subscriber is fed from the log at its own pace and holds no buffer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
 
 from mailpool_server.service.auth import identity_in_org
 from mailpool_server.service.errors import InvalidArgument, SeqInFuture, ShuttingDown
@@ -21,6 +23,7 @@ from mailpool_server.service.models import Event, Identity
 from mailpool_server.service.paging import page_size
 from mailpool_server.service.ports import Store
 
+T = TypeVar("T")
 MAX_TIMEOUT_MS = 25_000
 STREAM_PAGE = 500
 DEFAULT_HEARTBEAT_S = 15.0
@@ -66,6 +69,7 @@ class EventFeed:
         self._bus = bus
         self._heartbeat_s = heartbeat_s
         self._closing = asyncio.Event()
+        self._flights: dict[tuple[object, ...], asyncio.Future[Any]] = {}
 
     def close(self) -> None:
         """End every open subscription promptly (server shutdown)."""
@@ -173,32 +177,51 @@ class EventFeed:
         cursors: dict[str, int],
         waiter: Waiter,
     ) -> AsyncIterator[Event]:
-        """Send everything committed past the cursors, page by page, until a read
-        finds nothing new. The wake flag is cleared before each round of reads."""
+        """Send everything committed past the cursors, page by page. The wake flag is
+        cleared before each round's reads, so a commit during the round sets it again
+        and earns another round; an unset flag means nothing new was committed."""
         while True:
             waiter.wake.clear()
-            sent_any = False
-            async with self._store.read() as tx:
-                identities = (
-                    fixed if fixed is not None else await tx.identities_of(org_id, "", 1_000_000)
-                )
-                heads = await tx.head_seqs([i.id for i in identities])
+            if fixed is None:
+                async with self._store.read() as tx:
+                    identities = await tx.identities_of(org_id, "", 1_000_000)
+            else:
+                identities = fixed
+            ids = [i.id for i in identities]
+            heads = await self._shared(("heads", *sorted(ids)), partial(self._heads, ids))
             for identity in identities:
                 cursors.setdefault(identity.handle, 0)
                 while heads.get(identity.id, 0) > cursors[identity.handle]:
-                    async with self._store.read() as tx:
-                        page = await tx.events_after(
-                            identity, cursors[identity.handle], (), STREAM_PAGE
-                        )
+                    since = cursors[identity.handle]
+                    page = await self._shared(
+                        ("events", identity.id, since), partial(self._page, identity, since)
+                    )
                     if not page:
                         break
                     for event in page:
                         self._check_open()
                         yield event
                         cursors[identity.handle] = event.seq
-                        sent_any = True
-            if not sent_any:
+            if not waiter.wake.is_set():
                 return
+
+    async def _heads(self, identity_ids: list[str]) -> dict[str, int]:
+        async with self._store.read() as tx:
+            return await tx.head_seqs(identity_ids)
+
+    async def _page(self, identity: Identity, since: int) -> list[Event]:
+        async with self._store.read() as tx:
+            return await tx.events_after(identity, since, (), STREAM_PAGE)
+
+    async def _shared(self, key: tuple[object, ...], read: Callable[[], Awaitable[T]]) -> T:
+        """Single-flight: subscribers woken by the same commit at the same cursor share
+        one database read (each still reads the log; none trusts a cached copy)."""
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(read())
+            self._flights[key] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(key, None))
+        return await asyncio.shield(flight)
 
     async def _wait(self, waiter: Waiter, timeout_s: float) -> bool:
         """Wait for a wake-up, shutdown or the timeout; True when woken."""

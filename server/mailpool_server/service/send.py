@@ -133,11 +133,13 @@ class Sender:
         key = command.idempotency_key
         fingerprint = command.fingerprint() if key else ""
         now = now_ms(self._clock)
-        async with self._store.read() as tx:
-            identity = await identity_in_org(tx, org_id, command.identity)
-            record = await tx.idempotency_record(org_id, key, now) if key else None
-        if record is not None:
-            return _replay(record, fingerprint)
+        if key:
+            # Replays are answered from a read, without queueing for the write lock.
+            async with self._store.read() as tx:
+                await identity_in_org(tx, org_id, command.identity)
+                record = await tx.idempotency_record(org_id, key, now)
+            if record is not None:
+                return _replay(record, fingerprint)
         try:
             async with self._store.write(
                 lock_timeout_s=self._idempotency_wait_s if key else None
@@ -148,6 +150,7 @@ class Sender:
                     )
                     if existing is not None:
                         return _replay(existing, fingerprint)
+                identity = await identity_in_org(tx, org_id, command.identity)
                 identity = await tx.lock_identity(identity.id)
                 placement = await self._place(tx, identity, valid, now)
                 result = SendResult(

@@ -83,8 +83,9 @@ def _like_escape(text: str) -> str:
 
 class ConversationRepoSql(TxBase):
     async def add_conversation(self, conversation: Conversation) -> None:
+        # Not flushed here: the unit of work writes the send's rows together at commit,
+        # ordered by their foreign keys.
         self.session.add(ConversationRow(id=conversation.id, **_conversation_values(conversation)))
-        await self.session.flush()
 
     async def update_conversation(self, conversation: Conversation) -> None:
         await self.session.execute(
@@ -116,7 +117,6 @@ class ConversationRepoSql(TxBase):
                 ts=message.ts,
             )
         )
-        await self.session.flush()
 
     async def add_timeline(self, conv_id: str, entry: TimelineEntry) -> None:
         self.session.add(
@@ -128,7 +128,6 @@ class ConversationRepoSql(TxBase):
                 data=json.dumps(entry.data),
             )
         )
-        await self.session.flush()
 
     async def timeline_of(self, conv_id: str) -> list[TimelineEntry]:
         rows = await self.session.execute(
