@@ -246,6 +246,8 @@ def main() -> None:
                     "0",
                     "--inbound-port",
                     "-1",
+                    # The API path alone: delivery is another workload.
+                    "--no-dispatcher",
                 ],
                 env,
                 ready_lines=2,

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -21,51 +17,16 @@ from mailpool.v1 import event_service_pb2_grpc as event_grpc
 from mailpool_server.app import App
 from mailpool_server.config import Settings
 from tests.conftest import POSTGRES
+from tests.processes import serve
 from tests.sending import send, send_call
 from tests.support import Tenant, make_tenant, rich_error
 
 pytestmark = pytest.mark.skipif(POSTGRES is None, reason="needs MAILPOOL_TEST_POSTGRES")
 
 
-@dataclass
-class Replica:
-    process: subprocess.Popen[str]
-    grpc_port: int
-
-
 @pytest.fixture
 def backend() -> str:
     return "postgres"
-
-
-def start_replica(env: dict[str, str]) -> Replica:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mailpool_server",
-            "serve",
-            "--grpc-port",
-            "0",
-            "--http-port",
-            "0",
-            "--inbound-port",
-            "-1",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    port = 0
-    for line in process.stdout:
-        if match := re.match(r"mailpool: gRPC listening on 127\.0\.0\.1:(\d+)", line):
-            port = int(match.group(1))
-        if line.startswith("mailpool: dispatching"):
-            break
-    assert port, "replica did not start"
-    return Replica(process, port)
 
 
 @pytest.fixture
@@ -85,18 +46,13 @@ async def cluster(
         "MAILPOOL_COLD_GAP_MS": "0",
         "MAILPOOL_LOG_LEVEL": "WARNING",
     }
-    replicas = [start_replica(env), start_replica(env)]
-    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{r.grpc_port}") for r in replicas]
-    try:
-        yield tenant, channels, tmp_path / "maildir"
-    finally:
-        for channel in channels:
-            await channel.close()
-        for replica in replicas:
-            replica.process.terminate()
-            replica.process.wait(timeout=30)
-            assert replica.process.stdout is not None
-            replica.process.stdout.close()
+    with serve(env) as a, serve(env) as b:
+        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{r['gRPC']}") for r in (a, b)]
+        try:
+            yield tenant, channels, tmp_path / "maildir"
+        finally:
+            for channel in channels:
+                await channel.close()
 
 
 async def test_racing_sends_across_replicas_respect_the_cap(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.processes import serve
 from tests.rest import openapi_check
 
 
@@ -57,35 +57,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cli
         "--warmup-stage",
         "5",
     )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mailpool_server",
-            "serve",
-            "--grpc-port",
-            "0",
-            "--http-port",
-            "0",
-            "--inbound-port",
-            "-1",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    process.stdout.readline()
-    port = re.search(r":(\d+)$", process.stdout.readline().strip())
-    assert port is not None
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port.group(1)}", timeout=30) as client:
-            yield client, key, "f@mailpool.local"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        process.stdout.close()
+    with (
+        serve(env, dispatcher=False) as ports,
+        httpx.Client(base_url=f"http://127.0.0.1:{ports['HTTP']}", timeout=30) as client,
+    ):
+        yield client, key, "f@mailpool.local"
 
 
 # Header values that can go on the wire: latin-1, no CR/LF, no surrounding space.

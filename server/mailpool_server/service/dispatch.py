@@ -13,11 +13,8 @@ import logging
 from collections.abc import Mapping
 
 from mailpool_server.service.clock import Clock, now_ms, utc_day
-from mailpool_server.service.events import (
-    NewEvent,
-    email_send_failed_permanently,
-    email_sent,
-)
+from mailpool_server.service.event_log import EventsByIdentity, announce, append_all, merge
+from mailpool_server.service.events import email_send_failed_permanently, email_sent
 from mailpool_server.service.health import hit
 from mailpool_server.service.models import Direction, Message, Transport
 from mailpool_server.service.outbound import (
@@ -88,7 +85,7 @@ class Dispatcher:
     async def _record(self, message: OutgoingMessage, error: Exception | None) -> None:
         now = now_ms(self._clock)
         day = utc_day(now)
-        events: dict[str, list[NewEvent]] = {}
+        events: EventsByIdentity = {}
         async with self._store.write() as tx:
             # Lock order, everywhere: the identity row first (as Send does), then rows.
             await tx.lock_identity(message.identity_id)
@@ -121,16 +118,9 @@ class Dispatcher:
                     )
                 ]
                 if isinstance(error, PermanentDeliveryError) and error.auth_failure:
-                    for identity_id, more in (
-                        await hit(tx, message.mailbox, HealthHit.AUTH_FAILURE, day)
-                    ).items():
-                        events.setdefault(identity_id, []).extend(more)
-            heads = {}
-            for identity_id, new in events.items():
-                identity = await tx.lock_identity(identity_id)
-                heads[identity_id] = (await tx.append_events(identity, new, now))[-1].seq
-        for identity_id, head in heads.items():
-            self._listener.events_committed(identity_id, head)
+                    merge(events, await hit(tx, message.mailbox, HealthHit.AUTH_FAILURE, day))
+            heads = await append_all(tx, events, now)
+        announce(self._listener, heads)
 
 
 def _as_message(m: OutgoingMessage, at: int) -> Message:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from itertools import cycle
 
-from mailpool_server.service.events import NewEvent, account, email_cancelled, mailbox_replaced
+from mailpool_server.service.event_log import EventsByIdentity
+from mailpool_server.service.events import account, email_cancelled, mailbox_replaced
 from mailpool_server.service.models import Mailbox
 from mailpool_server.service.policy import HEALTH_PENALTIES, HealthHit, is_excluded
 from mailpool_server.service.ports import Tx
 
 
-async def hit(tx: Tx, mailbox: Mailbox, what: HealthHit, day: str) -> dict[str, list[NewEvent]]:
+async def hit(tx: Tx, mailbox: Mailbox, what: HealthHit, day: str) -> EventsByIdentity:
     """Apply a penalty. If it takes the mailbox below the threshold, the mailbox is dead:
     its recipients (with their conversations and queued sends) move round-robin onto the
     healthy peers, healthiest first, and `mailbox.replaced` is appended; with no peer
@@ -26,7 +27,7 @@ async def hit(tx: Tx, mailbox: Mailbox, what: HealthHit, day: str) -> dict[str, 
         ),
         key=lambda m: (-m.health, m.created_at),
     )
-    events: dict[str, list[NewEvent]] = {}
+    events: EventsByIdentity = {}
     addresses = await tx.contacts_pinned_to(mailbox.id)
     new_account = None
     if peers:

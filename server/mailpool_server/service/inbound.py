@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from mailpool_server.service.addresses import normalize
 from mailpool_server.service.clock import Clock, now_ms, utc_day
+from mailpool_server.service.event_log import EventsByIdentity, announce, append_all, merge
 from mailpool_server.service.events import NewEvent, email_bounced, email_cancelled, email_inbound
 from mailpool_server.service.health import hit
 from mailpool_server.service.ids import new_id
@@ -77,12 +78,8 @@ class Inbound:
                         await self._message(tx, mail, mailbox.id, mailbox.identity_id, now)
                     ]
                 }
-            heads = {}
-            for identity_id, new in events.items():
-                identity = await tx.lock_identity(identity_id)
-                heads[identity_id] = (await tx.append_events(identity, new, now))[-1].seq
-        for identity_id, head in heads.items():
-            self._listener.events_committed(identity_id, head)
+            heads = await append_all(tx, events, now)
+        announce(self._listener, heads)
 
     async def _message(
         self, tx: Tx, mail: InboundMail, mailbox_id: str, identity_id: str, now: int
@@ -160,13 +157,13 @@ class Inbound:
 
     async def _bounce(
         self, tx: Tx, report: DeliveryReport, identity_id: str, now: int
-    ) -> dict[str, list[NewEvent]]:
+    ) -> EventsByIdentity:
         recipient = normalize(report.recipient)
         original = None
         if report.original_message_id:
             original = await tx.message_by_header(identity_id, report.original_message_id)
         conv_id = original.conv_id if original else None
-        events: dict[str, list[NewEvent]] = {
+        events: EventsByIdentity = {
             identity_id: [
                 email_bounced(
                     conv_id,
@@ -180,8 +177,7 @@ class Inbound:
         sender = await tx.mailbox_by_email(original.from_address) if original else None
         if sender is not None:
             what = HealthHit.HARD_BOUNCE if report.hard else HealthHit.SOFT_BOUNCE
-            for owner, more in (await hit(tx, sender, what, utc_day(now))).items():
-                events.setdefault(owner, []).extend(more)
+            merge(events, await hit(tx, sender, what, utc_day(now)))
         if report.hard:
             identity = await tx.lock_identity(identity_id)
             await tx.add_do_not_contact(identity.org_id, recipient, "hard_bounce", now)

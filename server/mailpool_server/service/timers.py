@@ -7,7 +7,8 @@ from __future__ import annotations
 import datetime as dt
 
 from mailpool_server.service.clock import Clock, now_ms, utc_day
-from mailpool_server.service.events import NewEvent, email_no_reply
+from mailpool_server.service.event_log import EventsByIdentity, announce, append_all
+from mailpool_server.service.events import email_no_reply
 from mailpool_server.service.models import TimelineEntry
 from mailpool_server.service.policy import WarmupState, close_sending_day
 from mailpool_server.service.ports import EventListener, Store
@@ -23,7 +24,6 @@ class Timers:
         """Fire every armed no-reply timer that is due: email.no_reply plus a
         no_reply_expired timeline item, once per arming outbound."""
         now = now_ms(self._clock)
-        heads: dict[str, int] = {}
         async with self._store.write() as tx:
             # Lock order, as everywhere: identities first (in id order), then re-read
             # the due conversations under those locks (another replica may have fired
@@ -32,7 +32,7 @@ class Timers:
             for identity_id in sorted({c.identity_id for c in candidates}):
                 await tx.lock_identity(identity_id)
             due = await tx.due_no_reply(now, limit, lock=True)
-            events: dict[str, list[NewEvent]] = {}
+            events: EventsByIdentity = {}
             for conversation in due:
                 assert conversation.no_reply_at is not None
                 assert conversation.no_reply_after_ms is not None
@@ -53,11 +53,8 @@ class Timers:
                 events.setdefault(conversation.identity_id, []).append(
                     email_no_reply(conversation.id, waited)
                 )
-            for identity_id, new in events.items():
-                identity = await tx.lock_identity(identity_id)
-                heads[identity_id] = (await tx.append_events(identity, new, now))[-1].seq
-        for identity_id, head in heads.items():
-            self._listener.events_committed(identity_id, head)
+            heads = await append_all(tx, events, now)
+        announce(self._listener, heads)
         return len(due)
 
     async def close_days(self) -> int:
