@@ -177,14 +177,20 @@ async def _mailbox_add(app: App, args: argparse.Namespace) -> int:
 async def _demo(app: App, args: argparse.Namespace) -> int:
     setup = await app.admin.demo()
     handle = setup.identity.identity.handle
-    port = app.settings.grpc_port
+    port, http_port = app.settings.grpc_port, app.settings.http_port
     print(
         f"""Demo org {setup.org.name!r}, identity {handle} (starter, active).
 New API key (shown once):
 
   export MAILPOOL_KEY={setup.key}
 
-Call the gRPC server (start it with `mailpool serve`, port {port}):
+With `mailpool serve` running, over HTTP (port {http_port}):
+
+  curl -s -X POST http://127.0.0.1:{http_port}/v1/identities/{handle}/send \\
+    -H "Authorization: Bearer $MAILPOOL_KEY" -H "Content-Type: application/json" \\
+    -d '{{"to": "morgan@northwind.example", "subject": "Hi", "text": "Hello"}}'
+
+or over gRPC (port {port}):
 
   grpcurl -plaintext -H "authorization: Bearer $MAILPOOL_KEY" \\
     -d '{{"identity": "{handle}"}}' 127.0.0.1:{port} mailpool.v1.IdentityService/GetIdentity"""
