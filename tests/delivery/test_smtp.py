@@ -76,7 +76,7 @@ async def smtp_tenant(app: App, receiver: Receiver, password: str = "s3cret") ->
         identity = await tx.identity_by_handle("sam@mailpool.local")
         assert identity is not None
         for mailbox in await tx.mailboxes_of([identity.id]):
-            await tx.hit_mailbox(mailbox.id, 100, "2000-01-01")
+            await tx.record_health_hit(mailbox.id, 0, "2000-01-01")
     await app.admin.add_mailbox(
         "sam@mailpool.local",
         "sam.chen@tryacme.com",

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import func, select
 
 from mailpool_server.app import App
-from mailpool_server.config import Settings
 from mailpool_server.service.clock import FakeClock
 from mailpool_server.store.tables import PendingSendRow
 from tests.sending import send, send_call
@@ -121,30 +120,3 @@ async def test_malformed_keys(channel: grpc.aio.Channel, tenant: Tenant, key: st
 async def test_longest_and_oddest_valid_keys(channel: grpc.aio.Channel, tenant: Tenant) -> None:
     for key in ("x" * 255, "!~:/#", "lead-42:step-3"):
         assert (await send(channel, tenant, to="r@example.com", idempotency_key=key)).accepted
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    settings.idempotency_wait_s = 0.2
-    return settings
-
-
-async def test_duplicate_of_a_request_still_running_gets_in_use(
-    app: App, channel: grpc.aio.Channel, tenant: Tenant, clock: FakeClock
-) -> None:
-    async with app.store.read() as tx:
-        org = await tx.org_by_name(tenant.org)
-    assert org is not None
-    # A first request with the key that is still running: its claim is uncommitted.
-    async with app.store.write() as tx:
-        assert await tx.claim_idempotency_key(org.id, "busy", "f", 0, 10**15) is None
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await send(channel, tenant, to="r@example.com", idempotency_key="busy")
-        await tx.session.rollback()  # the first request fails: nothing stored
-    error = rich_error(caught.value)
-    assert (error.code, error.reason, error.message) == (
-        grpc.StatusCode.ABORTED,
-        "IDEMPOTENCY_KEY_IN_USE",
-        "Idempotency-Key in use",
-    )
-    assert (await send(channel, tenant, to="r@example.com", idempotency_key="busy")).accepted

@@ -29,10 +29,13 @@ class Authenticator:
         return record.org_id
 
 
-async def identity_in_org(tx: IdentityRepo, org_id: str, handle: str) -> Identity:
+async def identity_in_org(
+    tx: IdentityRepo, org_id: str, handle: str, *, lock: bool = False
+) -> Identity:
     """The identity with this handle if the org owns it. Another org's identity is
-    reported exactly like a missing one, so handles do not leak across orgs."""
-    identity = await tx.identity_by_handle(handle.strip().lower())
+    reported exactly like a missing one, so handles do not leak across orgs. With lock,
+    its row is held until commit."""
+    identity = await tx.identity_by_handle(handle.strip().lower(), lock=lock)
     if identity is None or identity.org_id != org_id:
         raise IdentityNotFound(handle)
     return identity

@@ -88,7 +88,7 @@ class Dispatcher:
         events: EventsByIdentity = {}
         async with self._store.write() as tx:
             # Lock order, everywhere: the identity row first (as Send does), then rows.
-            await tx.lock_identity(message.identity_id)
+            identity = await tx.lock_identity(message.identity_id)
             if error is None:
                 if not await tx.finish_sent(message.pending_id, message.attempt, now):
                     return
@@ -119,7 +119,7 @@ class Dispatcher:
                 ]
                 if isinstance(error, PermanentDeliveryError) and error.auth_failure:
                     merge(events, await hit(tx, message.mailbox, HealthHit.AUTH_FAILURE, day))
-            heads = await append_all(tx, events, now)
+            heads = await append_all(tx, events, now, locked=identity)
         announce(self._listener, heads)
 
 

@@ -7,7 +7,7 @@ from itertools import cycle
 from mailpool_server.service.event_log import EventsByIdentity
 from mailpool_server.service.events import account, email_cancelled, mailbox_replaced
 from mailpool_server.service.models import Mailbox
-from mailpool_server.service.policy import HEALTH_PENALTIES, HealthHit, is_excluded
+from mailpool_server.service.policy import HealthHit, apply_health_hit, is_excluded
 from mailpool_server.service.ports import Tx
 
 
@@ -16,7 +16,9 @@ async def hit(tx: Tx, mailbox: Mailbox, what: HealthHit, day: str) -> EventsById
     its recipients (with their conversations and queued sends) move round-robin onto the
     healthy peers, healthiest first, and `mailbox.replaced` is appended; with no peer
     left its queued sends are cancelled (`no_accounts`). Returns events by identity id."""
-    before, after = await tx.hit_mailbox(mailbox.id, HEALTH_PENALTIES[what], day)
+    before = await tx.lock_mailbox_health(mailbox.id)
+    after = apply_health_hit(before, what)
+    await tx.record_health_hit(mailbox.id, after, day)
     if is_excluded(before) or not is_excluded(after):
         return {}
     peers = sorted(

@@ -15,6 +15,7 @@ from mailpool_server.service.models import (
     Contact,
     Conversation,
     Direction,
+    Identity,
     Message,
     TimelineEntry,
 )
@@ -69,16 +70,16 @@ class Inbound:
             mailbox = await tx.mailbox_by_email(normalize(mail.mailbox_email))
             if mailbox is None:
                 return  # removed between RCPT and DATA: nothing to attach it to
-            await tx.lock_identity(mailbox.identity_id)  # lock order: the identity first
+            identity = await tx.lock_identity(mailbox.identity_id)  # lock order: identity first
             if mail.report is not None:
-                events = await self._bounce(tx, mail.report, mailbox.identity_id, now)
+                events = await self._bounce(tx, mail.report, identity, now)
             else:
                 events = {
                     mailbox.identity_id: [
                         await self._message(tx, mail, mailbox.id, mailbox.identity_id, now)
                     ]
                 }
-            heads = await append_all(tx, events, now)
+            heads = await append_all(tx, events, now, locked=identity)
         announce(self._listener, heads)
 
     async def _message(
@@ -156,8 +157,9 @@ class Inbound:
         return email_inbound(message, threaded=conversation is not None)
 
     async def _bounce(
-        self, tx: Tx, report: DeliveryReport, identity_id: str, now: int
+        self, tx: Tx, report: DeliveryReport, identity: Identity, now: int
     ) -> EventsByIdentity:
+        identity_id = identity.id
         recipient = normalize(report.recipient)
         original = None
         if report.original_message_id:
@@ -179,7 +181,6 @@ class Inbound:
             what = HealthHit.HARD_BOUNCE if report.hard else HealthHit.SOFT_BOUNCE
             merge(events, await hit(tx, sender, what, utc_day(now)))
         if report.hard:
-            identity = await tx.lock_identity(identity_id)
             await tx.add_do_not_contact(identity.org_id, recipient, "hard_bounce", now)
             org_identities = [i.id for i in await tx.identities_of(identity.org_id, "", 1_000_000)]
             for pending_id, owner, conv, to in await tx.cancel_queued(

@@ -150,8 +150,7 @@ class Sender:
                     )
                     if existing is not None:
                         return _replay(existing, fingerprint)
-                identity = await identity_in_org(tx, org_id, command.identity)
-                identity = await tx.lock_identity(identity.id)
+                identity = await identity_in_org(tx, org_id, command.identity, lock=True)
                 placement = await self._place(tx, identity, valid, now)
                 result = SendResult(
                     identity=identity.handle,

@@ -37,7 +37,7 @@ _UNIT_MS = {
     **dict.fromkeys(("w", "week", "weeks"), 7 * 86_400_000),
 }
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
-_MESSAGE_ID = re.compile(r"^<[^<>\s]+>$")
+_MESSAGE_ID = re.compile(rf"^<[^<>\s]{{1,{MAX_MESSAGE_ID_CHARS - 2}}}>$")
 
 
 @dataclass(frozen=True)
@@ -101,10 +101,6 @@ class ValidSend:
     command: SendCommand
     recipients: tuple[str, ...]
     no_reply_after_ms: int | None
-
-    @property
-    def is_reply(self) -> bool:
-        return self.command.conv_id is not None
 
 
 def _check_text(violations: list[FieldViolation], name: str, value: str, limit: int) -> None:

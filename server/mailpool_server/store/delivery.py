@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from mailpool_server.service.models import Conversation, Mailbox
 from mailpool_server.service.outbound import OutgoingMessage
@@ -118,18 +118,20 @@ class DeliveryRepoSql(TxBase):
             )
         )
 
-    async def hit_mailbox(self, mailbox_id: str, penalty: int, day: str) -> tuple[int, int]:
-        """Lower a mailbox's health (never below 0); (health before, health after)."""
-        before = await self.session.scalar(
+    async def lock_mailbox_health(self, mailbox_id: str) -> int:
+        """The mailbox's health, with its row held until commit."""
+        health = await self.session.scalar(
             select(MailboxRow.health).where(MailboxRow.id == mailbox_id).with_for_update()
         )
-        assert before is not None
-        after = max(0, before - penalty)
+        assert health is not None
+        return health
+
+    async def record_health_hit(self, mailbox_id: str, health: int, day: str) -> None:
+        """Store a lowered health and count the hit against the day (no clean day)."""
         await self.session.execute(
-            update(MailboxRow).where(MailboxRow.id == mailbox_id).values(health=after)
+            update(MailboxRow).where(MailboxRow.id == mailbox_id).values(health=health)
         )
         await self._bump_usage(mailbox_id, day, "hits")
-        return before, after
 
     async def contacts_pinned_to(self, mailbox_id: str) -> list[str]:
         rows = await self.session.scalars(
@@ -191,16 +193,6 @@ class DeliveryRepoSql(TxBase):
     async def pending_status(self, pending_id: str) -> str | None:
         return await self.session.scalar(
             select(PendingSendRow.status).where(PendingSendRow.id == pending_id)
-        )
-
-    async def count_pending(self, status: str) -> int:
-        return int(
-            await self.session.scalar(
-                select(func.count())
-                .select_from(PendingSendRow)
-                .where(PendingSendRow.status == status)
-            )
-            or 0
         )
 
     async def due_no_reply(self, now: int, limit: int, *, lock: bool) -> list[Conversation]:

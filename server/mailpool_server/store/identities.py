@@ -77,8 +77,11 @@ class IdentityRepoSql(TxBase):
         )
         await self.session.flush()
 
-    async def identity_by_handle(self, handle: str) -> Identity | None:
-        row = await self.session.scalar(select(IdentityRow).where(IdentityRow.handle == handle))
+    async def identity_by_handle(self, handle: str, *, lock: bool = False) -> Identity | None:
+        query = select(IdentityRow).where(IdentityRow.handle == handle)
+        if lock:
+            query = query.with_for_update()
+        row = await self.session.scalar(query)
         return None if row is None else identity_from_row(row)
 
     async def identities_of(self, org_id: str, after_handle: str, limit: int) -> list[Identity]:
