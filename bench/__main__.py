@@ -12,6 +12,7 @@ import asyncio
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +159,43 @@ async def fanout(port: int, seeded: Seeded, subscribers: int, events: int) -> di
     }
 
 
+async def sends_scenarios(
+    out: dict[str, Any],
+    real: grpc.aio.Channel,
+    base: grpc.aio.Channel,
+    http_port: int,
+    seeded: Seeded,
+    sends: int,
+    conc: int,
+    scenario: Callable[[str], None],
+) -> None:
+    noop_load = await unary(base, seeded, sends, conc)
+    send_load = await unary(real, seeded, sends, conc)
+    scenario("send_grpc")
+    out["noop_grpc_per_s"], out["send_grpc_per_s"] = noop_load.per_s, send_load.per_s
+    out["send_vs_noop"] = round(send_load.per_s / noop_load.per_s, 3)
+    out["send_grpc_latency_ms"] = {"p50": send_load.p50_ms, "p99": send_load.p99_ms}
+
+    replayed = await unary(real, seeded, sends, conc)  # the same keys and bodies again
+    scenario("idem_replay")
+    out["idem_replay_per_s"] = replayed.per_s
+    out["idem_replay_vs_noop"] = round(replayed.per_s / noop_load.per_s, 3)
+
+    http_load = await http_sends(http_port, seeded, sends, conc, offset=sends)
+    scenario("send_http")
+    out["send_http_per_s"] = http_load.per_s
+    out["http_vs_grpc"] = round(http_load.per_s / send_load.per_s, 3)
+
+
+SCENARIOS = ("send", "stream", "fanout")
+
+
 async def measure(
-    sizes: dict[str, int], mailpool: Process, noop: Process, seeded: Seeded
+    sizes: dict[str, int],
+    mailpool: Process,
+    noop: Process,
+    seeded: Seeded,
+    only: tuple[str, ...] = SCENARIOS,
 ) -> dict[str, Any]:
     grpc_port, http_port = port_of(mailpool.lines[0]), port_of(mailpool.lines[1])
     out: dict[str, Any] = {"sizes": sizes, "rss_mb": {}}
@@ -176,29 +212,15 @@ async def measure(
             mailpool.reset_peak_rss()
 
         mailpool.reset_peak_rss()
-        noop_load = await unary(base, seeded, sends, conc)
-        send_load = await unary(real, seeded, sends, conc)
-        scenario("send_grpc")
-        out["noop_grpc_per_s"], out["send_grpc_per_s"] = noop_load.per_s, send_load.per_s
-        out["send_vs_noop"] = round(send_load.per_s / noop_load.per_s, 3)
-        out["send_grpc_latency_ms"] = {"p50": send_load.p50_ms, "p99": send_load.p99_ms}
-
-        replayed = await unary(real, seeded, sends, conc)  # the same keys and bodies again
-        scenario("idem_replay")
-        out["idem_replay_per_s"] = replayed.per_s
-        out["idem_replay_vs_noop"] = round(replayed.per_s / noop_load.per_s, 3)
-
-        http_load = await http_sends(http_port, seeded, sends, conc, offset=sends)
-        scenario("send_http")
-        out["send_http_per_s"] = http_load.per_s
-        out["http_vs_grpc"] = round(http_load.per_s / send_load.per_s, 3)
-
-        backlog = sizes["backlog"]
-        noop_stream = await replay(base, seeded, backlog, "", noop=True)
-        stream = await replay(real, seeded, backlog, seeded.backlog_handle, noop=False)
-        scenario("stream_replay")
-        out["noop_stream_per_s"], out["stream_events_per_s"] = noop_stream, stream
-        out["replay_vs_noop"] = round(stream / noop_stream, 3)
+        if "send" in only:
+            await sends_scenarios(out, real, base, http_port, seeded, sends, conc, scenario)
+        if "stream" in only:
+            backlog = sizes["backlog"]
+            noop_stream = await replay(base, seeded, backlog, "", noop=True)
+            stream = await replay(real, seeded, backlog, seeded.backlog_handle, noop=False)
+            scenario("stream_replay")
+            out["noop_stream_per_s"], out["stream_events_per_s"] = noop_stream, stream
+            out["replay_vs_noop"] = round(stream / noop_stream, 3)
 
         rtt = await run_load(
             lambda n: send_grpc.SendServiceStub(base).Send(
@@ -207,6 +229,8 @@ async def measure(
             sizes["rtt_calls"],
             1,
         )
+    if "fanout" not in only:
+        return out
     fan = await fanout(grpc_port, seeded, sizes["subscribers"], sizes["fanout_events"])
     scenario("fanout")
     out["fanout"] = {
@@ -223,12 +247,21 @@ async def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument(
+        "--only",
+        default=",".join(SCENARIOS),
+        help="comma-separated scenarios to run, of: " + ", ".join(SCENARIOS),
+    )
     args = parser.parse_args()
+    only = tuple(name for name in args.only.split(",") if name)
+    if unknown := set(only) - set(SCENARIOS):
+        parser.error(f"--only: unknown scenario {sorted(unknown)[0]!r}")
     sizes = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="mailpool-bench-") as folder:
         database = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
         identities = sizes["sends"] * 3 // 2000 + 2
-        seeded = asyncio.run(seed(database, identities=identities, backlog=sizes["backlog"]))
+        backlog = sizes["backlog"] if "stream" in only else 0
+        seeded = asyncio.run(seed(database, identities=identities, backlog=backlog))
         env = {
             "MAILPOOL_DATABASE_URL": database,
             "MAILPOOL_LOG_LEVEL": "WARNING",
@@ -254,7 +287,7 @@ def main() -> None:
             ) as mailpool,
             process(["-m", "bench.noop_server"], env, ready_lines=1) as noop,
         ):
-            result = asyncio.run(measure(sizes, mailpool, noop, seeded))
+            result = asyncio.run(measure(sizes, mailpool, noop, seeded, only))
     print(json.dumps(result, indent=2))
 
 

@@ -26,8 +26,7 @@ from mailpool_server.service.models import Transport
 from mailpool_server.service.outbound import Transport as TransportPort
 from mailpool_server.service.send import Sender
 from mailpool_server.service.timers import Timers
-from mailpool_server.store.engine import Database, make_engine
-from mailpool_server.store.migrate import upgrade
+from mailpool_server.store.engine import Database, open_database
 from mailpool_server.store.pg_notify import PgListener
 from mailpool_server.store.sql_store import SqlStore
 
@@ -57,13 +56,11 @@ class App:
         """Connect to the database and bring its schema up to date."""
         clock = clock or SystemClock()
         settings.ensure_sqlite_folder()
-        engine = make_engine(
+        database = await open_database(
             settings.database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
         )
-        await upgrade(engine)
-        database = Database(engine)
         store = SqlStore(database)
         bus = EventBus()
         services = GrpcServices(
@@ -100,7 +97,7 @@ class App:
     async def start(self, *, grpc_server: bool = True) -> None:
         """Start what the settings ask for: gRPC (+ HTTP shim), the dispatcher and
         timers, the inbound listeners. Port 0 picks a free port."""
-        if self.database.engine.dialect.name == "postgresql":
+        if self.database.dialect == "postgresql":
             self.pg_listener = PgListener(self.settings.database_url, self.bus)
             self.pg_listener.start()
         if self.settings.run_dispatcher:

@@ -13,6 +13,10 @@ from tests.sending import send
 from tests.support import Tenant, rich_error
 
 
+class FirstRequestFailed(Exception):
+    pass
+
+
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     settings.idempotency_wait_s = 0.2
@@ -25,13 +29,18 @@ async def test_duplicate_of_a_request_still_running_gets_in_use(
     async with app.store.read() as tx:
         org = await tx.org_by_name(tenant.org)
     assert org is not None
+
     # A first request with the key that is still running: its claim is uncommitted.
-    async with app.store.write() as tx:
-        assert await tx.claim_idempotency_key(org.id, "busy", "f", 0, 10**15) is None
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await send(channel, tenant, to="r@example.com", idempotency_key="busy")
-        await tx.session.rollback()  # the first request fails: nothing stored
-    error = rich_error(caught.value)
+    async def first_request() -> grpc.aio.AioRpcError:
+        async with app.store.write() as tx:
+            assert await tx.claim_idempotency_key(org.id, "busy", "f", 0, 10**15) is None
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await send(channel, tenant, to="r@example.com", idempotency_key="busy")
+            raise FirstRequestFailed(caught.value)  # rolls the claim back: nothing stored
+
+    with pytest.raises(FirstRequestFailed) as failed:
+        await first_request()
+    error = rich_error(failed.value.args[0])
     assert (error.code, error.reason, error.message) == (
         grpc.StatusCode.ABORTED,
         "IDEMPOTENCY_KEY_IN_USE",

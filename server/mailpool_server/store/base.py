@@ -2,14 +2,99 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, TypeVar, TypeVarTuple, overload
 
+from sqlalchemy import Result, ScalarResult
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.selectable import TypedReturnsRows
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+class SessionPort(Protocol):
+    """The part of an ORM session the repositories use: AsyncSession on PostgreSQL,
+    InlineSession (a synchronous Session called in place) on SQLite."""
+
+    def add(self, instance: object) -> None: ...
+    @overload
+    async def execute(
+        self, statement: TypedReturnsRows[*Ts], params: Any = None
+    ) -> Result[*Ts]: ...
+    @overload
+    async def execute(
+        self, statement: Executable, params: Any = None
+    ) -> Result[*tuple[Any, ...]]: ...
+    @overload
+    async def scalar(self, statement: TypedReturnsRows[T], params: Any = None) -> T | None: ...
+    @overload
+    async def scalar(self, statement: Executable, params: Any = None) -> Any: ...
+    @overload
+    async def scalars(
+        self, statement: TypedReturnsRows[T], params: Any = None
+    ) -> ScalarResult[T]: ...
+    @overload
+    async def scalars(self, statement: Executable, params: Any = None) -> ScalarResult[Any]: ...
+    async def get(
+        self, entity: type[T], ident: Any, *, populate_existing: bool = False
+    ) -> T | None: ...
+    async def flush(self) -> None: ...
+
+
+class InlineSession:
+    """A synchronous Session behind the async SessionPort. SQLite is a library in this
+    process: a statement is a few microseconds of CPU, cheaper to run in place than
+    to hand to a thread and wait for (the commit, which waits on the disk, is the
+    exception: see sqlite_db.py)."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, instance: object) -> None:
+        self._session.add(instance)
+
+    @overload
+    async def execute(
+        self, statement: TypedReturnsRows[*Ts], params: Any = None
+    ) -> Result[*Ts]: ...
+    @overload
+    async def execute(
+        self, statement: Executable, params: Any = None
+    ) -> Result[*tuple[Any, ...]]: ...
+    async def execute(self, statement: Executable, params: Any = None) -> Result[*tuple[Any, ...]]:
+        return self._session.execute(statement, params)
+
+    @overload
+    async def scalar(self, statement: TypedReturnsRows[T], params: Any = None) -> T | None: ...
+    @overload
+    async def scalar(self, statement: Executable, params: Any = None) -> Any: ...
+    async def scalar(self, statement: Executable, params: Any = None) -> Any:
+        return self._session.scalar(statement, params)
+
+    @overload
+    async def scalars(
+        self, statement: TypedReturnsRows[T], params: Any = None
+    ) -> ScalarResult[T]: ...
+    @overload
+    async def scalars(self, statement: Executable, params: Any = None) -> ScalarResult[Any]: ...
+    async def scalars(self, statement: Executable, params: Any = None) -> ScalarResult[Any]:
+        return self._session.scalars(statement, params)
+
+    async def get(
+        self, entity: type[T], ident: Any, *, populate_existing: bool = False
+    ) -> T | None:
+        return self._session.get(entity, ident, populate_existing=populate_existing)
+
+    async def flush(self) -> None:
+        self._session.flush()
 
 
 class TxBase:
-    def __init__(self, session: AsyncSession, *, dialect: str) -> None:
+    def __init__(self, session: SessionPort, *, dialect: str) -> None:
         self.session = session
         self.dialect = dialect
 

@@ -23,7 +23,7 @@ class SqlTx(
 class SqlStore:
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._dialect = database.engine.dialect.name
+        self._dialect = database.dialect
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTx]:

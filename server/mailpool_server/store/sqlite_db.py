@@ -1,0 +1,261 @@
+"""SQLite units of work: statements run in place, writes are group-committed.
+
+SQLite admits one writer at a time, and with synchronous=FULL every commit waits for
+the disk. Taking a lock, a transaction and an fsync per unit of work capped sends at
+tens per second. Here every writer in this process shares one connection and takes
+turns on it; each unit of work runs inside a SAVEPOINT of a transaction that stays
+open while more writers are queued, and one COMMIT (run on a worker thread, so the
+event loop keeps serving) makes the whole batch durable. A unit that raises rolls
+back to its savepoint and touches no one else; a unit's caller returns only once
+its batch has committed, so nothing is acknowledged before it is on disk. If the
+COMMIT itself fails, every member of the batch gets that error and nothing of the
+batch is stored.
+
+Statements run in the event loop's thread: SQLite is a library, a statement on
+cached pages costs microseconds, and handing each one to a thread cost far more.
+Readers use their own pooled connections, so they see only committed data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, create_engine, event, make_url
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+
+from mailpool_server.service.ports import WriteLockTimeout
+from mailpool_server.store.base import InlineSession, SessionPort
+
+# Past this many units the batch commits even with writers queued, bounding how long
+# the first member of a batch waits for its acknowledgement.
+MAX_BATCH = 128
+# Another process (the CLI, a dispatcher) holding the write lock: how long a writer
+# keeps retrying before the error reaches its caller, and the first retry delay.
+BUSY_TIMEOUT_S = 10.0
+_FIRST_BUSY_DELAY_S = 0.001
+
+
+def sync_url(url: str) -> str:
+    """The pysqlite URL of the same file as an aiosqlite URL."""
+    return make_url(url).set(drivername="sqlite").render_as_string(hide_password=False)
+
+
+def _sqlite_engine(url: str, pool_size: int) -> Engine:
+    engine = create_engine(
+        sync_url(url),
+        poolclass=QueuePool,
+        pool_size=pool_size,
+        # Never block the event loop waiting for a pooled connection: open another.
+        max_overflow=-1,
+        connect_args={"check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take transaction control from the driver: we issue BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Readers: a deferred transaction, for one snapshot across statements. The
+        # writer connection begins its own transactions (see _begin_batch).
+        if not conn.get_execution_options().get("mailpool_writer", False):
+            conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+@dataclass
+class GroupCommitStats:
+    """Counts since start: units of work committed and the COMMITs that did it."""
+
+    units: int = 0
+    batches: int = 0
+
+
+class _Batch:
+    """One open write transaction and the writers whose units of work are in it."""
+
+    __slots__ = ("committed", "members")
+
+    def __init__(self) -> None:
+        self.members = 0
+        self.committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+class SqliteDatabase:
+    """Units of work on a SQLite file; see the module comment."""
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self._engine = _sqlite_engine(url, pool_size)
+        self._writer: Connection | None = None
+        self._batch: _Batch | None = None
+        # Turn-taking on the writer connection: _busy while a unit of work or a
+        # commit holds it; the queue holds the writers waiting for it, oldest first.
+        self._busy = False
+        self._queue: deque[asyncio.Future[None]] = deque()
+        self._commits: set[asyncio.Task[None]] = set()
+        self.stats = GroupCommitStats()
+        # The first connection switches the file to WAL (a persistent setting) now,
+        # rather than in some later request.
+        self._engine.connect().close()
+
+    @asynccontextmanager
+    async def session(
+        self, *, write: bool, lock_timeout_s: float | None = None
+    ) -> AsyncIterator[SessionPort]:
+        if not write:
+            with self._engine.connect() as conn, Session(conn, expire_on_commit=False) as s:
+                yield InlineSession(s)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = None if lock_timeout_s is None else loop.time() + lock_timeout_s
+        await self._take_turn(lock_timeout_s)
+        try:
+            batch = await self._begin_batch(deadline)
+        except BaseException:
+            self._release_turn()
+            raise
+        assert self._writer is not None
+        session = Session(
+            self._writer, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            session.begin()  # SAVEPOINT: this unit's work, undone alone if it raises
+            yield InlineSession(session)
+            session.commit()  # RELEASE SAVEPOINT; the batch's COMMIT makes it durable
+            batch.members += 1
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+            self._release_turn()
+        await asyncio.shield(batch.committed)
+
+    async def _take_turn(self, timeout_s: float | None) -> None:
+        if not self._busy and not self._queue:
+            self._busy = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(turn)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await turn
+        except BaseException as error:
+            if turn.done() and not turn.cancelled():
+                self._release_turn()  # handed the turn as we gave up: pass it on
+            else:
+                with suppress(ValueError):
+                    self._queue.remove(turn)
+            if isinstance(error, TimeoutError):
+                raise WriteLockTimeout() from None
+            raise
+
+    def _release_turn(self) -> None:
+        """Called by whoever holds the turn when done with the connection: hand it
+        to the next writer (who joins the open batch), or commit the batch."""
+        while self._queue and self._queue[0].done():
+            self._queue.popleft()  # gave up waiting
+        batch = self._batch
+        if batch is not None and (not self._queue or batch.members >= MAX_BATCH):
+            self._batch = None
+            task = asyncio.get_running_loop().create_task(self._commit(batch))
+            self._commits.add(task)
+            task.add_done_callback(self._commits.discard)
+            return
+        if self._queue:
+            self._queue.popleft().set_result(None)
+        else:
+            self._busy = False
+
+    async def _begin_batch(self, deadline: float | None) -> _Batch:
+        """The open batch, or a new one: BEGIN IMMEDIATE, retried (without blocking
+        the loop) while another process holds SQLite's write lock. Past `deadline`
+        that wait is WriteLockTimeout; without one, BUSY_TIMEOUT_S bounds it."""
+        if self._batch is not None:
+            return self._batch
+        writer = self._writer_connection()
+        raw = writer.connection.dbapi_connection
+        assert raw is not None
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + BUSY_TIMEOUT_S if deadline is None else deadline
+        delay = _FIRST_BUSY_DELAY_S
+        writer.begin()
+        try:
+            while True:
+                try:
+                    raw.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as error:
+                    if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or loop.time() >= give_up:
+                        if deadline is not None and error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                            raise WriteLockTimeout() from error
+                        raise
+                await asyncio.sleep(min(delay, max(0.0, give_up - loop.time())))
+                delay = min(delay * 2, 0.05)
+        except BaseException:
+            writer.rollback()
+            raise
+        self._batch = _Batch()
+        return self._batch
+
+    def _writer_connection(self) -> Connection:
+        if self._writer is None:
+            writer = self._engine.connect().execution_options(mailpool_writer=True)
+            # This connection never waits inside SQLite for another process's write
+            # lock (that would stop the event loop): _begin_batch waits instead.
+            writer.exec_driver_sql("PRAGMA busy_timeout=0")
+            writer.commit()
+            self._writer = writer
+        return self._writer
+
+    async def _commit(self, batch: _Batch) -> None:
+        writer = self._writer
+        assert writer is not None
+        try:
+            await asyncio.to_thread(writer.commit)
+        except BaseException as error:
+            with suppress(Exception):
+                writer.rollback()
+            # SQLAlchemy may have given the transaction up already; SQLite keeps it
+            # open after a failed COMMIT until told otherwise.
+            raw = writer.connection.dbapi_connection
+            if raw is not None:
+                with suppress(Exception):
+                    raw.rollback()
+            batch.committed.set_exception(error)
+            # Retrieved by the members; mark it seen for batches whose only member
+            # raised before waiting.
+            batch.committed.exception()
+        else:
+            batch.committed.set_result(None)
+            self.stats.batches += 1
+            self.stats.units += batch.members
+        finally:
+            self._release_turn()
+
+    async def dispose(self) -> None:
+        """Wait for batches in flight, then close every connection."""
+        while self._commits:
+            await asyncio.gather(*self._commits, return_exceptions=True)
+        if self._writer is not None and not self._busy:
+            self._writer.close()
+            self._writer = None
+        self._engine.dispose()
