@@ -108,39 +108,33 @@ async def replay(
 
 
 async def fanout(port: int, seeded: Seeded, subscribers: int, events: int) -> dict[str, float]:
-    """ms from the event's commit time to its receipt, on every subscriber."""
+    """ms from commit to receipt, on every subscriber. The commit has happened when
+    the Send's response reaches this process, so that moment stands for it (half a
+    round trip late); a subscriber served before the response is read counts 0."""
     channels = [
         grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(max(1, subscribers // 100))
     ]
-    latencies: list[float] = []
-    progress = [0] * subscribers
-    caught_up = 0
-    all_caught_up = asyncio.Event()
-    changed = asyncio.Condition()
+    received_at: list[list[float]] = [[] for _ in range(events + 1)]
+    everyone: list[asyncio.Event] = [asyncio.Event() for _ in range(events + 1)]
 
     async def subscriber(number: int) -> None:
-        nonlocal caught_up
         stub = event_grpc.EventServiceStub(channels[number % len(channels)])
         call = stub.StreamEvents(
             event_pb.StreamEventsRequest(identity=seeded.fanout_handle), metadata=seeded.metadata
         )
         async for message in call:
-            if message.HasField("caught_up"):
-                caught_up += 1
-                if caught_up == subscribers:
-                    all_caught_up.set()
-                continue
-            latencies.append(time.time() * 1000 - message.event.create_time.ToMilliseconds())
-            progress[number] = message.event.seq
-            async with changed:
-                changed.notify_all()
-            if message.event.seq == events:
+            seq = message.event.seq if message.HasField("event") else 0  # 0: caught up
+            received_at[seq].append(time.perf_counter())
+            if len(received_at[seq]) == subscribers:
+                everyone[seq].set()
+            if seq == events:
                 break
         call.cancel()
 
     tasks = [asyncio.create_task(subscriber(n)) for n in range(subscribers)]
-    await all_caught_up.wait()
+    await everyone[0].wait()
     stub = send_grpc.SendServiceStub(channels[0])
+    latencies: list[float] = []
     for seq in range(1, events + 1):
         await stub.Send(
             send_pb.SendRequest(
@@ -148,8 +142,9 @@ async def fanout(port: int, seeded: Seeded, subscribers: int, events: int) -> di
             ),
             metadata=seeded.metadata,
         )
-        async with changed:  # one event at a time: latency, not queueing
-            await changed.wait_for(lambda seq=seq: min(progress) >= seq)  # type: ignore[misc]
+        committed = time.perf_counter()
+        await everyone[seq].wait()  # one event at a time: latency, not queueing
+        latencies += [max(0.0, (at - committed) * 1000) for at in received_at[seq]]
     await asyncio.gather(*tasks)
     for channel in channels:
         await channel.close()

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from mailpool.v1 import event_service_pb2 as pb
 from mailpool.v1 import event_service_pb2_grpc as pb_grpc
 from mailpool_server.rpc.encode_events import event
-from mailpool_server.rpc.interceptor import Context, StreamStalled, current_org
+from mailpool_server.rpc.interceptor import Context, current_org
+from mailpool_server.rpc.stall_watch import StreamStalled
 from mailpool_server.service.errors import SubscriberStalled
 from mailpool_server.service.event_feed import CaughtUp, EventFeed
 from mailpool_server.service.models import Event

@@ -8,7 +8,6 @@ stay open (no key), so that probes and grpcurl-style tools work.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 import time
@@ -20,6 +19,7 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from mailpool_server.logs import new_request_id, request_id
+from mailpool_server.rpc.stall_watch import StallWatch
 from mailpool_server.rpc.status import internal_status, status_for
 from mailpool_server.service.auth import Authenticator
 from mailpool_server.service.errors import MailpoolError
@@ -51,10 +51,6 @@ StreamBehaviour: TypeAlias = "Callable[[Any, Context], AsyncGenerator[Any, None]
 StreamCall: TypeAlias = "Callable[[Any, Context], Awaitable[None]]"
 
 
-class StreamStalled(Exception):
-    """Thrown into a streaming servicer when the client stops taking messages."""
-
-
 # A stream that cannot hand the client one more message for this long is ended, so a
 # stalled subscriber holds neither a server task nor anything in memory.
 DEFAULT_STALL_S = 60.0
@@ -63,7 +59,7 @@ DEFAULT_STALL_S = 60.0
 class CallInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, authenticator: Authenticator, *, stall_s: float = DEFAULT_STALL_S) -> None:
         self._auth = authenticator
-        self._stall_s = stall_s
+        self._stalls = StallWatch(stall_s)
 
     async def intercept_service(
         self,
@@ -113,38 +109,28 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         async def call(request: Any, context: Context) -> None:
             request_id.set(new_request_id())
             started = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            guard = None
             try:
                 await self._authenticate(context)
                 responses = behaviour(request, context)
+                guard = self._stalls.open(responses)
                 async for response in responses:
-                    # Not wait_for: it would wait for the cancelled write, and a write
-                    # held back by HTTP/2 flow control never finishes.
-                    write = asyncio.ensure_future(context.write(response))
-                    done, _ = await asyncio.wait({write}, timeout=self._stall_s)
-                    if not done:
-                        raise await _stalled(responses, write)
-                    write.result()
+                    guard.writing_since = loop.time()
+                    await context.write(response)
+                    guard.writing_since = None
+                    if guard.stalled is not None:
+                        # The status can only follow the held-back message on the
+                        # stream: it reaches the client once that drains, or never
+                        # if the connection dies (keepalive then ends the call).
+                        raise await guard.stalled
             except Exception as error:
                 await _abort(context, method, error, started)
+            finally:
+                if guard is not None:
+                    self._stalls.close(guard)
 
         return call
-
-
-async def _stalled(responses: AsyncGenerator[Any, None], write: asyncio.Future[None]) -> Exception:
-    """The client stopped taking messages. Stop the producer now (no more reads, its
-    resources freed) and let it name its resume point; then wait for the one write
-    HTTP/2 flow control holds back. The status can only follow that message on the
-    stream, so it reaches the client when it drains, or never if the connection dies
-    (keepalive then cancels the call and this returns)."""
-    try:
-        await responses.athrow(StreamStalled())
-        error: Exception = StreamStalled()
-    except Exception as raised:  # the servicer's own answer, e.g. SubscriberStalled
-        error = raised
-    await responses.aclose()
-    with contextlib.suppress(Exception):
-        await write
-    return error
 
 
 def _ms(started: float) -> float:

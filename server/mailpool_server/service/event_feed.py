@@ -10,6 +10,7 @@ a slow subscriber is fed from the log at its own pace and holds no buffer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -74,6 +75,7 @@ class EventFeed:
     def close(self) -> None:
         """End every open subscription promptly (server shutdown)."""
         self._closing.set()
+        self._bus.wake_all()  # waiting readers see the flag at once
 
     async def list_events(
         self,
@@ -187,21 +189,26 @@ class EventFeed:
                     identities = await tx.identities_of(org_id, "", 1_000_000)
             else:
                 identities = fixed
-            ids = [i.id for i in identities]
-            heads = await self._shared(("heads", *sorted(ids)), partial(self._heads, ids))
+            heads = None
+            if fixed is None or len(fixed) > 1:
+                # Many logs: one read finds the few that grew.
+                ids = [i.id for i in identities]
+                heads = await self._shared(("heads", *sorted(ids)), partial(self._heads, ids))
             for identity in identities:
                 cursors.setdefault(identity.handle, 0)
-                while heads.get(identity.id, 0) > cursors[identity.handle]:
+                if heads is not None and heads.get(identity.id, 0) <= cursors[identity.handle]:
+                    continue
+                while True:
                     since = cursors[identity.handle]
                     page = await self._shared(
                         ("events", identity.id, since), partial(self._page, identity, since)
                     )
-                    if not page:
-                        break
                     for event in page:
                         self._check_open()
                         yield event
                         cursors[identity.handle] = event.seq
+                    if len(page) < STREAM_PAGE:
+                        break  # a short page is the end of the log
             if not waiter.wake.is_set():
                 return
 
@@ -224,17 +231,13 @@ class EventFeed:
         return await asyncio.shield(flight)
 
     async def _wait(self, waiter: Waiter, timeout_s: float) -> bool:
-        """Wait for a wake-up, shutdown or the timeout; True when woken."""
+        """Wait for a wake-up (shutdown wakes everyone too) or the timeout; True when
+        woken. One timer and one future: this runs once per subscriber per commit."""
         self._check_open()
-        wake = asyncio.ensure_future(waiter.wake.wait())
-        closing = asyncio.ensure_future(self._closing.wait())
-        try:
-            await asyncio.wait(
-                {wake, closing}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            wake.cancel()
-            closing.cancel()
+        if not waiter.wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await waiter.wake.wait()
         return waiter.wake.is_set()
 
     def _check_open(self) -> None:
