@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeVar, TypeVarTuple, overload
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, TypeVarTuple, cast, overload
 
-from sqlalchemy import Result, ScalarResult
+from sqlalchemy import Result, ScalarResult, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
@@ -93,6 +94,18 @@ class InlineSession:
         self._session.flush()
 
 
+def table(row_class: type[Any]) -> Table:
+    """The Core table of a mapped class: hot statements are Core, which skips the
+    ORM's per-row bookkeeping."""
+    return cast(Table, row_class.__table__)
+
+
+InsertFn = Callable[[Any], Any]
+# Statements built once per dialect: building a statement costs more than running it
+# (SQLAlchemy then finds its compiled form in the engine's cache by structure).
+_PREPARED: dict[tuple[Callable[[InsertFn], Any], str], Any] = {}
+
+
 class TxBase:
     def __init__(self, session: SessionPort, *, dialect: str) -> None:
         self.session = session
@@ -103,3 +116,12 @@ class TxBase:
         if self.dialect == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
+
+    def prepared(self, build: Callable[[InsertFn], Any]) -> Any:
+        """`build(insert)`'s statement for this dialect, built on first use. `build`
+        must be a module-level function: it is the cache key."""
+        key = (build, self.dialect)
+        statement = _PREPARED.get(key)
+        if statement is None:
+            statement = _PREPARED[key] = build(self.insert)
+        return statement

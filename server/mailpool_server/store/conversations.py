@@ -8,7 +8,7 @@ from sqlalchemy import and_, or_, select, update
 
 from mailpool_server.service.addresses import domain_of
 from mailpool_server.service.models import Conversation, Direction, Message, TimelineEntry
-from mailpool_server.store.base import TxBase
+from mailpool_server.store.base import TxBase, table
 from mailpool_server.store.tables import ConversationRow, MessageRow, TimelineRow
 
 
@@ -81,11 +81,16 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+_INSERT_CONVERSATION = table(ConversationRow).insert()
+_INSERT_MESSAGE = table(MessageRow).insert()
+_INSERT_TIMELINE = table(TimelineRow).insert()
+
+
 class ConversationRepoSql(TxBase):
     async def add_conversation(self, conversation: Conversation) -> None:
-        # Not flushed here: the unit of work writes the send's rows together at commit,
-        # ordered by their foreign keys.
-        self.session.add(ConversationRow(id=conversation.id, **_conversation_values(conversation)))
+        await self.session.execute(
+            _INSERT_CONVERSATION, {"id": conversation.id, **_conversation_values(conversation)}
+        )
 
     async def update_conversation(self, conversation: Conversation) -> None:
         await self.session.execute(
@@ -99,34 +104,36 @@ class ConversationRepoSql(TxBase):
         return None if row is None else conversation_from_row(row)
 
     async def add_message(self, message: Message) -> None:
-        self.session.add(
-            MessageRow(
-                id=message.id,
-                conv_id=message.conv_id,
-                direction=message.direction.value,
-                message_id_header=message.message_id_header,
-                from_address=message.from_address,
-                to_addresses=_dump(message.to),
-                cc_addresses=_dump(message.cc),
-                subject=message.subject,
-                text=message.text,
-                html=message.html,
-                snippet=message.snippet,
-                in_reply_to=message.in_reply_to,
-                references=_dump(message.references),
-                ts=message.ts,
-            )
+        await self.session.execute(
+            _INSERT_MESSAGE,
+            {
+                "id": message.id,
+                "conv_id": message.conv_id,
+                "direction": message.direction.value,
+                "message_id_header": message.message_id_header,
+                "from_address": message.from_address,
+                "to_addresses": _dump(message.to),
+                "cc_addresses": _dump(message.cc),
+                "subject": message.subject,
+                "text": message.text,
+                "html": message.html,
+                "snippet": message.snippet,
+                "in_reply_to": message.in_reply_to,
+                "references": _dump(message.references),
+                "ts": message.ts,
+            },
         )
 
     async def add_timeline(self, conv_id: str, entry: TimelineEntry) -> None:
-        self.session.add(
-            TimelineRow(
-                conv_id=conv_id,
-                ts=entry.ts,
-                type=entry.type,
-                message_id=entry.message.id if entry.message else None,
-                data=json.dumps(entry.data),
-            )
+        await self.session.execute(
+            _INSERT_TIMELINE,
+            {
+                "conv_id": conv_id,
+                "ts": entry.ts,
+                "type": entry.type,
+                "message_id": entry.message.id if entry.message else None,
+                "data": json.dumps(entry.data),
+            },
         )
 
     async def timeline_of(self, conv_id: str) -> list[TimelineEntry]:

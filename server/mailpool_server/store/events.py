@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import bindparam, select, text, update
 
 from mailpool_server.service.events import NewEvent
 from mailpool_server.service.ids import new_event_id
 from mailpool_server.service.models import Event, Identity
-from mailpool_server.store.base import TxBase
+from mailpool_server.store.base import TxBase, table
 from mailpool_server.store.tables import EventRow, IdentityRow
 
 NOTIFY_CHANNEL = "mailpool_events"
+
+
+_IDENTITIES = table(IdentityRow)
+# One UPDATE reserves a block of seqs (see append_events).
+_RESERVE_SEQS = (
+    update(_IDENTITIES)
+    .where(_IDENTITIES.c.id == bindparam("identity"))
+    .values(last_seq=_IDENTITIES.c.last_seq + bindparam("count"))
+    .returning(_IDENTITIES.c.last_seq)
+)
+_INSERT_EVENTS = table(EventRow).insert()
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 class EventRepoSql(TxBase):
@@ -25,10 +37,7 @@ class EventRepoSql(TxBase):
         # commit, so the next transaction's block starts where this one's ended and
         # commit order is seq order.
         last = await self.session.scalar(
-            update(IdentityRow)
-            .where(IdentityRow.id == identity.id)
-            .values(last_seq=IdentityRow.last_seq + len(events))
-            .returning(IdentityRow.last_seq)
+            _RESERVE_SEQS, {"identity": identity.id, "count": len(events)}
         )
         assert last is not None
         first = last - len(events) + 1
@@ -46,7 +55,7 @@ class EventRepoSql(TxBase):
             for offset, event in enumerate(events)
         ]
         await self.session.execute(
-            insert(EventRow),
+            _INSERT_EVENTS,
             [
                 {
                     "id": e.id,
@@ -63,7 +72,7 @@ class EventRepoSql(TxBase):
         if self.dialect == "postgresql":
             # Delivered at commit, to every replica's listener: a wake-up hint.
             await self.session.execute(
-                text("SELECT pg_notify(:channel, :payload)"),
+                _NOTIFY,
                 {"channel": NOTIFY_CHANNEL, "payload": f"{identity.id}:{last}"},
             )
         return appended

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, bindparam, select, update
 
 from mailpool_server.service.models import (
     Identity,
@@ -15,11 +15,11 @@ from mailpool_server.service.models import (
     Transport,
 )
 from mailpool_server.service.policy import Tier
-from mailpool_server.store.base import TxBase
+from mailpool_server.store.base import InsertFn, TxBase, table
 from mailpool_server.store.tables import IdentityRow, IdentityUsageRow, MailboxRow, MailboxUsageRow
 
 
-def identity_from_row(row: IdentityRow) -> Identity:
+def identity_from_row(row: IdentityRow | Row[Any]) -> Identity:
     return Identity(
         id=row.id,
         org_id=row.org_id,
@@ -34,7 +34,7 @@ def identity_from_row(row: IdentityRow) -> Identity:
     )
 
 
-def mailbox_from_row(row: MailboxRow) -> Mailbox:
+def mailbox_from_row(row: MailboxRow | Row[Any]) -> Mailbox:
     smtp = None
     if row.smtp_host is not None:
         smtp = SmtpSettings(
@@ -59,6 +59,49 @@ def mailbox_from_row(row: MailboxRow) -> Mailbox:
     )
 
 
+IDENTITIES = table(IdentityRow)
+_MAILBOXES = table(MailboxRow)
+_IDENTITY_USAGE = table(IdentityUsageRow)
+_MAILBOX_USAGE = table(MailboxUsageRow)
+
+IDENTITY_BY_HANDLE = select(IDENTITIES).where(IDENTITIES.c.handle == bindparam("handle"))
+IDENTITY_BY_HANDLE_LOCKED = IDENTITY_BY_HANDLE.with_for_update()
+_MAILBOXES_OF = (
+    select(_MAILBOXES)
+    .where(_MAILBOXES.c.identity_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_MAILBOXES.c.created_at, _MAILBOXES.c.id)
+)
+_IDENTITY_USED = select(_IDENTITY_USAGE.c.identity_id, _IDENTITY_USAGE.c.used).where(
+    _IDENTITY_USAGE.c.identity_id.in_(bindparam("ids", expanding=True)),
+    _IDENTITY_USAGE.c.day == bindparam("on_day"),
+)
+_MAILBOXES_SENT = select(_MAILBOX_USAGE.c.mailbox_id, _MAILBOX_USAGE.c.sent).where(
+    _MAILBOX_USAGE.c.mailbox_id.in_(bindparam("ids", expanding=True)),
+    _MAILBOX_USAGE.c.day == bindparam("on_day"),
+)
+
+
+def _usage_upsert(insert: InsertFn, usage: Any, owner: str, counter: str) -> Any:
+    """Add :count to today's counter unless the sum passes :cap; RETURNING tells."""
+    statement = insert(usage).values(
+        {owner: bindparam("owner"), "day": bindparam("on_day"), counter: bindparam("count")}
+    )
+    column, added = usage.c[counter], statement.excluded[counter]
+    return statement.on_conflict_do_update(
+        index_elements=[owner, "day"],
+        set_={counter: column + added},
+        where=(column + added) <= bindparam("cap"),
+    ).returning(column)
+
+
+def _identity_usage_upsert(insert: InsertFn) -> Any:
+    return _usage_upsert(insert, _IDENTITY_USAGE, "identity_id", "used")
+
+
+def _mailbox_usage_upsert(insert: InsertFn) -> Any:
+    return _usage_upsert(insert, _MAILBOX_USAGE, "mailbox_id", "sent")
+
+
 class IdentityRepoSql(TxBase):
     async def add_identity(self, identity: Identity) -> None:
         self.session.add(
@@ -78,10 +121,8 @@ class IdentityRepoSql(TxBase):
         await self.session.flush()
 
     async def identity_by_handle(self, handle: str, *, lock: bool = False) -> Identity | None:
-        query = select(IdentityRow).where(IdentityRow.handle == handle)
-        if lock:
-            query = query.with_for_update()
-        row = await self.session.scalar(query)
+        query = IDENTITY_BY_HANDLE_LOCKED if lock else IDENTITY_BY_HANDLE
+        row = (await self.session.execute(query, {"handle": handle})).first()
         return None if row is None else identity_from_row(row)
 
     async def identities_of(self, org_id: str, after_handle: str, limit: int) -> list[Identity]:
@@ -135,51 +176,29 @@ class IdentityRepoSql(TxBase):
         return None if row is None else mailbox_from_row(row)
 
     async def mailboxes_of(self, identity_ids: list[str]) -> list[Mailbox]:
-        rows = await self.session.scalars(
-            select(MailboxRow)
-            .where(MailboxRow.identity_id.in_(identity_ids))
-            .order_by(MailboxRow.created_at, MailboxRow.id)
-        )
+        rows = await self.session.execute(_MAILBOXES_OF, {"ids": identity_ids})
         return [mailbox_from_row(row) for row in rows]
 
     async def identity_used(self, identity_ids: list[str], day: str) -> dict[str, int]:
-        rows = await self.session.execute(
-            select(IdentityUsageRow.identity_id, IdentityUsageRow.used).where(
-                IdentityUsageRow.identity_id.in_(identity_ids), IdentityUsageRow.day == day
-            )
-        )
+        rows = await self.session.execute(_IDENTITY_USED, {"ids": identity_ids, "on_day": day})
         return {identity_id: used for identity_id, used in rows}
 
     async def mailboxes_sent(self, mailbox_ids: list[str], day: str) -> dict[str, int]:
-        rows = await self.session.execute(
-            select(MailboxUsageRow.mailbox_id, MailboxUsageRow.sent).where(
-                MailboxUsageRow.mailbox_id.in_(mailbox_ids), MailboxUsageRow.day == day
-            )
-        )
+        rows = await self.session.execute(_MAILBOXES_SENT, {"ids": mailbox_ids, "on_day": day})
         return {mailbox_id: sent for mailbox_id, sent in rows}
 
     async def add_identity_usage(self, identity_id: str, day: str, count: int, cap: int) -> bool:
         """Count `count` more sends today unless that passes `cap`: one conditional
         upsert, so the database refuses an oversend even if a caller miscounted."""
-        return await self._add_usage(
-            IdentityUsageRow, IdentityUsageRow.used, identity_id, day, count, cap
-        )
+        return await self._add_usage(_identity_usage_upsert, identity_id, day, count, cap)
 
     async def add_mailbox_usage(self, mailbox_id: str, day: str, count: int, cap: int) -> bool:
-        return await self._add_usage(
-            MailboxUsageRow, MailboxUsageRow.sent, mailbox_id, day, count, cap
-        )
+        return await self._add_usage(_mailbox_usage_upsert, mailbox_id, day, count, cap)
 
     async def _add_usage(
-        self, table: Any, column: Any, owner_id: str, day: str, count: int, cap: int
+        self, build: InsertFn, owner_id: str, day: str, count: int, cap: int
     ) -> bool:
         if count > cap:
             return False
-        owner = "identity_id" if table is IdentityUsageRow else "mailbox_id"
-        statement = self.insert(table).values({owner: owner_id, "day": day, column.key: count})
-        statement = statement.on_conflict_do_update(
-            index_elements=[owner, "day"],
-            set_={column.key: column + statement.excluded[column.key]},
-            where=(column + statement.excluded[column.key]) <= cap,
-        ).returning(column)
-        return (await self.session.execute(statement)).first() is not None
+        params = {"owner": owner_id, "on_day": day, "count": count, "cap": cap}
+        return (await self.session.execute(self.prepared(build), params)).first() is not None

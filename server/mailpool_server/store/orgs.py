@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from typing import Any
+
+from sqlalchemy import Row, bindparam, select, update
 
 from mailpool_server.service.models import ApiKeyInfo, Org
-from mailpool_server.store.base import TxBase
+from mailpool_server.store.base import TxBase, table
 from mailpool_server.store.tables import ApiKeyRow, OrgRow
 
 
-def _key(row: ApiKeyRow) -> ApiKeyInfo:
+def _key(row: ApiKeyRow | Row[Any]) -> ApiKeyInfo:
     return ApiKeyInfo(
         id=row.id,
         org_id=row.org_id,
@@ -19,6 +21,11 @@ def _key(row: ApiKeyRow) -> ApiKeyInfo:
         revoked_at=row.revoked_at,
         expires_at=row.expires_at,
     )
+
+
+_API_KEYS = table(ApiKeyRow)
+# Every authenticated call runs this: built once.
+_API_KEY_BY_HASH = select(_API_KEYS).where(_API_KEYS.c.key_hash == bindparam("key_hash"))
 
 
 class OrgRepoSql(TxBase):
@@ -45,7 +52,7 @@ class OrgRepoSql(TxBase):
         await self.session.flush()
 
     async def api_key_by_hash(self, key_hash: str) -> ApiKeyInfo | None:
-        row = await self.session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == key_hash))
+        row = (await self.session.execute(_API_KEY_BY_HASH, {"key_hash": key_hash})).first()
         return None if row is None else _key(row)
 
     async def api_keys_of(self, org_id: str) -> list[ApiKeyInfo]:

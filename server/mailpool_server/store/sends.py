@@ -2,28 +2,79 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
 
 from mailpool_server.service.models import Contact, Identity, PendingSend
 from mailpool_server.service.ports import IdempotencyRecord
-from mailpool_server.store.base import TxBase
-from mailpool_server.store.identities import identity_from_row
+from mailpool_server.store.base import InsertFn, TxBase, table
+from mailpool_server.store.identities import IDENTITIES, identity_from_row
 from mailpool_server.store.tables import (
     ContactRow,
     DoNotContactRow,
     IdempotencyRow,
-    IdentityRow,
     MailboxRow,
     PendingSendRow,
 )
+
+_KEYS = table(IdempotencyRow)
+_CONTACTS = table(ContactRow)
+_DO_NOT_CONTACT = table(DoNotContactRow)
+_MAILBOXES = table(MailboxRow)
+_PENDING = table(PendingSendRow)
+
+_LOCK_IDENTITY = (
+    select(IDENTITIES).where(IDENTITIES.c.id == bindparam("identity_id")).with_for_update()
+)
+_IDEMPOTENCY_RECORD = select(_KEYS.c.fingerprint, _KEYS.c.response, _KEYS.c.expires_at).where(
+    _KEYS.c.org_id == bindparam("org"),
+    _KEYS.c.key == bindparam("idem_key"),
+    _KEYS.c.expires_at > bindparam("now"),
+    _KEYS.c.response != "",
+)
+_COMPLETE_KEY = (
+    update(_KEYS)
+    .where(_KEYS.c.org_id == bindparam("org"), _KEYS.c.key == bindparam("idem_key"))
+    .values(response=bindparam("answer"))
+)
+_DO_NOT_CONTACT_AMONG = select(_DO_NOT_CONTACT.c.address).where(
+    _DO_NOT_CONTACT.c.org_id == bindparam("org"),
+    _DO_NOT_CONTACT.c.address.in_(bindparam("addresses", expanding=True)),
+)
+_CONTACTS_AMONG = select(_CONTACTS).where(
+    _CONTACTS.c.identity_id == bindparam("identity"),
+    _CONTACTS.c.address.in_(bindparam("addresses", expanding=True)),
+)
+_SET_COLD_NEXT = (
+    update(_MAILBOXES)
+    .where(_MAILBOXES.c.id == bindparam("mailbox"))
+    .values(cold_next_at=bindparam("at"))
+)
+_INSERT_PENDING = _PENDING.insert()
+_CONTACT_STATE = ("pinned_mailbox_id", "outbound_count", "outbounds_since_reply", "last_reply_at")
+
+
+def _claim_key(insert: InsertFn) -> Any:
+    return (
+        insert(_KEYS)
+        .on_conflict_do_nothing(index_elements=["org_id", "key"])
+        .returning(_KEYS.c.key)
+    )
+
+
+def _save_contact(insert: InsertFn) -> Any:
+    statement = insert(_CONTACTS)
+    return statement.on_conflict_do_update(
+        index_elements=["identity_id", "address"],
+        set_={name: statement.excluded[name] for name in _CONTACT_STATE},
+    )
 
 
 class SendRepoSql(TxBase):
     async def lock_identity(self, identity_id: str) -> Identity:
         # FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the lock.
-        row = await self.session.scalar(
-            select(IdentityRow).where(IdentityRow.id == identity_id).with_for_update()
-        )
+        row = (await self.session.execute(_LOCK_IDENTITY, {"identity_id": identity_id})).first()
         if row is None:
             raise LookupError(f"identity {identity_id} vanished")
         return identity_from_row(row)
@@ -34,17 +85,15 @@ class SendRepoSql(TxBase):
         # The INSERT is the first write of the send: a concurrent duplicate blocks on
         # the unique key right here until the first transaction ends.
         inserted = await self.session.execute(
-            self.insert(IdempotencyRow)
-            .values(
-                org_id=org_id,
-                key=key,
-                fingerprint=fingerprint,
-                response="",
-                created_at=now,
-                expires_at=expires_at,
-            )
-            .on_conflict_do_nothing(index_elements=["org_id", "key"])
-            .returning(IdempotencyRow.key)
+            self.prepared(_claim_key),
+            {
+                "org_id": org_id,
+                "key": key,
+                "fingerprint": fingerprint,
+                "response": "",
+                "created_at": now,
+                "expires_at": expires_at,
+            },
         )
         if inserted.first() is not None:
             return None
@@ -59,14 +108,11 @@ class SendRepoSql(TxBase):
         return None
 
     async def idempotency_record(self, org_id: str, key: str, now: int) -> IdempotencyRecord | None:
-        row = await self.session.scalar(
-            select(IdempotencyRow).where(
-                IdempotencyRow.org_id == org_id,
-                IdempotencyRow.key == key,
-                IdempotencyRow.expires_at > now,
-                IdempotencyRow.response != "",
+        row = (
+            await self.session.execute(
+                _IDEMPOTENCY_RECORD, {"org": org_id, "idem_key": key, "now": now}
             )
-        )
+        ).first()
         return (
             None
             if row is None
@@ -75,18 +121,14 @@ class SendRepoSql(TxBase):
 
     async def complete_idempotency_key(self, org_id: str, key: str, response: str) -> None:
         await self.session.execute(
-            update(IdempotencyRow)
-            .where(IdempotencyRow.org_id == org_id, IdempotencyRow.key == key)
-            .values(response=response)
+            _COMPLETE_KEY, {"org": org_id, "idem_key": key, "answer": response}
         )
 
     async def do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]:
         if not addresses:
             return set()
         rows = await self.session.scalars(
-            select(DoNotContactRow.address).where(
-                DoNotContactRow.org_id == org_id, DoNotContactRow.address.in_(addresses)
-            )
+            _DO_NOT_CONTACT_AMONG, {"org": org_id, "addresses": addresses}
         )
         return set(rows)
 
@@ -100,10 +142,8 @@ class SendRepoSql(TxBase):
     async def contacts_among(self, identity_id: str, addresses: list[str]) -> dict[str, Contact]:
         if not addresses:
             return {}
-        rows = await self.session.scalars(
-            select(ContactRow).where(
-                ContactRow.identity_id == identity_id, ContactRow.address.in_(addresses)
-            )
+        rows = await self.session.execute(
+            _CONTACTS_AMONG, {"identity": identity_id, "addresses": addresses}
         )
         return {
             row.address: Contact(
@@ -118,36 +158,35 @@ class SendRepoSql(TxBase):
         }
 
     async def save_contact(self, contact: Contact) -> None:
-        values = {
-            "pinned_mailbox_id": contact.pinned_mailbox_id,
-            "outbound_count": contact.outbound_count,
-            "outbounds_since_reply": contact.outbounds_since_reply,
-            "last_reply_at": contact.last_reply_at,
-        }
         await self.session.execute(
-            self.insert(ContactRow)
-            .values(identity_id=contact.identity_id, address=contact.address, **values)
-            .on_conflict_do_update(index_elements=["identity_id", "address"], set_=values)
+            self.prepared(_save_contact),
+            {
+                "identity_id": contact.identity_id,
+                "address": contact.address,
+                "pinned_mailbox_id": contact.pinned_mailbox_id,
+                "outbound_count": contact.outbound_count,
+                "outbounds_since_reply": contact.outbounds_since_reply,
+                "last_reply_at": contact.last_reply_at,
+            },
         )
 
     async def set_mailbox_cold_next(self, mailbox_id: str, at: int) -> None:
-        await self.session.execute(
-            update(MailboxRow).where(MailboxRow.id == mailbox_id).values(cold_next_at=at)
-        )
+        await self.session.execute(_SET_COLD_NEXT, {"mailbox": mailbox_id, "at": at})
 
     async def add_pending_send(self, pending: PendingSend) -> None:
-        self.session.add(
-            PendingSendRow(
-                id=pending.id,
-                identity_id=pending.identity_id,
-                conv_id=pending.conv_id,
-                message_id=pending.message_id,
-                mailbox_id=pending.mailbox_id,
-                recipient=pending.recipient,
-                send_class=pending.send_class.value,
-                status=pending.status,
-                dispatch_at=pending.dispatch_at,
-                attempts=pending.attempts,
-                created_at=pending.created_at,
-            )
+        await self.session.execute(
+            _INSERT_PENDING,
+            {
+                "id": pending.id,
+                "identity_id": pending.identity_id,
+                "conv_id": pending.conv_id,
+                "message_id": pending.message_id,
+                "mailbox_id": pending.mailbox_id,
+                "recipient": pending.recipient,
+                "send_class": pending.send_class.value,
+                "status": pending.status,
+                "dispatch_at": pending.dispatch_at,
+                "attempts": pending.attempts,
+                "created_at": pending.created_at,
+            },
         )
