@@ -257,7 +257,7 @@ def main() -> None:
         parser.error(f"--only: unknown scenario {sorted(unknown)[0]!r}")
     sizes = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="mailpool-bench-") as folder:
-        database = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
+        database = f"sqlite:///{Path(folder) / 'bench.db'}"
         identities = sizes["sends"] * 3 // 2000 + 2
         backlog = sizes["backlog"] if "stream" in only else 0
         seeded = asyncio.run(seed(database, identities=identities, backlog=backlog))

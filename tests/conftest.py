@@ -42,7 +42,7 @@ async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
     """A fresh, empty database of the backend: a SQLite file, or a new PostgreSQL
     database dropped afterwards."""
     if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'mailpool.db'}"
+        yield f"sqlite:///{tmp_path / 'mailpool.db'}"
         return
     assert POSTGRES is not None
     name = "t_" + secrets.token_hex(6)

@@ -15,7 +15,7 @@ import pytest
 
 @pytest.fixture
 def run(tmp_path: Path):  # type: ignore[no-untyped-def]
-    env = {**os.environ, "MAILPOOL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
+    env = {**os.environ, "MAILPOOL_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
 
     def _run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import make_url
+
 
 def default_data_dir() -> Path:
     return Path(os.environ.get("MAILPOOL_DATA_DIR", ".mailpool"))
@@ -16,7 +18,7 @@ def default_database_url() -> str:
     url = os.environ.get("MAILPOOL_DATABASE_URL")
     if url:
         return url
-    return f"sqlite+aiosqlite:///{default_data_dir() / 'mailpool.db'}"
+    return f"sqlite:///{default_data_dir() / 'mailpool.db'}"
 
 
 @dataclass
@@ -79,11 +81,9 @@ class Settings:
 
     def ensure_sqlite_folder(self) -> None:
         """SQLite creates the file but not its folder."""
-        prefix = "sqlite+aiosqlite:///"
-        if self.database_url.startswith(prefix):
-            path = self.database_url[len(prefix) :]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
     def maildir(self) -> Path:
         return self.maildir_root or self.data_dir / "maildir"

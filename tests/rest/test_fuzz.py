@@ -38,7 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cli
     folder: Path = tmp_path_factory.mktemp("fuzz")
     env = {
         **os.environ,
-        "MAILPOOL_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'f.db'}",
+        "MAILPOOL_DATABASE_URL": f"sqlite:///{folder / 'f.db'}",
         "MAILPOOL_LOG_LEVEL": "ERROR",
     }
     _cli(env, "admin", "org", "create", "fuzz")

@@ -31,7 +31,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def database(db_path: Path) -> AsyncIterator[SqliteDatabase]:
-    database = await open_database(f"sqlite+aiosqlite:///{db_path}")
+    database = await open_database(f"sqlite:///{db_path}")
     assert isinstance(database, SqliteDatabase)
     yield database
     await database.dispose()

@@ -69,12 +69,12 @@ class EventFeed:
         self._store = store
         self._bus = bus
         self._heartbeat_s = heartbeat_s
-        self._closing = asyncio.Event()
+        self._closing = False
         self._flights: dict[tuple[object, ...], asyncio.Future[Any]] = {}
 
     def close(self) -> None:
         """End every open subscription promptly (server shutdown)."""
-        self._closing.set()
+        self._closing = True
         self._bus.wake_all()  # waiting readers see the flag at once
 
     async def list_events(
@@ -106,7 +106,7 @@ class EventFeed:
                         raise SeqInFuture(identity.handle, since, head)
                     events = await tx.events_after(identity, since, wanted, size + 1)
                 remaining = deadline - loop.time()
-                if events or remaining <= 0 or self._closing.is_set():
+                if events or remaining <= 0 or self._closing:
                     break  # on shutdown: answer now, empty, so the client retries
                 await self._wait(waiter, remaining)
         page = events[:size]
@@ -241,5 +241,5 @@ class EventFeed:
         return waiter.wake.is_set()
 
     def _check_open(self) -> None:
-        if self._closing.is_set():
+        if self._closing:
             raise ShuttingDown()

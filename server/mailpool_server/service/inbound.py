@@ -3,7 +3,7 @@ status notifications are bounces (with do-not-contact and health consequences)."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mailpool_server.service.addresses import normalize
 from mailpool_server.service.clock import Clock, now_ms, utc_day
@@ -126,18 +126,14 @@ class Inbound:
         else:
             # A reply cancels the armed no-reply timer (silently); a new outbound re-arms it.
             await tx.update_conversation(
-                Conversation(
-                    **{
-                        **conversation.__dict__,
-                        "snippet": message.snippet,
-                        "message_count": conversation.message_count + 1,
-                        "last_event_at": now,
-                        "last_message_id_header": mail.message_id_header,
-                        "references": references_after(
-                            conversation.references, mail.message_id_header
-                        ),
-                        "no_reply_at": None,
-                    },
+                replace(
+                    conversation,
+                    snippet=message.snippet,
+                    message_count=conversation.message_count + 1,
+                    last_event_at=now,
+                    last_message_id_header=mail.message_id_header,
+                    references=references_after(conversation.references, mail.message_id_header),
+                    no_reply_at=None,
                 )
             )
         await tx.add_message(message)

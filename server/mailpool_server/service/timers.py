@@ -5,6 +5,7 @@ ticks from several processes are safe (each item is taken in one write transacti
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from mailpool_server.service.clock import Clock, now_ms, utc_day
 from mailpool_server.service.event_log import EventsByIdentity, announce, append_all
@@ -38,14 +39,7 @@ class Timers:
                 assert conversation.no_reply_after_ms is not None
                 waited = now - (conversation.no_reply_at - conversation.no_reply_after_ms)
                 await tx.update_conversation(
-                    conversation.__class__(
-                        **{
-                            **conversation.__dict__,
-                            "no_reply_at": None,
-                            "last_no_reply_at": now,
-                            "last_event_at": now,
-                        }
-                    )
+                    replace(conversation, no_reply_at=None, last_no_reply_at=now, last_event_at=now)
                 )
                 await tx.add_timeline(
                     conversation.id, TimelineEntry("no_reply_expired", now, {"waitedMs": waited})

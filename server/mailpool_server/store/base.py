@@ -58,30 +58,12 @@ class InlineSession:
     def add(self, instance: object) -> None:
         self._session.add(instance)
 
-    @overload
-    async def execute(
-        self, statement: TypedReturnsRows[*Ts], params: Any = None
-    ) -> Result[*Ts]: ...
-    @overload
-    async def execute(
-        self, statement: Executable, params: Any = None
-    ) -> Result[*tuple[Any, ...]]: ...
     async def execute(self, statement: Executable, params: Any = None) -> Result[*tuple[Any, ...]]:
         return self._session.execute(statement, params)
 
-    @overload
-    async def scalar(self, statement: TypedReturnsRows[T], params: Any = None) -> T | None: ...
-    @overload
-    async def scalar(self, statement: Executable, params: Any = None) -> Any: ...
     async def scalar(self, statement: Executable, params: Any = None) -> Any:
         return self._session.scalar(statement, params)
 
-    @overload
-    async def scalars(
-        self, statement: TypedReturnsRows[T], params: Any = None
-    ) -> ScalarResult[T]: ...
-    @overload
-    async def scalars(self, statement: Executable, params: Any = None) -> ScalarResult[Any]: ...
     async def scalars(self, statement: Executable, params: Any = None) -> ScalarResult[Any]:
         return self._session.scalars(statement, params)
 

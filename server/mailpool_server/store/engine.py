@@ -31,11 +31,8 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
-    """An async engine for the URL: migrations on both backends, and PostgreSQL's
-    units of work."""
-    if is_sqlite(url):
-        # Used for migrations only; units of work go through SqliteDatabase.
-        return create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+    """PostgreSQL's async engine (asyncpg). SQLite runs on its own engine in
+    SqliteDatabase."""
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
     )
@@ -90,9 +87,10 @@ class PostgresDatabase:
 
 async def open_database(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Database:
     """Bring the schema up to date, then open units of work on the URL's backend."""
+    if is_sqlite(url):
+        sqlite = SqliteDatabase(url, pool_size=pool_size)
+        sqlite.migrate()
+        return sqlite
     engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)
     await upgrade(engine)
-    if not is_sqlite(url):
-        return PostgresDatabase(engine)
-    await engine.dispose()
-    return SqliteDatabase(url, pool_size=pool_size)
+    return PostgresDatabase(engine)

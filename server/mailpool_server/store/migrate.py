@@ -20,18 +20,17 @@ def alembic_config(url: str = "") -> Config:
     return cfg
 
 
+def upgrade_on(connection: Connection, revision: str = "head") -> None:
+    """Bring the schema to `revision` on this connection (idempotent)."""
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, revision)
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to `revision` (idempotent; safe with several replicas on
-    PostgreSQL, where Alembic's DDL is transactional)."""
-
-    def _upgrade(connection: Connection) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
-
+    """PostgreSQL: bring the schema to `revision`, safe with several replicas starting
+    together: one migrates, the others wait and find nothing left to do (Alembic's
+    DDL is transactional there). SQLite migrates in SqliteDatabase.migrate."""
     async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Replicas starting together: one migrates, the others wait and find
-            # nothing left to do (DDL is transactional on PostgreSQL).
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        await conn.run_sync(_upgrade)
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        await conn.run_sync(upgrade_on, revision)

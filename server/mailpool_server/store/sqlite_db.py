@@ -33,6 +33,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from mailpool_server.service.ports import WriteLockTimeout
 from mailpool_server.store.base import InlineSession, SessionPort
+from mailpool_server.store.migrate import upgrade_on
 
 # Past this many units the batch commits even with writers queued, bounding how long
 # the first member of a batch waits for its acknowledgement.
@@ -44,7 +45,8 @@ _FIRST_BUSY_DELAY_S = 0.001
 
 
 def sync_url(url: str) -> str:
-    """The pysqlite URL of the same file as an aiosqlite URL."""
+    """The pysqlite URL of the file (`sqlite+aiosqlite://` URLs of older settings name
+    the same file)."""
     return make_url(url).set(drivername="sqlite").render_as_string(hide_password=False)
 
 
@@ -112,9 +114,12 @@ class SqliteDatabase:
         self._queue: deque[asyncio.Future[None]] = deque()
         self._commits: set[asyncio.Task[None]] = set()
         self.stats = GroupCommitStats()
-        # The first connection switches the file to WAL (a persistent setting) now,
-        # rather than in some later request.
-        self._engine.connect().close()
+
+    def migrate(self) -> None:
+        """Bring the schema up to date (at start-up, before any unit of work). The
+        connection also switches the file to WAL, a persistent setting."""
+        with self._engine.begin() as conn:
+            upgrade_on(conn)
 
     @asynccontextmanager
     async def session(
