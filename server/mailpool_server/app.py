@@ -23,7 +23,7 @@ from mailpool_server.service.event_feed import EventFeed
 from mailpool_server.service.identities import IdentityQueries
 from mailpool_server.service.inbound import Inbound
 from mailpool_server.service.models import Transport
-from mailpool_server.service.outbound import Transport as TransportPort
+from mailpool_server.service.outbound import MessageTransport
 from mailpool_server.service.send import Sender
 from mailpool_server.service.timers import Timers
 from mailpool_server.store.engine import Database, open_database
@@ -77,7 +77,7 @@ class App:
             events=EventFeed(store, bus, heartbeat_s=settings.heartbeat_s),
         )
         admin = Admin(store, clock, mailbox_domain=settings.mailbox_domain)
-        transports: dict[Transport, TransportPort] = {
+        transports: dict[Transport, MessageTransport] = {
             Transport.MAILDIR: MaildirTransport(settings.maildir(), clock),
             Transport.SMTP: SmtpTransport(clock),
         }

@@ -64,8 +64,8 @@ async def test_a_reply_over_smtp_threads_and_warms_the_recipient(
     events = await events_of(app, tenant.handle)
     assert events[-1][0] == "email.replied"
     replied = events[-1][1]["message"]
-    assert replied["from"] == "bob@example.com"  # type: ignore[index]
-    assert replied["direction"] == "inbound"  # type: ignore[index]
+    assert replied["from"] == "bob@example.com"
+    assert replied["direction"] == "inbound"
     async with app.store.read() as tx:
         conversation = await tx.conversation_by_id(conv_id)
     assert conversation is not None
@@ -84,7 +84,7 @@ async def test_new_mail_opens_a_conversation(
     await aiosmtplib.send(message, hostname="127.0.0.1", port=app.listener_port("smtp"))
     kind, data = (await events_of(app, tenant.handle))[-1]
     assert kind == "email.received"
-    assert data["message"]["from"] == "carol@example.org"  # type: ignore[index]
+    assert data["message"]["from"] == "carol@example.org"
 
 
 async def test_unknown_recipients_are_refused_at_rcpt(app: App, tenant: Tenant) -> None:
@@ -203,10 +203,10 @@ async def test_a_mailbox_that_dies_hands_its_recipients_to_healthy_peers(
     await bounce(app, mailbox, raw)
     kind, data = (await events_of(app, tenant.handle))[-1]
     assert kind == "mailbox.replaced"
-    assert data["oldAccount"]["email"] == mailbox  # type: ignore[index]
+    assert data["oldAccount"]["email"] == mailbox
     assert data["repinned"] == 1
     assert data["newAccount"] is not None
     async with app.store.read() as tx:
         conversation = await tx.conversation_by_id(conv_id)
     assert conversation is not None
-    assert conversation.mailbox_id == data["newAccount"]["id"]  # type: ignore[index]
+    assert conversation.mailbox_id == data["newAccount"]["id"]

@@ -262,9 +262,8 @@ async def test_shutdown_ends_open_streams_promptly(
 
 
 def test_every_event_type_has_a_payload_case() -> None:
-    from mailpool_server.rpc.encode_events import PAYLOADS
-    from mailpool_server.service.events import EVENT_TYPES
+    from mailpool_server.service.events import PAYLOAD_TYPES, EventType
 
     cases = {f.name for f in event_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields}
-    assert {t.replace(".", "_") for t in EVENT_TYPES} == cases
-    assert set(PAYLOADS) == set(EVENT_TYPES)
+    assert {t.replace(".", "_") for t in EventType} == cases
+    assert set(PAYLOAD_TYPES) == set(EventType)

@@ -11,7 +11,8 @@ import pytest
 from mailpool.v1 import event_service_pb2 as pb
 from mailpool_server.app import App
 from mailpool_server.config import Settings
-from mailpool_server.service.events import email_queued
+from mailpool_server.service.events import EmailQueued, NewEvent
+from mailpool_server.service.models import MailboxRef, SendClass
 from mailpool_server.service.policy import Tier
 from tests.events_support import stream
 from tests.support import make_tenant, rich_error
@@ -39,14 +40,15 @@ async def test_stalled_subscriber_is_ended_with_its_last_seq(app: App) -> None:
         await tx.append_events(
             identity,
             [
-                email_queued(
-                    conv_id="conv_1",
-                    pending_id=f"psn_{n}",
-                    recipient="a@example.com",
-                    send_class="warm",
-                    dispatch_at=0,
-                    mailbox_id="acc_1",
-                    mailbox_email="m@example.com",
+                NewEvent(
+                    "conv_1",
+                    EmailQueued(
+                        f"psn_{n}",
+                        "a@example.com",
+                        SendClass.WARM,
+                        0,
+                        MailboxRef("acc_1", "m@example.com"),
+                    ),
                 )
                 for n in range(total)
             ],

@@ -21,7 +21,8 @@ from mailpool.v1 import (
 )
 from mailpool_server.rest import parse, render
 from mailpool_server.rest.openapi import document as openapi_document
-from mailpool_server.rest.status import error_response, rpc_error_parts
+from mailpool_server.rest.status import error_response, rpc_error_response
+from mailpool_server.service.limits import MAX_LONG_POLL_MS
 
 log = logging.getLogger("mailpool.rest")
 
@@ -76,12 +77,10 @@ def _guarded(handler: Handler) -> Handler:
         except parse.BadRequest as error:
             return error_response(400, error.message, error.details)
         except grpc.aio.AioRpcError as error:
-            status, message, details, rejected = rpc_error_parts(error)
-            if rejected is not None:
-                return JSONResponse(render.send_response(rejected), status_code=status)
+            status, response = rpc_error_response(error)
             if status >= 500:
                 log.warning("upstream call failed", extra={"fields": {"code": str(error.code())}})
-            return error_response(status, message, details or None)
+            return response
 
     return guarded
 
@@ -123,7 +122,7 @@ class Shim:
 
     async def list_events(self, request: Request) -> Response:
         message = parse.list_events(request.path_params["handle"], request.query_params)
-        timeout = CALL_TIMEOUT_S + max(0, min(message.timeout_ms, 60_000)) / 1000
+        timeout = CALL_TIMEOUT_S + max(0, min(message.timeout_ms, MAX_LONG_POLL_MS)) / 1000
         response = await self._events.ListEvents(
             message, metadata=_metadata(request), timeout=timeout
         )

@@ -15,7 +15,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeAlias, cast
 
 import grpc
-from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from mailpool_server.logs import new_request_id, request_id
@@ -33,14 +32,6 @@ OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 def current_org() -> str:
     """The org of the API key of the call being served."""
     return _org.get()
-
-
-class StatusError(Exception):
-    """Raised by a servicer that built its own rich status (e.g. a rejected send)."""
-
-    def __init__(self, status: status_pb2.Status) -> None:
-        super().__init__(status.message)
-        self.status = status
 
 
 # Strings: the grpc classes are generic only in their type stubs, not at run time.
@@ -140,9 +131,7 @@ def _ms(started: float) -> float:
 async def _abort(context: Context, method: str, error: Exception, started: float) -> None:
     if isinstance(error, grpc.aio.AbortError):
         raise error
-    if isinstance(error, StatusError):
-        status = error.status
-    elif isinstance(error, MailpoolError):
+    if isinstance(error, MailpoolError):
         status = status_for(error)
     else:
         status = internal_status(request_id.get())

@@ -9,6 +9,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
+from mailpool_server.rpc.encode import send_response
 from mailpool_server.service import errors
 
 DOMAIN = "mailpool"
@@ -42,7 +43,7 @@ def _pack(message: Message) -> any_pb2.Any:
 def rich_status(
     code: grpc.StatusCode,
     message: str,
-    reason: str,
+    reason: errors.ErrorReason,
     metadata: dict[str, str],
     *,
     violations: Sequence[errors.FieldViolation] = (),
@@ -51,7 +52,7 @@ def rich_status(
 ) -> status_pb2.Status:
     """A google.rpc.Status with ErrorInfo, and BadRequest / RetryInfo when they apply."""
     status = status_pb2.Status(code=code.value[0], message=message)
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
+    info = error_details_pb2.ErrorInfo(reason=reason.value, domain=DOMAIN, metadata=metadata)
     status.details.append(_pack(info))
     if violations:
         bad_request = error_details_pb2.BadRequest(
@@ -73,13 +74,28 @@ def rich_status(
 
 
 def status_for(error: errors.MailpoolError) -> status_pb2.Status:
+    """Every domain error's status: its code from the table, the contract text, and the
+    details its class carries (field violations; a whole rejection's per-recipient
+    result, which the shim renders as the 429 body)."""
     violations = error.violations if isinstance(error, errors.InvalidArgument) else []
+    extra: list[Message] = []
+    if isinstance(error, errors.AllRecipientsRejected):
+        extra.append(send_response(error.result))
     return rich_status(
-        grpc_code(error), error.message, error.reason, error.details, violations=violations
+        grpc_code(error),
+        error.message,
+        error.reason,
+        error.details,
+        violations=violations,
+        retry_after_ms=error.retry_after_ms,
+        extra_details=extra,
     )
 
 
 def internal_status(request_id: str) -> status_pb2.Status:
     return rich_status(
-        grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", {"requestId": request_id}
+        grpc.StatusCode.INTERNAL,
+        "internal error",
+        errors.ErrorReason.INTERNAL,
+        {"requestId": request_id},
     )

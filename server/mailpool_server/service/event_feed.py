@@ -19,13 +19,13 @@ from typing import Any, TypeVar
 from mailpool_server.service.auth import identity_in_org
 from mailpool_server.service.errors import InvalidArgument, SeqInFuture, ShuttingDown
 from mailpool_server.service.event_bus import EventBus, Waiter
-from mailpool_server.service.events import EVENT_TYPES
-from mailpool_server.service.models import Event, Identity
+from mailpool_server.service.events import Event, EventType
+from mailpool_server.service.limits import MAX_LONG_POLL_MS
+from mailpool_server.service.models import Identity
 from mailpool_server.service.paging import page_size
 from mailpool_server.service.ports import Store
 
 T = TypeVar("T")
-MAX_TIMEOUT_MS = 25_000
 STREAM_PAGE = 500
 DEFAULT_HEARTBEAT_S = 15.0
 
@@ -53,13 +53,14 @@ class Heartbeat:
 StreamItem = Event | CaughtUp | Heartbeat
 
 
-def _check_types(types: list[str]) -> tuple[str, ...]:
-    unknown = [t for t in types if t not in EVENT_TYPES]
+def _check_types(types: list[str]) -> tuple[EventType, ...]:
+    known = {t.value: t for t in EventType}
+    unknown = [t for t in types if t not in known]
     if unknown:
         raise InvalidArgument.of(
-            "types", f"unknown event type {unknown[0]!r}; known: {', '.join(EVENT_TYPES)}"
+            "types", f"unknown event type {unknown[0]!r}; known: {', '.join(known)}"
         )
-    return tuple(dict.fromkeys(types))
+    return tuple(dict.fromkeys(known[t] for t in types))
 
 
 class EventFeed:
@@ -91,8 +92,8 @@ class EventFeed:
         size = page_size(limit, field="limit", default=100)
         if since < 0:
             raise InvalidArgument.of("since", "must be 0 or more")
-        if not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
-            raise InvalidArgument.of("timeoutMs", f"must be between 0 and {MAX_TIMEOUT_MS}")
+        if not 0 <= timeout_ms <= MAX_LONG_POLL_MS:
+            raise InvalidArgument.of("timeoutMs", f"must be between 0 and {MAX_LONG_POLL_MS}")
         async with self._store.read() as tx:
             identity = await identity_in_org(tx, org_id, handle)
         loop = asyncio.get_running_loop()

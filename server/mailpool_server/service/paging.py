@@ -8,9 +8,10 @@ import json
 from typing import Any
 
 from mailpool_server.service.errors import InvalidArgument
+from mailpool_server.service.limits import MAX_PAGE_SIZE
 
 
-def page_size(value: int | None, *, field: str, default: int, maximum: int = 200) -> int:
+def page_size(value: int | None, *, field: str, default: int, maximum: int = MAX_PAGE_SIZE) -> int:
     """None means the default; anything else must lie in 1..maximum."""
     if value is None:
         return default

@@ -8,6 +8,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
+from mailpool_server.service.addresses import normalize
 from mailpool_server.service.errors import (
     FieldViolation,
     IdempotencyKeyMalformed,
@@ -62,7 +63,7 @@ class SendCommand:
         compare equal."""
         body = asdict(self)
         body.pop("idempotency_key")
-        body["identity"] = self.identity.strip().lower()
+        body["identity"] = normalize(self.identity)
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -157,7 +158,7 @@ def _validate_new_conversation(command: SendCommand, violations: list[FieldViola
     else:
         seen: set[str] = set()
         for address in command.to:
-            key = address.strip().lower()
+            key = normalize(address)
             if len(address) > MAX_ADDRESS_CHARS:
                 violations.append(
                     FieldViolation(
