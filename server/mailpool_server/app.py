@@ -118,6 +118,9 @@ class App:
             self.settings.grpc_host,
             self.settings.grpc_port,
             stall_s=self.settings.stream_stall_s,
+            # Idle streams write a heartbeat each heartbeat_s: checking the key at
+            # half that ends a revoked key's streams within one heartbeat period.
+            reauth_s=self.settings.heartbeat_s / 2,
         )
         log.info("grpc serving", extra={"fields": {"port": self.grpc.port}})
         if self.settings.http_port is not None:

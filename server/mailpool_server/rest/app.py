@@ -30,15 +30,24 @@ MAX_BODY = 1024 * 1024
 # A unary call's deadline; long-polls get their own timeout on top.
 CALL_TIMEOUT_S = 30.0
 _PRINTABLE = {chr(c) for c in range(0x20, 0x7F)}
+# Keys are ~50 characters. A longer Authorization value cannot hold one, and forwarded
+# whole it would overflow the call's metadata limit (a transport error, not a 401), so
+# it is cut: the server still answers for what is left (malformed or unknown key).
+MAX_AUTHORIZATION = 1024
 
 
 def _metadata(request: Request) -> list[tuple[str, str]]:
-    value = request.headers.get("authorization")
-    if value is None:
-        return []
-    # Metadata carries printable ASCII only; anything else cannot be a key, and the
-    # server still decides what the value is (malformed or unknown).
-    return [("authorization", "".join(c if c in _PRINTABLE else "?" for c in value))]
+    # Every Authorization header goes on, so the server (which refuses more than one)
+    # decides for HTTP and gRPC callers alike which one counts.
+    return [
+        ("authorization", _printable(value[:MAX_AUTHORIZATION]))
+        for value in request.headers.getlist("authorization")
+    ]
+
+
+def _printable(value: str) -> str:
+    """Metadata carries printable ASCII only; anything else cannot be part of a key."""
+    return "".join(c if c in _PRINTABLE else "?" for c in value)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

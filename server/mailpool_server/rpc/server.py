@@ -21,7 +21,7 @@ from mailpool.v1 import (
 from mailpool_server.rpc.conversation_servicer import ConversationServicer
 from mailpool_server.rpc.event_servicer import EventServicer
 from mailpool_server.rpc.identity_servicer import IdentityServicer
-from mailpool_server.rpc.interceptor import DEFAULT_STALL_S, CallInterceptor
+from mailpool_server.rpc.interceptor import DEFAULT_REAUTH_S, DEFAULT_STALL_S, CallInterceptor
 from mailpool_server.rpc.send_servicer import SendServicer
 from mailpool_server.service.auth import Authenticator
 from mailpool_server.service.conversations import ConversationQueries
@@ -69,10 +69,15 @@ class RunningGrpc:
 
 
 async def start_grpc(
-    services: GrpcServices, host: str, port: int, *, stall_s: float = DEFAULT_STALL_S
+    services: GrpcServices,
+    host: str,
+    port: int,
+    *,
+    stall_s: float = DEFAULT_STALL_S,
+    reauth_s: float = DEFAULT_REAUTH_S,
 ) -> RunningGrpc:
     server = grpc.aio.server(
-        interceptors=[CallInterceptor(services.authenticator, stall_s=stall_s)],
+        interceptors=[CallInterceptor(services.authenticator, stall_s=stall_s, reauth_s=reauth_s)],
         options=SERVER_OPTIONS,
     )
     identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(

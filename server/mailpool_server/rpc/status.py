@@ -13,6 +13,15 @@ from mailpool_server.rpc.encode import send_response
 from mailpool_server.service import errors
 
 DOMAIN = "mailpool"
+# Details echo what the client sent (a handle, a conv id). Echoed back whole, a 20 KB
+# value would overflow the status trailer and turn a clean NOT_FOUND into a transport
+# error, so each value is cut to this many characters.
+MAX_ECHO = 200
+
+
+def _cut(value: str, limit: int = MAX_ECHO) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
 
 # The most specific class wins (the lookup walks the MRO).
 GRPC_CODES: dict[type[errors.MailpoolError], grpc.StatusCode] = {
@@ -51,14 +60,18 @@ def rich_status(
     extra_details: Sequence[Message] = (),
 ) -> status_pb2.Status:
     """A google.rpc.Status with ErrorInfo, and BadRequest / RetryInfo when they apply."""
-    status = status_pb2.Status(code=code.value[0], message=message)
-    info = error_details_pb2.ErrorInfo(reason=reason.value, domain=DOMAIN, metadata=metadata)
+    status = status_pb2.Status(code=code.value[0], message=_cut(message, 4 * MAX_ECHO))
+    info = error_details_pb2.ErrorInfo(
+        reason=reason.value,
+        domain=DOMAIN,
+        metadata={key: _cut(value) for key, value in metadata.items()},
+    )
     status.details.append(_pack(info))
     if violations:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
+                    field=_cut(v.field), description=_cut(v.description, 4 * MAX_ECHO)
                 )
                 for v in violations
             ]

@@ -71,8 +71,8 @@ class ApiKeyMissing(Unauthenticated):
 class ApiKeyMalformed(Unauthenticated):
     reason = ErrorReason.API_KEY_MALFORMED
 
-    def __init__(self) -> None:
-        super().__init__("invalid api key format")
+    def __init__(self, details: dict[str, str] | None = None) -> None:
+        super().__init__("invalid api key format", details)
 
 
 class ApiKeyInvalid(Unauthenticated):
