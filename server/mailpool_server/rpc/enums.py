@@ -57,6 +57,10 @@ class EnumMap(Generic[E, P]):
             names = [descriptor.values_by_number[n].name for n in sorted(unmatched)]
             raise ValueError(f"{domain.__name__} lacks {', '.join(names)}")
 
+    @property
+    def members(self) -> list[E]:
+        return list(self._to_proto)
+
     def to_proto(self, member: E) -> P:
         return self._to_proto[member]
 
