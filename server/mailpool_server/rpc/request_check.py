@@ -65,3 +65,20 @@ def _nul_field(message: Message) -> str | None:
                 if (inner := _nul_field(item)) is not None:
                     return f"{field.json_name}.{inner}"
     return None
+
+
+# google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+
+
+def timestamp_ms(request: Message, field: str, name: str) -> int | None:
+    """The request's Timestamp field in Unix milliseconds (None when unset); a value
+    outside what Timestamp allows is INVALID_ARGUMENT naming the field, not an overflow
+    deep in the database driver."""
+    if not request.HasField(field):
+        return None
+    stamp = getattr(request, field)
+    if not (_MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS and 0 <= stamp.nanos < 1_000_000_000):
+        raise InvalidArgument.of(name, "is outside 0001-01-01..9999-12-31")
+    return int(stamp.ToMilliseconds())
