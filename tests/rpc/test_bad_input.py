@@ -7,6 +7,7 @@ import logging
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 
@@ -23,7 +24,7 @@ from mailpool_server.service.paging import encode_token
 from tests.sending import send
 from tests.support import RichError, Tenant, rich_error
 
-REQUESTS = {
+REQUESTS: dict[str, type[Message]] = {
     "/mailpool.v1.SendService/Send": send_pb.SendRequest,
     "/mailpool.v1.IdentityService/GetIdentity": identity_pb.GetIdentityRequest,
     "/mailpool.v1.IdentityService/ListIdentities": identity_pb.ListIdentitiesRequest,
@@ -43,7 +44,8 @@ def _bad_utf8(method: str) -> bytes:
 async def _raw_call(
     channel: grpc.aio.Channel, method: str, body: bytes, tenant: Tenant
 ) -> grpc.aio.AioRpcError:
-    call = channel.unary_unary(method)  # no serializers: the bytes go as they are
+    # No serializers: the bytes go as they are.
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call(body, metadata=tenant.metadata)
     return caught.value
@@ -78,7 +80,9 @@ async def test_undecodable_requests_are_invalid_argument_without_a_traceback(
 async def test_an_undecodable_stream_request_is_invalid_argument(
     channel: grpc.aio.Channel, tenant: Tenant
 ) -> None:
-    call = channel.unary_stream("/mailpool.v1.EventService/StreamEvents")
+    call: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
+        "/mailpool.v1.EventService/StreamEvents"
+    )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for _ in call(b"\x0a\x03\xff\xfe\xfd", metadata=tenant.metadata):
             pass
