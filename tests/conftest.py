@@ -17,6 +17,7 @@ import pytest
 from mailpool_server.app import App
 from mailpool_server.config import Settings
 from mailpool_server.service.clock import UTC, FakeClock
+from mailpool_server.service.timer import Timer
 from mailpool_server.store.pg_notify import asyncpg_dsn
 from tests.fuzz_counts import SENT
 from tests.support import Tenant, make_tenant
@@ -86,8 +87,15 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[App]:
-    application = await App.open(settings, clock)
+def timer() -> Timer | None:
+    """What measures waits: None is the event loop's clock. Modules that test
+    heartbeats, long-poll holds or stalls override this with a ManualTimer and move it."""
+    return None
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FakeClock, timer: Timer | None) -> AsyncIterator[App]:
+    application = await App.open(settings, clock, timer)
     await application.start()
     try:
         yield application

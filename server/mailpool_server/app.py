@@ -25,6 +25,7 @@ from mailpool_server.service.inbound import Inbound
 from mailpool_server.service.models import Transport
 from mailpool_server.service.outbound import MessageTransport
 from mailpool_server.service.send import Sender
+from mailpool_server.service.timer import LoopTimer, Timer
 from mailpool_server.service.timers import Timers
 from mailpool_server.store.engine import Database, open_database
 from mailpool_server.store.pg_notify import PgListener
@@ -37,6 +38,7 @@ log = logging.getLogger("mailpool")
 class App:
     settings: Settings
     clock: Clock
+    timer: Timer
     database: Database
     store: SqlStore
     bus: EventBus
@@ -52,9 +54,14 @@ class App:
     listeners: dict[str, asyncio.Server] = field(default_factory=dict)
 
     @classmethod
-    async def open(cls, settings: Settings, clock: Clock | None = None) -> App:
-        """Connect to the database and bring its schema up to date."""
+    async def open(
+        cls, settings: Settings, clock: Clock | None = None, timer: Timer | None = None
+    ) -> App:
+        """Connect to the database and bring its schema up to date. `clock` tells the
+        date and time (caps, warmup); `timer` measures waits (heartbeats, long-polls,
+        stalls): tests inject both to move time instead of waiting for it."""
         clock = clock or SystemClock()
+        timer = timer or LoopTimer()
         settings.ensure_sqlite_folder()
         database = await open_database(
             settings.database_url,
@@ -74,7 +81,7 @@ class App:
                 idempotency_wait_s=settings.idempotency_wait_s,
             ),
             conversations=ConversationQueries(store),
-            events=EventFeed(store, bus, heartbeat_s=settings.heartbeat_s),
+            events=EventFeed(store, bus, heartbeat_s=settings.heartbeat_s, timer=timer),
         )
         admin = Admin(store, clock, mailbox_domain=settings.mailbox_domain)
         transports: dict[Transport, MessageTransport] = {
@@ -84,6 +91,7 @@ class App:
         return cls(
             settings,
             clock,
+            timer,
             database,
             store,
             bus,
@@ -121,6 +129,7 @@ class App:
             # Idle streams write a heartbeat each heartbeat_s: checking the key at
             # half that ends a revoked key's streams within one heartbeat period.
             reauth_s=self.settings.heartbeat_s / 2,
+            timer=self.timer,
         )
         log.info("grpc serving", extra={"fields": {"port": self.grpc.port}})
         if self.settings.http_port is not None:

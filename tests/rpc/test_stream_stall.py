@@ -3,8 +3,6 @@ making the server read and buffer for it."""
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 
@@ -14,14 +12,22 @@ from mailpool_server.config import Settings
 from mailpool_server.service.events import EmailQueued, NewEvent
 from mailpool_server.service.models import MailboxRef, SendClass
 from mailpool_server.service.policy import Tier
+from mailpool_server.service.timer import ManualTimer
 from tests.events_support import stream
 from tests.support import make_tenant, rich_error
+
+STALL_S = 60.0
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    settings.stream_stall_s = 0.3
+    settings.stream_stall_s = STALL_S
     return settings
+
+
+@pytest.fixture
+def timer() -> ManualTimer:
+    return ManualTimer()
 
 
 async def drain(call: grpc.aio.UnaryStreamCall, seqs: list[int]) -> None:  # type: ignore[type-arg]
@@ -31,7 +37,7 @@ async def drain(call: grpc.aio.UnaryStreamCall, seqs: list[int]) -> None:  # typ
         seqs.append(message.event.seq)
 
 
-async def test_stalled_subscriber_is_ended_with_its_last_seq(app: App) -> None:
+async def test_stalled_subscriber_is_ended_with_its_last_seq(app: App, timer: ManualTimer) -> None:
     tenant = await make_tenant(app, "big", "big@mailpool.local", tier=Tier.SCALE)
     total = 20_000  # far more than HTTP/2 flow control lets through unread
     async with app.store.write() as tx:
@@ -63,10 +69,12 @@ async def test_stalled_subscriber_is_ended_with_its_last_seq(app: App) -> None:
         first = await call.read()
         assert isinstance(first, pb.StreamEventsResponse)
         assert first.event.seq == 1
-        # The server gives the stream up: its feed lets go of its waiter. Nothing
-        # signals that to a client, so the test polls the gauge.
-        while app.bus.waiting:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+        # The client reads no more, so flow control holds the server's next write.
+        # Moving the timer past the stall period makes the server give the stream up:
+        # its feed lets go of its waiter. Nothing signals that to a client, so the
+        # test moves time in steps of the watcher's tick and looks at the gauge.
+        while app.bus.waiting:
+            await timer.advance(STALL_S / 4)
         seqs = [1]
         # Draining now delivers what the transport held, then the status.
         with pytest.raises(grpc.aio.AioRpcError) as caught:

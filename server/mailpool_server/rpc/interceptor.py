@@ -7,7 +7,6 @@ stay open (no key), so that probes and grpcurl-style tools work.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 import time
@@ -23,6 +22,7 @@ from mailpool_server.rpc.stall_watch import StallWatch
 from mailpool_server.rpc.status import internal_status, status_for
 from mailpool_server.service.auth import Authenticator
 from mailpool_server.service.errors import ApiKeyMalformed, MailpoolError
+from mailpool_server.service.timer import LoopTimer, Timer
 
 log = logging.getLogger("mailpool.rpc")
 
@@ -59,9 +59,11 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         *,
         stall_s: float = DEFAULT_STALL_S,
         reauth_s: float = DEFAULT_REAUTH_S,
+        timer: Timer | None = None,
     ) -> None:
         self._auth = authenticator
-        self._stalls = StallWatch(stall_s)
+        self._timer = timer or LoopTimer()
+        self._stalls = StallWatch(stall_s, self._timer)
         self._reauth_s = reauth_s
 
     async def intercept_service(
@@ -119,20 +121,20 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         async def call(request: Any, context: Context) -> None:
             request_id.set(new_request_id())
             started = time.perf_counter()
-            loop = asyncio.get_running_loop()
+            timer = self._timer
             guard = None
             try:
                 check_request(request)
                 if not open_method:
                     await self._authenticate(context)
-                authenticated_at = loop.time()
+                authenticated_at = timer.monotonic()
                 responses = behaviour(request, context)
                 guard = self._stalls.open(responses)
                 async for response in responses:
-                    if not open_method and loop.time() - authenticated_at >= self._reauth_s:
+                    if not open_method and timer.monotonic() - authenticated_at >= self._reauth_s:
                         await self._authenticate(context)  # a revoked key ends the stream
-                        authenticated_at = loop.time()
-                    guard.writing_since = loop.time()
+                        authenticated_at = timer.monotonic()
+                    guard.writing_since = timer.monotonic()
                     await context.write(response)
                     guard.writing_since = None
                     if guard.stalled is not None:

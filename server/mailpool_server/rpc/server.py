@@ -28,6 +28,7 @@ from mailpool_server.service.conversations import ConversationQueries
 from mailpool_server.service.event_feed import EventFeed
 from mailpool_server.service.identities import IdentityQueries
 from mailpool_server.service.send import Sender
+from mailpool_server.service.timer import Timer
 
 # Keepalive: the server pings idle connections every 30 s so that dead stream
 # subscribers are noticed, and accepts client pings as often as every 10 s (the
@@ -75,9 +76,13 @@ async def start_grpc(
     *,
     stall_s: float = DEFAULT_STALL_S,
     reauth_s: float = DEFAULT_REAUTH_S,
+    timer: Timer | None = None,
 ) -> RunningGrpc:
+    interceptor = CallInterceptor(
+        services.authenticator, stall_s=stall_s, reauth_s=reauth_s, timer=timer
+    )
     server = grpc.aio.server(
-        interceptors=[CallInterceptor(services.authenticator, stall_s=stall_s, reauth_s=reauth_s)],
+        interceptors=[interceptor],
         options=SERVER_OPTIONS,
     )
     identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(

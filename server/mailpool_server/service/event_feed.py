@@ -10,7 +10,6 @@ a slow subscriber is fed from the log at its own pace and holds no buffer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -24,6 +23,7 @@ from mailpool_server.service.limits import MAX_LONG_POLL_MS
 from mailpool_server.service.models import Identity
 from mailpool_server.service.paging import page_size
 from mailpool_server.service.ports import Store
+from mailpool_server.service.timer import LoopTimer, Timer
 
 T = TypeVar("T")
 STREAM_PAGE = 500
@@ -65,11 +65,17 @@ def _check_types(types: list[str]) -> tuple[EventType, ...]:
 
 class EventFeed:
     def __init__(
-        self, store: Store, bus: EventBus, *, heartbeat_s: float = DEFAULT_HEARTBEAT_S
+        self,
+        store: Store,
+        bus: EventBus,
+        *,
+        heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+        timer: Timer | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
         self._heartbeat_s = heartbeat_s
+        self._timer = timer or LoopTimer()
         self._closing = False
         self._flights: dict[tuple[object, ...], asyncio.Future[Any]] = {}
 
@@ -96,8 +102,7 @@ class EventFeed:
             raise InvalidArgument.of("timeoutMs", f"must be between 0 and {MAX_LONG_POLL_MS}")
         async with self._store.read() as tx:
             identity = await identity_in_org(tx, org_id, handle)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_ms / 1000
+        deadline = self._timer.monotonic() + timeout_ms / 1000
         with self._bus.waiter(frozenset({identity.id})) as waiter:
             while True:
                 waiter.wake.clear()
@@ -106,7 +111,7 @@ class EventFeed:
                     if since > head:
                         raise SeqInFuture(identity.handle, since, head)
                     events = await tx.events_after(identity, since, wanted, size + 1)
-                remaining = deadline - loop.time()
+                remaining = deadline - self._timer.monotonic()
                 if events or remaining <= 0 or self._closing:
                     break  # on shutdown: answer now, empty, so the client retries
                 await self._wait(waiter, remaining)
@@ -233,13 +238,9 @@ class EventFeed:
 
     async def _wait(self, waiter: Waiter, timeout_s: float) -> bool:
         """Wait for a wake-up (shutdown wakes everyone too) or the timeout; True when
-        woken. One timer and one future: this runs once per subscriber per commit."""
+        woken."""
         self._check_open()
-        if not waiter.wake.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await waiter.wake.wait()
-        return waiter.wake.is_set()
+        return await self._timer.wait(waiter.wake, timeout_s)
 
     def _check_open(self) -> None:
         if self._closing:
