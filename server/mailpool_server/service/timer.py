@@ -63,10 +63,17 @@ class ManualTimer:
         """How many sleeps and waits are pending (so a test knows someone waits)."""
         return sum(not future.done() for _, _, future in self._due)
 
-    async def sleep(self, seconds: float) -> None:
+    def _deadline(self, seconds: float) -> asyncio.Future[None]:
+        """A future that advance() completes once `seconds` have passed from now. It is
+        registered before the caller first yields, so a test that sees it pending
+        knows the deadline is counted from the time it saw."""
         future = asyncio.get_running_loop().create_future()
         heapq.heappush(self._due, (self._now + max(0.0, seconds), next(self._order), future))
         self._changed.set()
+        return future
+
+    async def sleep(self, seconds: float) -> None:
+        future = self._deadline(seconds)
         try:
             await future
         finally:
@@ -75,11 +82,12 @@ class ManualTimer:
     async def wait(self, event: asyncio.Event, timeout_s: float) -> bool:
         if event.is_set():
             return True
-        woken = asyncio.ensure_future(event.wait())
-        timeout = asyncio.ensure_future(self.sleep(timeout_s))
+        timeout = self._deadline(timeout_s)
+        woken: asyncio.Future[object] = asyncio.ensure_future(event.wait())
         self.waiting += 1
         try:
-            await asyncio.wait({woken, timeout}, return_when=asyncio.FIRST_COMPLETED)
+            pending: set[asyncio.Future[object]] = {woken, timeout}  # type: ignore[arg-type]
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.waiting -= 1
             woken.cancel()
