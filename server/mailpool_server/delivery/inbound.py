@@ -17,6 +17,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailpool_server.service.inbound import DeliveryReport, Inbound, InboundMail
+from mailpool_server.startup import listen_error
 
 log = logging.getLogger("mailpool.inbound")
 
@@ -128,20 +129,32 @@ class Handler:
 
 
 async def start_listener(
-    inbound: Inbound, host: str, port: int, *, lmtp: bool = False, hostname: str = "mailpool"
+    inbound: Inbound,
+    host: str,
+    port: int,
+    *,
+    lmtp: bool = False,
+    hostname: str = "mailpool",
+    start_serving: bool = True,
 ) -> asyncio.Server:
-    """Listen on host:port (0 = a free port: read it from server.sockets)."""
+    """Listen on host:port (0 = a free port: read it from server.sockets). Without
+    start_serving the port is bound but nothing is accepted until server.start_serving().
+    A port that cannot be bound is CannotListen (PortInUse when taken)."""
     protocol: Any = LMTP if lmtp else SMTP
     handler = Handler(inbound, lmtp=lmtp)
     loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: protocol(
-            handler,
-            hostname=hostname,
-            data_size_limit=MAX_MESSAGE_BYTES,
-            loop=loop,
-            enable_SMTPUTF8=True,
-        ),
-        host=host,
-        port=port,
-    )
+    try:
+        return await loop.create_server(
+            lambda: protocol(
+                handler,
+                hostname=hostname,
+                data_size_limit=MAX_MESSAGE_BYTES,
+                loop=loop,
+                enable_SMTPUTF8=True,
+            ),
+            host=host,
+            port=port,
+            start_serving=start_serving,
+        )
+    except OSError as error:
+        raise listen_error("lmtp" if lmtp else "smtp", host, port, error) from None
