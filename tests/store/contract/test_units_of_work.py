@@ -96,6 +96,7 @@ async def test_a_read_sees_one_snapshot(
         request.applymarker(
             pytest.mark.xfail(
                 strict=True,
+                raises=AssertionError,
                 reason="PostgreSQL reads run at READ COMMITTED: each statement sees the "
                 "commits made before it, so one read unit of work can mix states "
                 "(SQLite readers and the memory store keep one snapshot)",
