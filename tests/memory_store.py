@@ -200,11 +200,13 @@ class MemoryTx:
     async def add_org(self, org: Org) -> None:
         t = self._write()
         _require(org.id not in t.orgs, f"org {org.id} exists")
-        _require(all(o.name != org.name for o in t.orgs.values()), f"org name {org.name} taken")
+        taken = {o.name.lower() for o in t.orgs.values()}
+        _require(org.name.lower() not in taken, f"org name {org.name} taken")
         t.orgs[org.id] = org
 
     async def org_by_name(self, name: str) -> Org | None:
-        return next((o for o in self._read().orgs.values() if o.name == name), None)
+        wanted = name.lower()  # as the unique index on lower(name) compares
+        return next((o for o in self._read().orgs.values() if o.name.lower() == wanted), None)
 
     async def add_api_key(self, key: ApiKeyInfo) -> None:
         t = self._write()

@@ -14,6 +14,7 @@ from sqlalchemy import update
 from mailpool.v1 import send_pb2
 from mailpool_server.app import App
 from mailpool_server.config import Settings
+from mailpool_server.delivery.inbound import parse
 from mailpool_server.service.clock import FakeClock
 from mailpool_server.store.tables import MailboxRow
 from tests.delivery.helpers import deliver_all, events_of, maildir_messages
@@ -210,3 +211,30 @@ async def test_a_mailbox_that_dies_hands_its_recipients_to_healthy_peers(
         conversation = await tx.conversation_by_id(conv_id)
     assert conversation is not None
     assert conversation.mailbox_id == data["newAccount"]["id"]
+
+
+async def test_an_over_long_sender_is_refused_for_good(
+    app: App, channel: grpc.aio.Channel, tenant: Tenant
+) -> None:
+    """No address is that long, and the store keys contacts by the sender: refused with
+    a 5xx, not a 451 the sending server would retry forever (on every backend)."""
+    _, mailbox, message_id = await outbound_to_bob(app, channel, tenant)
+    mail = reply(mailbox, message_id)
+    del mail["From"]
+    mail["From"] = "b" * 400 + "@example.com"
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await aiosmtplib.send(mail, hostname="127.0.0.1", port=app.listener_port("smtp"))
+    assert refused.value.code == 550
+
+
+def test_message_ids_longer_than_a_line_are_left_out() -> None:
+    """SMTP servers refuse lines over 1000 characters, but a message handed over by other
+    means (LMTP from a lenient MTA) may carry one: such an ID threads onto nothing."""
+    long_id = "<" + "x" * 1200 + "@example.com>"
+    raw = (
+        f"From: bob@example.com\r\nTo: a@x\r\nMessage-ID: {long_id}\r\n"
+        f"In-Reply-To: {long_id}\r\nReferences: <ok@example.com> {long_id}\r\n\r\nHi\r\n"
+    ).encode()
+    mail = parse(raw, "a@x")
+    assert mail.message_id_header.endswith("@inbound.mailpool.local>")
+    assert (mail.in_reply_to, mail.references) == (None, ("<ok@example.com>",))

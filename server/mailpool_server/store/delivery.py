@@ -182,24 +182,26 @@ class DeliveryRepoSql(TxBase):
     ) -> list[CancelledSend]:
         """Cancel queued (not yet claimed) sends, and say which."""
         p = PendingSendRow
-        query = select(p.id, p.identity_id, p.conv_id, p.recipient).where(p.status == QUEUED)
+        # One conditional UPDATE: on PostgreSQL a row a dispatcher claims meanwhile is
+        # re-checked after its lock is released and, no longer QUEUED, left alone (a
+        # SELECT then an UPDATE by id would cancel a send that is being delivered).
+        query = update(p).where(p.status == QUEUED)
         if mailbox_id is not None:
             query = query.where(p.mailbox_id == mailbox_id)
         if identity_ids is not None:
             query = query.where(p.identity_id.in_(identity_ids))
         if recipient is not None:
             query = query.where(p.recipient == recipient)
-        rows = [
-            CancelledSend(pending_id, identity_id, conv_id, to)
-            for pending_id, identity_id, conv_id, to in await self.session.execute(
-                query.order_by(p.id)
-            )
-        ]
-        if rows:
-            await self.session.execute(
-                update(p).where(p.id.in_([r.pending_id for r in rows])).values(status=CANCELLED)
-            )
-        return rows
+        cancelled = await self.session.execute(
+            query.values(status=CANCELLED).returning(p.id, p.identity_id, p.conv_id, p.recipient)
+        )
+        return sorted(
+            (
+                CancelledSend(pending_id, identity_id, conv_id, to)
+                for pending_id, identity_id, conv_id, to in cancelled
+            ),
+            key=lambda c: c.pending_id,
+        )
 
     async def pending_status(self, pending_id: str) -> PendingStatus | None:
         status = await self.session.scalar(

@@ -34,6 +34,24 @@ _IDEMPOTENCY_RECORD = select(_KEYS.c.fingerprint, _KEYS.c.response, _KEYS.c.expi
     _KEYS.c.expires_at > bindparam("now"),
     _KEYS.c.response != "",
 )
+_REVIVE_KEY = (
+    update(_KEYS)
+    .where(
+        _KEYS.c.org_id == bindparam("org"),
+        _KEYS.c.key == bindparam("idem_key"),
+        _KEYS.c.expires_at <= bindparam("now"),
+    )
+    .values(
+        fingerprint=bindparam("fingerprint"),
+        response="",
+        created_at=bindparam("now"),
+        expires_at=bindparam("expires_at"),
+    )
+    .returning(_KEYS.c.key)
+)
+_KEY_ROW = select(_KEYS.c.fingerprint, _KEYS.c.response, _KEYS.c.expires_at).where(
+    _KEYS.c.org_id == bindparam("org"), _KEYS.c.key == bindparam("idem_key")
+)
 _COMPLETE_KEY = (
     update(_KEYS)
     .where(_KEYS.c.org_id == bindparam("org"), _KEYS.c.key == bindparam("idem_key"))
@@ -105,15 +123,25 @@ class SendRepoSql(TxBase):
         )
         if inserted.first() is not None:
             return None
-        row = await self.session.get(IdempotencyRow, (org_id, key), populate_existing=True)
-        assert row is not None  # the conflict proves it exists; nothing deletes rows
-        if row.expires_at > now:
-            return _record(row.fingerprint, row.response, row.expires_at)
-        # Past its 24 hours the key starts a new life.
-        row.fingerprint, row.response = fingerprint, ""
-        row.created_at, row.expires_at = now, expires_at
-        await self.session.flush()
-        return None
+        # Past its 24 hours the key starts a new life, if this request is the one to
+        # revive it: the UPDATE re-checks the expiry under the row's lock, so of two
+        # requests reviving one key on PostgreSQL, the second finds it live.
+        revived = await self.session.execute(
+            _REVIVE_KEY,
+            {
+                "org": org_id,
+                "idem_key": key,
+                "now": now,
+                "fingerprint": fingerprint,
+                "expires_at": expires_at,
+            },
+        )
+        if revived.first() is not None:
+            return None
+        row = (
+            await self.session.execute(_KEY_ROW, {"org": org_id, "idem_key": key})
+        ).one()  # the conflict proves it exists; nothing deletes rows
+        return _record(row.fingerprint, row.response, row.expires_at)
 
     async def idempotency_record(self, org_id: str, key: str, now: int) -> IdempotencyRecord | None:
         row = (

@@ -29,7 +29,7 @@ async def test_an_org_is_found_by_its_name(store: Store) -> None:
         await tx.add_org(acme)
     async with store.read() as tx:
         assert await tx.org_by_name("acme") == acme
-        assert await tx.org_by_name("ACME") is None
+        assert await tx.org_by_name("ACME") == acme  # names compare regardless of case
         assert await tx.org_by_name("other") is None
 
 
@@ -37,9 +37,10 @@ async def test_org_names_and_key_hashes_are_unique(store: Store) -> None:
     async with store.write() as tx:
         await tx.add_org(org(1, name="acme"))
         await tx.add_api_key(api_key("org_1", 1))
-    with pytest.raises(REFUSED):
-        async with store.write() as tx:
-            await tx.add_org(org(2, name="acme"))
+    for taken in ("acme", "ACME"):
+        with pytest.raises(REFUSED):
+            async with store.write() as tx:
+                await tx.add_org(org(2, name=taken))
     with pytest.raises(REFUSED):
         async with store.write() as tx:
             await tx.add_api_key(

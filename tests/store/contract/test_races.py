@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from mailpool_server.service.models import PendingStatus
 from mailpool_server.service.ports import CancelledSend, Store
 from tests.store.contract.locks import rows_held, until_waiting_on_locks
@@ -17,21 +15,7 @@ from tests.store.contract.seed import T0, World, queue_send
 LEASE = 120_000
 
 
-def postgres_bug(backend: str, request: pytest.FixtureRequest, reason: str) -> None:
-    if backend == "postgres":
-        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason))
-
-
-async def test_a_cancel_leaves_alone_a_send_that_a_claim_holds(
-    store: Store, world: World, backend: str, request: pytest.FixtureRequest
-) -> None:
-    postgres_bug(
-        backend,
-        request,
-        "cancel_queued selects QUEUED rows, then updates them by id alone: when a claim "
-        "commits in between, the send that is being delivered is marked cancelled (and "
-        "email.cancelled announced); its dispatcher's finish_sent then records nothing",
-    )
+async def test_a_cancel_leaves_alone_a_send_that_a_claim_holds(store: Store, world: World) -> None:
     send = await queue_send(store, world, 1)
 
     async def cancel() -> list[CancelledSend]:
@@ -49,16 +33,7 @@ async def test_a_cancel_leaves_alone_a_send_that_a_claim_holds(
         assert await tx.pending_status(send.id) is PendingStatus.SENT
 
 
-async def test_two_claims_reviving_an_expired_key_admit_one(
-    store: Store, world: World, backend: str, request: pytest.FixtureRequest
-) -> None:
-    postgres_bug(
-        backend,
-        request,
-        "claim_idempotency_key reads an expired row without locking it, then rewrites it "
-        "by key alone: two requests that both pass the INSERT before either rewrites the "
-        "row both get None, and both sends go ahead under one key",
-    )
+async def test_two_claims_reviving_an_expired_key_admit_one(store: Store, world: World) -> None:
     async with store.write() as tx:  # a key whose lifetime is over
         await tx.claim_idempotency_key(world.org.id, "k", "old", T0, T0 + 10)
 
