@@ -11,7 +11,8 @@
 #   Kotlin, C#, Objective-C, PHP (+ grpc-php): generated only (no compiler in apt
 #           that would add much; their names come from the same file options)
 #
-# protoc runs with --fatal_warnings. Installs what it needs with apt-get when run
+# protoc runs with --fatal_warnings. Keep dollar signs out of service and RPC
+# comments: grpc's plugins up to 1.51 (Debian 12's) abort on one (grpc#32171). Installs what it needs with apt-get when run
 # as root (CI); otherwise says what to install.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

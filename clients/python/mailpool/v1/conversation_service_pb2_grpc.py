@@ -70,8 +70,6 @@ class ConversationServiceServicer:
         INVALID_ARGUMENT when conv_id is not "conv_" followed by one or more
         lowercase hex digits, NOT_FOUND / CONVERSATION_NOT_FOUND when it is not on
         this identity. HTTP: GET /v1/identities/{handle}/conversations/{convId}.
-        (No dollar sign in service comments: grpc's plugins up to 1.51, Debian
-        12's, abort on one; scripts/check-other-languages.sh runs them.)
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

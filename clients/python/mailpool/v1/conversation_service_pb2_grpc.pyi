@@ -47,8 +47,6 @@ class ConversationServiceStub:
     INVALID_ARGUMENT when conv_id is not "conv_" followed by one or more
     lowercase hex digits, NOT_FOUND / CONVERSATION_NOT_FOUND when it is not on
     this identity. HTTP: GET /v1/identities/{handle}/conversations/{convId}.
-    (No dollar sign in service comments: grpc's plugins up to 1.51, Debian
-    12's, abort on one; scripts/check-other-languages.sh runs them.)
     """
 
 @_typing.type_check_only
@@ -70,8 +68,6 @@ class ConversationServiceAsyncStub(ConversationServiceStub):
     INVALID_ARGUMENT when conv_id is not "conv_" followed by one or more
     lowercase hex digits, NOT_FOUND / CONVERSATION_NOT_FOUND when it is not on
     this identity. HTTP: GET /v1/identities/{handle}/conversations/{convId}.
-    (No dollar sign in service comments: grpc's plugins up to 1.51, Debian
-    12's, abort on one; scripts/check-other-languages.sh runs them.)
     """
 
 class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -102,8 +98,6 @@ class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ARGUMENT when conv_id is not "conv_" followed by one or more
         lowercase hex digits, NOT_FOUND / CONVERSATION_NOT_FOUND when it is not on
         this identity. HTTP: GET /v1/identities/{handle}/conversations/{convId}.
-        (No dollar sign in service comments: grpc's plugins up to 1.51, Debian
-        12's, abort on one; scripts/check-other-languages.sh runs them.)
         """
 
 def add_ConversationServiceServicer_to_server(servicer: ConversationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
