@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { CallOptions } from "@connectrpc/connect";
+import { type CallOptions, Code, ConnectError } from "@connectrpc/connect";
 import { MailpoolError } from "./errors.js";
 import type { Event } from "./gen/mailpool/v1/event_pb.js";
 import {
@@ -130,9 +130,9 @@ export function subscribe(
               break;
           }
         }
-        // The server never ends a stream on its own accord without a status; a
-        // proxy might. Same as a dropped connection.
-        ended = MailpoolError.from(new Error("event stream ended"));
+        // The server never ends a stream without an error status; a proxy might.
+        // Same as a dropped connection.
+        ended = new MailpoolError(new ConnectError("the event stream ended", Code.Unavailable));
       } catch (error) {
         if (signal?.aborted) {
           return;
