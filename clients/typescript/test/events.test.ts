@@ -116,7 +116,12 @@ describe("event subscriptions against mailpool serve", { timeout: 180_000 }, () 
 
     const stop = stopper();
     const reconnects: ReconnectInfo[] = [];
-    const options = { signal: stop.signal, onReconnect: (info: ReconnectInfo) => reconnects.push(info) };
+    // A short backoff ceiling: the restart takes a few seconds, no need to wait 5 more.
+    const options = {
+      signal: stop.signal,
+      maxBackoffMs: 500,
+      onReconnect: (info: ReconnectInfo) => reconnects.push(info),
+    };
     const one = new Collector(client.events({ identity: sandbox.identity, ...options }));
     const org = new Collector(client.orgEvents(options));
 
