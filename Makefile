@@ -14,12 +14,13 @@ BUF := npx --yes @bufbuild/buf@1.75.0
 # What `make breaking` compares the protos against (a buf input).
 BREAKING_AGAINST ?= .git\#branch=main
 
-.PHONY: help install install-run run test gen gen-check lint breaking bench openapi clean
+.PHONY: help install install-run run test test-fast gen gen-check lint breaking bench openapi clean
 
 help:
 	@echo "make run        install what running needs, create a demo key, serve on SQLite"
 	@echo "                (gRPC :50051, HTTP :8080, inbound SMTP :2525)"
 	@echo "make test       install with the dev extra and run the tests"
+	@echo "make test-fast  the tests without the slow end-to-end scenarios"
 	@echo "make install    install into .venv with the dev extra (install-run: without)"
 	@echo "make gen        regenerate clients/python from proto/"
 	@echo "make gen-check  fail when the committed stubs differ from proto/"
@@ -48,15 +49,24 @@ run: install-run
 	$(BIN)/mailpool demo
 	$(BIN)/mailpool serve
 
-test: install
-	$(BIN)/python -m pytest
+# Test processes (pytest-xdist): one per core by default.
+TEST_WORKERS ?= auto
 
+test: install
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+# The developer's loop: everything but the end-to-end scenarios marked slow (fuzzing,
+# replicas, the bench smoke run, the 20,000-event stall); .ci/run runs them all.
+test-fast: install
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow"
+
+# protoc prints nothing on success; its errors (a bad .proto, a missing plugin) show.
 gen: install
-	PYTHON=$(BIN)/python scripts/gen.sh clients/python >/dev/null 2>&1
+	PYTHON=$(BIN)/python scripts/gen.sh clients/python
 
 gen-check: install
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	PYTHON=$(BIN)/python scripts/gen.sh "$$tmp" >/dev/null 2>&1; \
+	PYTHON=$(BIN)/python scripts/gen.sh "$$tmp"; \
 	diff -r -x __pycache__ "$$tmp/mailpool" clients/python/mailpool \
 	  || { echo "stubs are stale: run make gen and commit" >&2; exit 1; }
 

@@ -11,10 +11,10 @@ py=${PYTHON:-python}
 export PATH="$(dirname "$(command -v "$py")"):$PATH"
 mkdir -p "$out/mailpool/v1"
 rm -f "$out"/mailpool/v1/*_pb2*.py "$out"/mailpool/v1/*_pb2*.pyi
-"$py" -m grpc_tools.protoc -I proto --python_out="$out" --mypy_out="$out" \
+"$py" -m grpc_tools.protoc -I proto --python_out="$out" --mypy_out=quiet:"$out" \
   proto/mailpool/v1/*.proto
 # Service stubs only for the files that declare a service (no empty modules).
-"$py" -m grpc_tools.protoc -I proto --grpc_python_out="$out" --mypy_grpc_out="$out" \
+"$py" -m grpc_tools.protoc -I proto --grpc_python_out="$out" --mypy_grpc_out=quiet:"$out" \
   proto/mailpool/v1/*_service.proto
 # The generated tree is a regular package so that type checkers and
 # setuptools see it; the markers are written here so a fresh generation is

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
+@pytest.mark.slow
 def test_bench_quick_prints_every_figure() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick"],

@@ -423,31 +423,32 @@ async def test_org_lookups_ignore_case_in_the_store(settings: Settings) -> None:
 
 
 async def test_orgs_differing_only_in_case_stop_the_migration(
-    database_url: str, backend: str
+    empty_database_url: str, backend: str
 ) -> None:
+    url = empty_database_url
     """0002 adds the case-blind unique index; clashing names already stored are refused
     with their names and ids, and the schema stays where it was."""
     rows = (
         "INSERT INTO orgs (id, name, created_at) VALUES ('org_1', 'Acme', 1), ('org_2', 'acme', 2)"
     )
     if backend == "sqlite":
-        engine = create_engine(database_url)
+        engine = create_engine(url)
         with engine.begin() as conn:
             upgrade_on(conn, "0001")
             conn.execute(text(rows))
         engine.dispose()
     else:
-        async_engine = make_engine(database_url)
+        async_engine = make_engine(url)
         await upgrade(async_engine, "0001")
         async with async_engine.begin() as aconn:
             await aconn.execute(text(rows))
         await async_engine.dispose()
     with pytest.raises(SchemaRefused) as caught:
-        await App.open(Settings(database_url=database_url))
+        await App.open(Settings(database_url=url))
     message = str(caught.value)
     assert "\n" not in message
     assert "'Acme' (org_1), 'acme' (org_2)" in message and "rename" in message
-    assert await schema_version(database_url, backend) == "0001"  # nothing was changed
+    assert await schema_version(url, backend) == "0001"  # nothing was changed
 
 
 async def schema_version(url: str, backend: str) -> str | None:

@@ -21,7 +21,10 @@ from tests.processes import serve
 from tests.sending import send, send_call
 from tests.support import Tenant, make_tenant, rich_error
 
-pytestmark = pytest.mark.skipif(POSTGRES is None, reason="needs MAILPOOL_TEST_POSTGRES")
+pytestmark = [
+    pytest.mark.skipif(POSTGRES is None, reason="needs MAILPOOL_TEST_POSTGRES"),
+    pytest.mark.slow,
+]
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ async def drain(call: grpc.aio.UnaryStreamCall, seqs: list[int]) -> None:  # typ
         seqs.append(message.event.seq)
 
 
+@pytest.mark.slow  # 20,000 events written and streamed
 async def test_stalled_subscriber_is_ended_with_its_last_seq(app: App, timer: ManualTimer) -> None:
     tenant = await make_tenant(app, "big", "big@mailpool.local", tier=Tier.SCALE)
     total = 20_000  # far more than HTTP/2 flow control lets through unread
