@@ -25,10 +25,10 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./clients/python -e '.[dev]'
 	touch $@
 
 run: install
@@ -44,7 +44,8 @@ gen: install
 gen-check: install
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	PYTHON=$(BIN)/python scripts/gen.sh "$$tmp" >/dev/null 2>&1; \
-	diff -r -x __pycache__ "$$tmp/mailpool" clients/python/mailpool \
+	{ diff -r -x __pycache__ "$$tmp/mailpool" clients/python/mailpool \
+	  && diff "$$tmp/mailpool_client/reasons.py" clients/python/mailpool_client/reasons.py; } \
 	  || { echo "stubs are stale: run make gen and commit" >&2; exit 1; }
 
 lint: install

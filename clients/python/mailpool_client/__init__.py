@@ -1,0 +1,1 @@
+"""mailpool client library."""
