@@ -19,6 +19,7 @@ from mailpool_server.service.clock import iso_ms
 from mailpool_server.service.errors import AdminError
 from mailpool_server.service.models import IdentityState, IdentityToday
 from mailpool_server.service.policy import Tier
+from mailpool_server.tail import add_tail_command, run_tail
 
 Command = Callable[[App, argparse.Namespace], Awaitable[int]]
 
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     shim.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     shim.set_defaults(run=None)
     leaf(commands, "demo", _demo, "create a demo org, key and identity and say how to call it")
+    add_tail_command(commands)
 
     admin = commands.add_parser("admin", help="operator commands").add_subparsers(
         dest="noun", required=True
@@ -336,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(Settings().log_level if args.command in servers else "WARNING")
     if args.command == "shim":
         return _shim(args)
+    if args.command == "tail":
+        return run_tail(args)
     try:
         return asyncio.run(_run(args))
     except AdminError as error:
