@@ -93,10 +93,11 @@ Script = Sequence[pb.StreamEventsResponse | str]
 
 
 class ScriptedEvents(pb_grpc.EventServiceServicer):
-    """An EventService whose n-th StreamEvents call plays scripts[n]: messages, then
-    "unavailable" (fail), "silence" (send nothing more, never end) or the end of the list
-    (hang up with OK). It ignores `since` on purpose, so it resends old events; `requests`
-    records what each connection asked for."""
+    """An EventService whose n-th StreamEvents call plays scripts[n] (later calls play
+    the last one): messages, then "unavailable" or "cancelled" (fail with that code),
+    "silence" (send nothing more, never end) or the end of the list (hang up with OK). It
+    ignores `since` on purpose, so it resends old events; `requests` records what each
+    connection asked for."""
 
     def __init__(self, scripts: Sequence[Script]) -> None:
         self._scripts = list(scripts)
@@ -130,8 +131,8 @@ class ScriptedEvents(pb_grpc.EventServiceServicer):
         self.requests.append(request)
         script = self._scripts[min(len(self.requests), len(self._scripts)) - 1]
         for step in script:
-            if step == "unavailable":
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "scripted failure")
+            if isinstance(step, str) and step in ("unavailable", "cancelled"):
+                await context.abort(grpc.StatusCode[step.upper()], "scripted failure")
             elif step == "silence":
                 await asyncio.Event().wait()
             else:

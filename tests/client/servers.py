@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 STARTUP_S = 60.0
 
@@ -22,20 +23,31 @@ def server_env(database_url: str, data_dir: Path) -> dict[str, str]:
         **os.environ,
         "MAILPOOL_DATABASE_URL": database_url,
         "MAILPOOL_DATA_DIR": str(data_dir),
-        "MAILPOOL_LOG_LEVEL": "WARNING",
+        "MAILPOOL_LOG_LEVEL": "INFO",
     }
 
 
 class ServerProcess:
     """`mailpool serve --grpc-port PORT` (no dispatcher, no inbound listener)."""
 
-    def __init__(self, env: dict[str, str], grpc_port: int) -> None:
+    def __init__(self, env: dict[str, str], grpc_port: int, log: Path) -> None:
         self._env = env
         self.grpc_port = grpc_port
+        self.log = log  # the server's JSON log lines, for when a test fails
         self._process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(
+        with self.log.open("ab") as log:
+            self._process = await self._spawn(log)
+        assert self._process.stdout is not None
+        async with asyncio.timeout(STARTUP_S):
+            while line := await self._process.stdout.readline():
+                if line.startswith(b"mailpool: gRPC listening on"):
+                    return
+        raise AssertionError(f"the server did not start (exit {await self._process.wait()})")
+
+    async def _spawn(self, log: BinaryIO) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "mailpool_server",
@@ -49,14 +61,8 @@ class ServerProcess:
             "--no-dispatcher",
             env=self._env,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=log,
         )
-        assert self._process.stdout is not None
-        async with asyncio.timeout(STARTUP_S):
-            while line := await self._process.stdout.readline():
-                if line.startswith(b"mailpool: gRPC listening on"):
-                    return
-        raise AssertionError(f"the server did not start (exit {await self._process.wait()})")
 
     async def stop(self) -> int:
         """SIGTERM, and wait for the process to exit; its exit code."""

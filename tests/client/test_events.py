@@ -121,7 +121,9 @@ async def test_reconnects_resume_from_the_last_seq_and_drop_resent_events() -> N
     h = "alice.acme@mailpool.local"
     scripts: list[Script] = [
         [*events(h, [1, 2, 3]), "unavailable"],
-        [*events(h, [2, 3, 4, 5]), caught_up({h: 5}), "unavailable"],  # resends 2 and 3
+        # Resends 2 and 3; then the server cancels the call, as one does whose grace
+        # period ran out at shutdown.
+        [*events(h, [2, 3, 4, 5]), caught_up({h: 5}), "cancelled"],
         [*events(h, [5, 6]), caught_up({h: 6}), "silence"],
     ]
     async with ScriptedEvents(scripts) as server:
@@ -162,12 +164,26 @@ async def test_a_silent_connection_is_replaced() -> None:
     h = "alice.acme@mailpool.local"
     scripts: list[Script] = [[*events(h, [1]), "silence"], [*events(h, [1, 2]), "silence"]]
     async with ScriptedEvents(scripts) as server:
-        client = make_client(f"127.0.0.1:{server.port}", "sk_test", stream_idle_timeout=0.3)
+        client = make_client(f"127.0.0.1:{server.port}", "sk_test", stream_idle_timeout=1.0)
         async with client, client.events(h, include_markers=True) as stream:
             items = await take(stream, 3)
     assert isinstance(items[1], Disconnected)
     assert items[1].error.code == grpc.StatusCode.DEADLINE_EXCEEDED
     assert seqs(items) == [(h, 1), (h, 2)] and server.requests[1].since == 1
+
+
+async def test_a_caught_up_marker_does_not_reset_the_backoff() -> None:
+    """A stopping server still answers the backlog before it ends the stream: only an event
+    or a heartbeat shows a healthy connection, so these failures count as consecutive."""
+    h = "alice.acme@mailpool.local"
+    scripts: list[Script] = [[caught_up({h: 0}), "unavailable"]]
+    policy = dataclasses.replace(FAST_RECONNECT, max_attempts=3)
+    async with ScriptedEvents(scripts) as server:
+        client = make_client(f"127.0.0.1:{server.port}", "sk_test", reconnect=policy)
+        async with client, client.events(h, include_markers=True) as stream:
+            with pytest.raises(Unavailable) as caught:
+                await take(stream, 10)
+    assert caught.value.attempts == 3 and len(server.requests) == 3
 
 
 async def test_reconnecting_gives_up_after_the_policy_s_attempts(tenant: Tenant) -> None:
@@ -186,28 +202,37 @@ async def test_events_resume_across_a_server_restart(settings: Settings, tmp_pat
     app = await App.open(settings)
     tenant = await make_tenant(app, "acme", "alice.acme@mailpool.local")
     await app.database.dispose()
-    server = ServerProcess(server_env(settings.database_url, tmp_path), free_port())
+    env = server_env(settings.database_url, tmp_path)
+    server = ServerProcess(env, free_port(), tmp_path / "server.log")
     await server.start()
     # Sends while the channel finds the new server again: patient, still bounded.
     patient = RetryPolicy(max_attempts=None, deadline=WAIT_S, initial_backoff=0.05, max_backoff=0.5)
     client = make_client(f"127.0.0.1:{server.grpc_port}", tenant.key, retry=patient)
     seen: list[int] = []
     disconnects: list[Disconnected] = []
+    failures: list[BaseException] = []
     progress = asyncio.Condition()
 
     async def follow(stream: EventStream[StreamItem]) -> None:
-        async with stream:
-            async for item in stream:
-                if isinstance(item, Disconnected):
-                    disconnects.append(item)
-                elif isinstance(item, EventItem):
-                    async with progress:
-                        seen.append(item.event.seq)
-                        progress.notify_all()
+        try:
+            async with stream:
+                async for item in stream:
+                    if isinstance(item, Disconnected):
+                        disconnects.append(item)
+                    elif isinstance(item, EventItem):
+                        async with progress:
+                            seen.append(item.event.seq)
+                            progress.notify_all()
+        except Exception as error:  # the stream gave up: fail the test now, with it
+            async with progress:
+                failures.append(error)
+                progress.notify_all()
 
     async def seen_up_to(seq: int) -> None:
         async with asyncio.timeout(WAIT_S), progress:
-            await progress.wait_for(lambda: len(seen) >= seq)
+            await progress.wait_for(lambda: len(seen) >= seq or bool(failures))
+        if failures:
+            raise failures[0]
 
     try:
         async with client:

@@ -117,7 +117,7 @@ async def test_retries_are_bounded_by_the_overall_deadline(tenant: Tenant) -> No
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     policy = dataclasses.replace(
-        FAST_RETRY, max_attempts=None, deadline=0.5, initial_backoff=0.05, max_backoff=0.05
+        FAST_RETRY, max_attempts=None, deadline=1.0, initial_backoff=0.05, max_backoff=0.05
     )
     async with make_client(f"127.0.0.1:{port}", tenant.key, retry=policy) as client:
         with pytest.raises(Unavailable) as caught:

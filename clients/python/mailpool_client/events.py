@@ -42,7 +42,7 @@ class Heartbeat:
 @dataclass(frozen=True)
 class Disconnected:
     """The stream broke with a retryable error; the iterator reconnects after `retry_in`
-    seconds from `positions` (attempt `attempt` since the last message received)."""
+    seconds from `positions` (attempt `attempt` since the last event or heartbeat)."""
 
     error: MailpoolError
     retry_in: float
@@ -173,9 +173,9 @@ class EventStream(Generic[T]):
                         raise MailpoolError(
                             grpc.StatusCode.UNAVAILABLE, "", "the server ended the stream"
                         )
-                    failures = 0
                     kind = message.WhichOneof("message")
                     if kind == "event":
+                        failures = 0
                         event = message.event
                         key = self._identity or normalize_handle(event.identity)
                         if event.seq <= self._positions.get(key, 0):
@@ -183,8 +183,12 @@ class EventStream(Generic[T]):
                         self._positions[key] = event.seq
                         yield EventItem(event)
                     elif kind == "caught_up":
+                        # Not proof of a healthy server: one that is stopping still
+                        # answers the backlog, then ends the stream. So the backoff
+                        # goes on growing until an event or a heartbeat arrives.
                         yield CaughtUp(_heads(message.caught_up.heads))
                     elif kind == "heartbeat":
+                        failures = 0
                         yield Heartbeat(_heads(message.heartbeat.heads))
             except grpc.aio.AioRpcError as raw:
                 error = from_call(raw, attempts=failures + 1)

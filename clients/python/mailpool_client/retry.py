@@ -8,9 +8,15 @@ from dataclasses import dataclass, field
 import grpc
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-# A stream only reads, so it may also retry what a broken connection surfaces as (an
-# RST_STREAM is INTERNAL, a removed stream UNKNOWN) without any risk of a double effect.
-RECONNECTABLE = RETRYABLE | {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+# A stream only reads, so it may also retry what a broken connection or a stopping server
+# surfaces as (an RST_STREAM is INTERNAL, a removed stream UNKNOWN, a server whose grace
+# period ran out cancels its calls: CANCELLED; a cancel of our own is asyncio's
+# CancelledError instead) without any risk of a double effect.
+RECONNECTABLE = RETRYABLE | {
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.CANCELLED,
+}
 
 
 @dataclass(frozen=True)
@@ -25,8 +31,8 @@ class RetryPolicy:
     pause to at least its delay. Each attempt gets at most `attempt_timeout` seconds (and
     never more than what is left of the deadline); None means no limit.
 
-    For streams, `max_attempts` counts consecutive failed connections (a message received
-    resets it) and None retries forever.
+    For streams, `max_attempts` counts consecutive failed connections (an event or a
+    heartbeat received resets it) and None retries forever.
     """
 
     max_attempts: int | None = 5
