@@ -29,7 +29,7 @@ from mailpool_server.app import App
 from mailpool_server.config import Settings
 from mailpool_server.service.models import IdentityState
 from mailpool_server.service.policy import MAX_WARMUP_STAGE, Tier
-from tests.client.conftest import FAST_RECONNECT, make_client
+from tests.client.conftest import FAST_RECONNECT, grpc_target, make_client
 from tests.client.fakes import Script, ScriptedEvents, caught_up, events
 from tests.client.servers import ServerProcess, free_port, server_env
 from tests.support import Tenant, make_tenant
@@ -107,6 +107,20 @@ async def test_org_events_follow_every_identity_from_their_positions(
         await send_to(client, a, "x3@example.com")
         assert seqs(await take(stream, 2)) == [(c, 1), (a, 3)]
         assert stream.positions == {a: 3, b: 1, c: 1}
+
+
+async def test_closing_the_client_ends_its_streams(app: App, tenant: Tenant) -> None:
+    client = make_client(grpc_target(app), tenant.key)
+    await send_to(client, tenant.handle, "a@example.com")
+    stream = client.events(tenant.handle)
+    async with asyncio.timeout(WAIT_S):
+        assert (await anext(stream)).seq == 1
+        waiting = asyncio.ensure_future(anext(stream))
+        await client.close()
+        with pytest.raises(StopAsyncIteration):
+            await waiting
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.get_identity(tenant.handle)
 
 
 async def test_a_stream_error_that_reconnecting_cannot_fix_is_raised(

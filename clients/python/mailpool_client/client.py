@@ -88,7 +88,8 @@ class MailpoolClient:
     every call; an empty key sends none (the server answers API_KEY_MISSING).
 
     The channel is opened on first use in the running event loop and closed by `close()`
-    or `async with`. One client serves any number of concurrent calls and streams.
+    or `async with`. One client serves any number of concurrent calls and streams, within
+    that one event loop (gRPC channels belong to the loop that made them).
 
     Every failure raises a `MailpoolError` subclass (see `mailpool_client.errors`). Unary
     calls are retried on UNAVAILABLE and DEADLINE_EXCEEDED by `retry` (a `RetryPolicy`;
@@ -123,12 +124,15 @@ class MailpoolClient:
         # Later options win in gRPC, so the caller's override the defaults.
         self._options = (*DEFAULT_CHANNEL_OPTIONS, *channel_options)
         self._channel: grpc.aio.Channel | None = None
+        self._closed = False
 
     # -- plumbing ---------------------------------------------------------------------
 
     @property
     def channel(self) -> grpc.aio.Channel:
         """The grpc.aio channel (opened on first use, in the running event loop)."""
+        if self._closed:
+            raise RuntimeError("the MailpoolClient is closed")
         if self._channel is None:
             if self._credentials is None:
                 self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
@@ -139,7 +143,9 @@ class MailpoolClient:
         return self._channel
 
     async def close(self) -> None:
-        """Close the channel; calls and streams still running end with CANCELLED."""
+        """Close the channel: calls still running end with CANCELLED, streams stop
+        iterating. The client cannot be used afterwards."""
+        self._closed = True
         if self._channel is not None:
             channel, self._channel = self._channel, None
             await channel.close()
@@ -421,6 +427,7 @@ class MailpoolClient:
             include_markers=include_markers,
             policy=reconnect or self.reconnect,
             idle_timeout=self.stream_idle_timeout,
+            is_closed=lambda: self._closed,
         )
 
     @overload
@@ -468,4 +475,5 @@ class MailpoolClient:
             include_markers=include_markers,
             policy=reconnect or self.reconnect,
             idle_timeout=self.stream_idle_timeout,
+            is_closed=lambda: self._closed,
         )

@@ -95,6 +95,7 @@ class EventStream(Generic[T]):
         include_markers: bool,
         policy: RetryPolicy,
         idle_timeout: float | None,
+        is_closed: Callable[[], bool] = lambda: False,
     ) -> None:
         self._open = open_call
         self._identity = normalize_handle(identity) if identity is not None else None
@@ -102,6 +103,7 @@ class EventStream(Generic[T]):
         self._markers = include_markers
         self._policy = policy
         self._idle_timeout = idle_timeout
+        self._is_closed = is_closed
         self._items = self._run()
         self.reconnects = 0
         """How many times the stream reconnected."""
@@ -194,8 +196,17 @@ class EventStream(Generic[T]):
                 error = from_call(raw, attempts=failures + 1)
             except MailpoolError as own:
                 error = own
+            except asyncio.CancelledError:
+                # gRPC cancels the calls of a channel being closed: when that, and not a
+                # cancel of the task iterating, is why, the stream simply ends.
+                task = asyncio.current_task()
+                if self._is_closed() and (task is None or task.cancelling() == 0):
+                    return
+                raise
             finally:
                 call.cancel()
+            if self._is_closed():
+                return  # the client was closed under the stream: nothing to resume
             failures += 1
             if error.code not in self._policy.retry_on or self._policy.gives_up_after(failures):
                 error.attempts = failures
@@ -204,3 +215,5 @@ class EventStream(Generic[T]):
             self.reconnects += 1
             yield Disconnected(error, delay, failures, self.positions)
             await asyncio.sleep(delay)
+            if self._is_closed():
+                return
