@@ -18,7 +18,12 @@ event streams that resume where they stopped.
 are in `mailpool.v1` (same distribution).
 """
 
-from mailpool_client.client import DEFAULT_CHANNEL_OPTIONS, MailpoolClient, SendResult
+from mailpool_client.client import (
+    DEFAULT_CHANNEL_OPTIONS,
+    MailpoolClient,
+    SendResult,
+    __version__,
+)
 from mailpool_client.errors import (
     AllRecipientsRejected,
     Cancelled,
@@ -48,8 +53,6 @@ from mailpool_client.events import (
 from mailpool_client.reasons import Reason
 from mailpool_client.retry import DEFAULT_RECONNECT, DEFAULT_RETRY, RetryPolicy
 from mailpool_client.sync import SyncEventStream, SyncMailpoolClient
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_CHANNEL_OPTIONS",
@@ -82,5 +85,6 @@ __all__ = [
     "SyncMailpoolClient",
     "Unauthenticated",
     "Unavailable",
+    "__version__",
     "from_call",
 ]

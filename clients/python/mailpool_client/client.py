@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib.metadata
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,10 @@ from mailpool_client.errors import from_call
 from mailpool_client.events import EventStream, StreamItem
 from mailpool_client.retry import DEFAULT_RECONNECT, DEFAULT_RETRY, RetryPolicy
 
-__version__ = "0.1.0"
+try:  # one source for the version: clients/python/pyproject.toml
+    __version__ = importlib.metadata.version("mailpool-client")
+except importlib.metadata.PackageNotFoundError:  # imported from a source tree
+    __version__ = "0+unknown"
 
 REPLAYED_HEADER = "idempotent-replayed"
 

@@ -154,7 +154,8 @@ class EventStream(Generic[T]):
         if self._idle_timeout is None:
             return await call.read()
         try:
-            return await asyncio.wait_for(call.read(), self._idle_timeout)
+            async with asyncio.timeout(self._idle_timeout):  # no task per message
+                return await call.read()
         except TimeoutError:
             # A half-open connection delivers nothing and reports nothing; the server's
             # heartbeats make silence a reliable sign of it.
