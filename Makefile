@@ -6,16 +6,21 @@ MAKEFLAGS += --no-builtin-rules
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two installs: what running needs (make run), and the dev extra on top (tests, lint,
+# code generation, benchmarks).
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 BUF := npx --yes @bufbuild/buf@1.75.0
 # What `make breaking` compares the protos against (a buf input).
 BREAKING_AGAINST ?= .git\#branch=main
 
-.PHONY: help install run test gen gen-check lint breaking bench openapi clean
+.PHONY: help install install-run run test gen gen-check lint breaking bench openapi clean
 
 help:
-	@echo "make run        install, create a demo key, serve on SQLite (gRPC :50051)"
-	@echo "make test       install and run the tests"
+	@echo "make run        install what running needs, create a demo key, serve on SQLite"
+	@echo "                (gRPC :50051, HTTP :8080, inbound SMTP :2525)"
+	@echo "make test       install with the dev extra and run the tests"
+	@echo "make install    install into .venv with the dev extra (install-run: without)"
 	@echo "make gen        regenerate clients/python from proto/"
 	@echo "make gen-check  fail when the committed stubs differ from proto/"
 	@echo "make lint       ruff, mypy, buf lint"
@@ -23,15 +28,25 @@ help:
 	@echo "make openapi    regenerate openapi.json from rest/openapi.py"
 	@echo "make bench      benchmarks (printed as JSON)"
 
-install: $(STAMP)
+install: $(DEV_STAMP)
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+install-run: $(RUN_STAMP)
+
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+# The client distribution (clients/python) is installed editable in the same command, so
+# pip resolves the server's mailpool-client==0.1.0 to it instead of an index.
+$(RUN_STAMP): pyproject.toml clients/python/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ./clients/python -e .
+	touch $@
+
+$(DEV_STAMP): $(RUN_STAMP)
 	$(BIN)/pip install --quiet -e ./clients/python -e '.[dev]'
 	touch $@
 
-run: install
+run: install-run
 	$(BIN)/mailpool demo
 	$(BIN)/mailpool serve
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from mailpool_server.app import App
 from mailpool_server.config import Settings
-from mailpool_server.service.events import email_queued
+from mailpool_server.service.events import EmailQueued, NewEvent
+from mailpool_server.service.models import MailboxRef, SendClass
 from mailpool_server.service.policy import Tier
 
 
@@ -40,14 +41,15 @@ async def seed(database_url: str, *, identities: int, backlog: int) -> Seeded:
                 await tx.append_events(
                     fresh,
                     [
-                        email_queued(
-                            conv_id="conv_0123456789abcdef",
-                            pending_id=f"psn_{n:016x}",
-                            recipient=f"lead{n:06d}@example.com",
-                            send_class="cold_first_contact",
-                            dispatch_at=1_777_276_800_000,
-                            mailbox_id="acc_0123456789abcdef",
-                            mailbox_email="bench.1@mailboxes.local",
+                        NewEvent(
+                            "conv_0123456789abcdef",
+                            EmailQueued(
+                                f"psn_{n:016x}",
+                                f"lead{n:06d}@example.com",
+                                SendClass.COLD_FIRST_CONTACT,
+                                1_777_276_800_000,
+                                MailboxRef("acc_0123456789abcdef", "bench.1@mailboxes.local"),
+                            ),
                         )
                         for n in range(start, min(backlog, start + 5000))
                     ],

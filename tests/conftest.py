@@ -3,6 +3,7 @@ MAILPOOL_TEST_POSTGRES names a server), the real gRPC server on a free port, a f
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import secrets
@@ -16,7 +17,9 @@ import pytest
 from mailpool_server.app import App
 from mailpool_server.config import Settings
 from mailpool_server.service.clock import UTC, FakeClock
+from mailpool_server.service.timer import Timer
 from mailpool_server.store.pg_notify import asyncpg_dsn
+from tests.fuzz_counts import SENT
 from tests.support import Tenant, make_tenant
 
 POSTGRES = os.environ.get("MAILPOOL_TEST_POSTGRES")
@@ -26,6 +29,16 @@ BACKENDS = ["sqlite", *(["postgres"] if POSTGRES else [])]
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def postgres_admin_sync(query: str) -> None:
+    """postgres_admin for synchronous fixtures (module-scoped server processes)."""
+    asyncio.run(postgres_admin(query))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for kind, count in sorted(SENT.items()):
+        terminalreporter.write_line(f"property-based inputs sent ({kind}): {count}")
 
 
 async def postgres_admin(query: str) -> None:
@@ -74,8 +87,15 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[App]:
-    application = await App.open(settings, clock)
+def timer() -> Timer | None:
+    """What measures waits: None is the event loop's clock. Modules that test
+    heartbeats, long-poll holds or stalls override this with a ManualTimer and move it."""
+    return None
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FakeClock, timer: Timer | None) -> AsyncIterator[App]:
+    application = await App.open(settings, clock, timer)
     await application.start()
     try:
         yield application

@@ -23,9 +23,11 @@ from mailpool_server.service.event_feed import EventFeed
 from mailpool_server.service.identities import IdentityQueries
 from mailpool_server.service.inbound import Inbound
 from mailpool_server.service.models import Transport
-from mailpool_server.service.outbound import Transport as TransportPort
+from mailpool_server.service.outbound import MessageTransport
 from mailpool_server.service.send import Sender
+from mailpool_server.service.timer import LoopTimer, Timer
 from mailpool_server.service.timers import Timers
+from mailpool_server.startup import bind, check_database, database_url
 from mailpool_server.store.engine import Database, open_database
 from mailpool_server.store.pg_notify import PgListener
 from mailpool_server.store.sql_store import SqlStore
@@ -33,10 +35,23 @@ from mailpool_server.store.sql_store import SqlStore
 log = logging.getLogger("mailpool")
 
 
+def listen_addresses(settings: Settings, *, grpc_server: bool = True) -> list[tuple[str, str, int]]:
+    """(listener, host, port) of every port App.start will listen on: grpc, http, smtp,
+    lmtp."""
+    wanted: list[tuple[str, str, int | None]] = []
+    if grpc_server:
+        wanted.append(("grpc", settings.grpc_host, settings.grpc_port))
+        wanted.append(("http", settings.http_host, settings.http_port))
+    wanted.append(("smtp", settings.inbound_host, settings.inbound_port))
+    wanted.append(("lmtp", settings.inbound_host, settings.lmtp_port))
+    return [(name, host, port) for name, host, port in wanted if port is not None]
+
+
 @dataclass
 class App:
     settings: Settings
     clock: Clock
+    timer: Timer
     database: Database
     store: SqlStore
     bus: EventBus
@@ -52,10 +67,18 @@ class App:
     listeners: dict[str, asyncio.Server] = field(default_factory=dict)
 
     @classmethod
-    async def open(cls, settings: Settings, clock: Clock | None = None) -> App:
-        """Connect to the database and bring its schema up to date."""
+    async def open(
+        cls, settings: Settings, clock: Clock | None = None, timer: Timer | None = None
+    ) -> App:
+        """Connect to the database and bring its schema up to date. `clock` tells the
+        date and time (caps, warmup); `timer` measures waits (heartbeats, long-polls,
+        stalls): tests inject both to move time instead of waiting for it."""
         clock = clock or SystemClock()
-        settings.ensure_sqlite_folder()
+        timer = timer or LoopTimer()
+        # A URL that cannot work, or a database that does not answer, is one line for
+        # the operator (StartupError) before anything is created or migrated.
+        settings.database_url = database_url(settings.database_url)
+        await check_database(settings.database_url)
         database = await open_database(
             settings.database_url,
             pool_size=settings.db_pool_size,
@@ -74,16 +97,17 @@ class App:
                 idempotency_wait_s=settings.idempotency_wait_s,
             ),
             conversations=ConversationQueries(store),
-            events=EventFeed(store, bus, heartbeat_s=settings.heartbeat_s),
+            events=EventFeed(store, bus, heartbeat_s=settings.heartbeat_s, timer=timer),
         )
         admin = Admin(store, clock, mailbox_domain=settings.mailbox_domain)
-        transports: dict[Transport, TransportPort] = {
+        transports: dict[Transport, MessageTransport] = {
             Transport.MAILDIR: MaildirTransport(settings.maildir(), clock),
             Transport.SMTP: SmtpTransport(clock),
         }
         return cls(
             settings,
             clock,
+            timer,
             database,
             store,
             bus,
@@ -96,38 +120,62 @@ class App:
 
     async def start(self, *, grpc_server: bool = True) -> None:
         """Start what the settings ask for: gRPC (+ HTTP shim), the dispatcher and
-        timers, the inbound listeners. Port 0 picks a free port."""
-        if self.database.dialect == "postgresql":
-            self.pg_listener = PgListener(self.settings.database_url, self.bus)
-            self.pg_listener.start()
-        if self.settings.run_dispatcher:
-            self.loops = DeliveryLoops(self.dispatcher, self.timers, self.bus)
-            self.loops.start()
-        for name, port, lmtp in (
-            ("smtp", self.settings.inbound_port, False),
-            ("lmtp", self.settings.lmtp_port, True),
-        ):
-            if port is not None:
-                self.listeners[name] = await start_listener(
-                    self.inbound, self.settings.inbound_host, port, lmtp=lmtp
+        timers, the inbound listeners. Port 0 picks a free port.
+
+        Every port is bound before anything serves or delivers, and a failure (a port
+        in use: CannotListen) stops whatever had started, so a failed start changes
+        nothing."""
+        http_socket = None
+        try:
+            for name, port, lmtp in (
+                ("smtp", self.settings.inbound_port, False),
+                ("lmtp", self.settings.lmtp_port, True),
+            ):
+                if port is not None:
+                    self.listeners[name] = await start_listener(
+                        self.inbound,
+                        self.settings.inbound_host,
+                        port,
+                        lmtp=lmtp,
+                        start_serving=False,
+                    )
+            if grpc_server and self.settings.http_port is not None:
+                http_socket = bind("http", self.settings.http_host, self.settings.http_port)
+            if self.database.dialect == "postgresql":
+                self.pg_listener = PgListener(self.settings.database_url, self.bus)
+                self.pg_listener.start()
+            if grpc_server:
+                self.grpc = await start_grpc(
+                    self.grpc_services,
+                    self.settings.grpc_host,
+                    self.settings.grpc_port,
+                    stall_s=self.settings.stream_stall_s,
+                    # Idle streams write a heartbeat each heartbeat_s: checking the key
+                    # at half that ends a revoked key's streams within one heartbeat.
+                    reauth_s=self.settings.heartbeat_s / 2,
+                    timer=self.timer,
                 )
-        if not grpc_server:
-            return
-        self.grpc = await start_grpc(
-            self.grpc_services,
-            self.settings.grpc_host,
-            self.settings.grpc_port,
-            stall_s=self.settings.stream_stall_s,
-        )
-        log.info("grpc serving", extra={"fields": {"port": self.grpc.port}})
-        if self.settings.http_port is not None:
-            self.http = await start_http(
-                f"127.0.0.1:{self.grpc.port}",
-                self.settings.http_host,
-                self.settings.http_port,
-                grace_s=self.settings.shutdown_grace_s,
-            )
-            log.info("http serving", extra={"fields": {"port": self.http.port}})
+                log.info("grpc serving", extra={"fields": {"port": self.grpc.port}})
+                if http_socket is not None:
+                    self.http = await start_http(
+                        f"127.0.0.1:{self.grpc.port}",
+                        self.settings.http_host,
+                        self.settings.http_port or 0,
+                        grace_s=self.settings.shutdown_grace_s,
+                        sock=http_socket,
+                    )
+                    http_socket = None  # the server owns it now
+                    log.info("http serving", extra={"fields": {"port": self.http.port}})
+            for listener in self.listeners.values():
+                await listener.start_serving()
+            if self.settings.run_dispatcher:
+                self.loops = DeliveryLoops(self.dispatcher, self.timers, self.bus)
+                self.loops.start()
+        except BaseException:
+            if http_socket is not None:
+                http_socket.close()
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         """Stop taking calls, let running ones finish within the grace period, close."""

@@ -6,22 +6,39 @@ import argparse
 import asyncio
 import gc
 import json
+import os
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from mailpool_server import logs
-from mailpool_server.app import App
+from mailpool_server.app import App, listen_addresses
 from mailpool_server.config import Settings
 from mailpool_server.rest.server import start_http
 from mailpool_server.service.clock import iso_ms
 from mailpool_server.service.errors import AdminError
 from mailpool_server.service.models import IdentityState, IdentityToday
-from mailpool_server.service.policy import Tier
+from mailpool_server.service.policy import MAX_WARMUP_STAGE, Tier
+from mailpool_server.startup import (
+    CannotListen,
+    PortInUse,
+    StartupError,
+    check_free,
+    database_url,
+)
 from mailpool_server.tail import add_tail_command, run_tail
 
 Command = Callable[[App, argparse.Namespace], Awaitable[int]]
+
+# The flag that moves each listener, for the one line a taken port gets.
+PORT_FLAGS = {
+    "grpc": "--grpc-port",
+    "http": "--http-port",
+    "smtp": "--inbound-port",
+    "lmtp": "--lmtp-port",
+}
 
 
 def identity_json(today: IdentityToday) -> dict[str, Any]:
@@ -133,7 +150,7 @@ async def _key_list(app: App, args: argparse.Namespace) -> int:
 
 
 async def _key_revoke(app: App, args: argparse.Namespace) -> int:
-    key = await app.admin.revoke_key(args.org, args.prefix)
+    key = await app.admin.revoke_key(args.org, args.key)
     print(f"revoked {key.prefix}…")
     return 0
 
@@ -208,17 +225,45 @@ def _states() -> list[str]:
     return [s.value for s in IdentityState]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake as one line (DESIGN.md §4), not usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _port(low: int, meaning: str) -> Callable[[str], int]:
+    def port(text: str) -> int:
+        value = int(text) if re.fullmatch(r"-?[0-9]{1,6}", text.strip()) else None
+        if value is None or not low <= value <= 65535:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a port ({low}..65535, {meaning})")
+        return value
+
+    return port
+
+
+PORT = _port(0, "0 = a free port")
+PORT_OR_OFF = _port(-1, "0 = a free port, -1 = off")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "--db", help="database URL (default: $MAILPOOL_DATABASE_URL, else .mailpool/mailpool.db)"
     )
-    parser = argparse.ArgumentParser(prog="mailpool", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="mailpool", description=__doc__)
+    # A command given without its subcommand prints the help of what was given.
+    parser.set_defaults(run=None, usage=parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def group(parent: Any, name: str, help_text: str, dest: str = "verb") -> Any:
+        sub: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
+        sub.set_defaults(run=None, usage=sub)
+        return sub.add_subparsers(dest=dest, metavar="COMMAND")
 
     def leaf(group: Any, name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = group.add_parser(name, parents=[common], help=help_text)
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=run, usage=sub)
         return sub
 
     serve = leaf(
@@ -227,9 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
         _serve,
         "run gRPC, the HTTP shim, the dispatcher and the inbound listener",
     )
-    serve.add_argument("--grpc-port", type=int, help="gRPC port (default 50051; 0 = free port)")
-    serve.add_argument("--http-port", type=int, help="HTTP shim port (default 8080; 0 = free port)")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--grpc-port", type=PORT, help="gRPC port (default 50051; 0 = free port)")
+    serve.add_argument(
+        "--http-port", type=PORT, help="HTTP shim port (default 8080; 0 = free port)"
+    )
+    serve.add_argument("--host", help="address gRPC and HTTP listen on (default 127.0.0.1)")
     serve.add_argument(
         "--no-dispatcher",
         action="store_true",
@@ -240,43 +287,48 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (serve, inbound):
         sub.add_argument(
             "--inbound-port",
-            type=int,
+            type=PORT_OR_OFF,
             help="inbound SMTP port (default 2525; 0 = free port; -1 = off)",
         )
-        sub.add_argument("--lmtp-port", type=int, help="inbound LMTP port (default off)")
-    dispatcher.set_defaults(inbound_port=-1, lmtp_port=None)
+        sub.add_argument(
+            "--lmtp-port",
+            type=PORT_OR_OFF,
+            help="inbound LMTP port (default off; 0 = free port; -1 = off)",
+        )
+    dispatcher.set_defaults(inbound_port=-1, lmtp_port=-1)
     shim = commands.add_parser("shim", help="run only the HTTP shim, in front of a gRPC server")
     shim.add_argument("--grpc-target", required=True, help="host:port of a mailpool gRPC server")
-    shim.add_argument("--http-port", type=int, help="HTTP port (default 8080; 0 = free port)")
+    shim.add_argument("--http-port", type=PORT, help="HTTP port (default 8080; 0 = free port)")
     shim.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    shim.set_defaults(run=None)
+    shim.set_defaults(run=None, usage=shim)
     leaf(commands, "demo", _demo, "create a demo org, key and identity and say how to call it")
     add_tail_command(commands)
 
-    admin = commands.add_parser("admin", help="operator commands").add_subparsers(
-        dest="noun", required=True
-    )
-    org = admin.add_parser("org").add_subparsers(dest="verb", required=True)
+    admin = group(commands, "admin", "operator commands", dest="noun")
+    org = group(admin, "org", "orgs (names are unique regardless of case)")
     leaf(org, "create", _org_create, "create an org").add_argument("name")
 
-    key = admin.add_parser("key").add_subparsers(dest="verb", required=True)
+    key = group(admin, "key", "API keys of an org")
     for name, run, help_text in (
         ("create", _key_create, "create a key; prints only the key"),
         ("list", _key_list, "list keys by prefix"),
-        ("revoke", _key_revoke, "revoke a key by its prefix"),
+        ("revoke", _key_revoke, "revoke a key: the whole key, or its listed prefix"),
     ):
         sub = leaf(key, name, run, help_text)
         sub.add_argument("--org", required=True)
         if name == "revoke":
-            sub.add_argument("prefix")
+            sub.add_argument("key", help="sk_live_ + 40 hex digits, or the prefix key list shows")
 
-    identity = admin.add_parser("identity").add_subparsers(dest="verb", required=True)
+    identity = group(admin, "identity", "identities (sending handles)")
+    stages = f"0..{MAX_WARMUP_STAGE}"
     create = leaf(identity, "create", _identity_create, "create an identity and its mailboxes")
     create.add_argument("--org", required=True)
     create.add_argument("--handle", required=True)
     create.add_argument("--tier", required=True, choices=[t.value for t in Tier])
     create.add_argument("--state", default=IdentityState.ACTIVE.value, choices=_states())
-    create.add_argument("--warmup-stage", type=int, default=0)
+    create.add_argument(
+        "--warmup-stage", type=int, default=0, help=f"of its mailboxes ({stages}; default 0)"
+    )
     set_state = leaf(identity, "set-state", _identity_set_state, "change an identity's state")
     set_state.add_argument("handle")
     set_state.add_argument("state", choices=_states())
@@ -292,20 +344,24 @@ def build_parser() -> argparse.ArgumentParser:
     hours.add_argument("--from", dest="start", help="window start, e.g. 09:00")
     hours.add_argument("--to", dest="end", help="window end, e.g. 17:30")
 
-    mailbox = admin.add_parser("mailbox").add_subparsers(dest="verb", required=True)
+    mailbox = group(admin, "mailbox", "mailboxes of an identity")
     add = leaf(mailbox, "add", _mailbox_add, "add a mailbox to an identity")
     add.add_argument("--identity", required=True)
     add.add_argument("--email", required=True)
     add.add_argument("--smtp", help="smtp://user:secret@host:587?tls=starttls|none, or smtps://…")
-    add.add_argument("--warmup-stage", type=int, default=0)
-    add.add_argument("--health", type=int, default=100)
+    add.add_argument("--warmup-stage", type=int, default=0, help=f"{stages} (default 0)")
+    add.add_argument("--health", type=int, default=100, help="0..100 (default 100)")
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     settings = Settings()
-    if args.db:
-        settings.database_url = args.db
+    if args.db is not None:
+        settings.database_url = database_url(args.db, "--db")
+    else:
+        from_env = bool(os.environ.get("MAILPOOL_DATABASE_URL"))
+        source = "MAILPOOL_DATABASE_URL" if from_env else "the database URL"
+        settings.database_url = database_url(settings.database_url, source)
     if getattr(args, "grpc_port", None) is not None:
         settings.grpc_port = args.grpc_port
     if getattr(args, "http_port", None) is not None:
@@ -315,15 +371,21 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if getattr(args, "inbound_port", None) is not None:
         settings.inbound_port = None if args.inbound_port < 0 else args.inbound_port
     if getattr(args, "lmtp_port", None) is not None:
-        settings.lmtp_port = args.lmtp_port
+        settings.lmtp_port = None if args.lmtp_port < 0 else args.lmtp_port
     if args.command == "inbound" or getattr(args, "no_dispatcher", False):
         settings.run_dispatcher = False
     return settings
 
 
 async def _run(args: argparse.Namespace) -> int:
-    app = await App.open(settings_from(args))
+    settings = settings_from(args)
     run: Command = args.run
+    if run is _serve:
+        # A taken port is reported before the database is created or migrated; App.start
+        # binds for real and still fails cleanly if a port is taken in between.
+        for listener, host, port in listen_addresses(settings, grpc_server=args.command == "serve"):
+            check_free(listener, host, port)
+    app = await App.open(settings)
     if run is _serve:  # owns the app's lifetime itself
         return await run(app, args)
     try:
@@ -332,18 +394,39 @@ async def _run(args: argparse.Namespace) -> int:
         await app.database.dispose()
 
 
+def explain(error: StartupError) -> str:
+    """The one line for a start-up mistake, in the CLI's own terms (its flags)."""
+    if not isinstance(error, CannotListen):
+        return str(error)
+    flag = PORT_FLAGS[error.listener]
+    if isinstance(error, PortInUse):
+        return f"port {error.port} is in use; pass {flag} N (0 = free port)"
+    if error.port_refused:
+        return f"{error}; pass {flag} N (0 = free port)"
+    host_flag = "--host" if error.listener in ("grpc", "http") else "MAILPOOL_INBOUND_HOST"
+    return f"{error}; check {host_flag}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit codes: 0 done; 1 an admin command refused (the line says why); 2 a usage or
+    start-up mistake (an incomplete command prints its help)."""
     args = build_parser().parse_args(argv)
-    servers = ("serve", "shim", "dispatcher", "inbound")
-    logs.configure(Settings().log_level if args.command in servers else "WARNING")
-    if args.command == "shim":
-        return _shim(args)
     if args.command == "tail":
         return run_tail(args)
+    if args.run is None and args.command != "shim":
+        args.usage.print_help(sys.stderr)
+        return 2
+    servers = ("serve", "shim", "dispatcher", "inbound")
     try:
+        logs.configure(Settings().log_level if args.command in servers else "WARNING")
+        if args.command == "shim":
+            return _shim(args)
         return asyncio.run(_run(args))
     except AdminError as error:
         print(f"mailpool: {error}", file=sys.stderr)
         for hint in error.hints:
             print(f"  {hint}", file=sys.stderr)
         return 1
+    except StartupError as error:
+        print(f"mailpool: {explain(error)}", file=sys.stderr)
+        return 2

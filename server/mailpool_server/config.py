@@ -3,10 +3,43 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import make_url
+from mailpool_server.startup import BadSetting
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def env_int(name: str, default: int, low: int, high: int | None = None, what: str = "") -> int:
+    """An integer environment variable within [low, high]; BadSetting (one line for the
+    operator) otherwise."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    value = int(text) if re.fullmatch(r"-?\d{1,10}", text) else None
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f"{low}..{high}" if high is not None else f"{low} or more"
+        raise BadSetting(f"{name}={text!r} is not {what or 'a whole number'} ({bounds})")
+    return value
+
+
+def env_port(name: str, default: int | None) -> int | None:
+    """An inbound listener's port: 0 = a free port, -1 = no listener."""
+    value = env_int(name, -1 if default is None else default, -1, 65535, "a port, or -1 = off")
+    return None if value == -1 else value
+
+
+def _port(name: str, default: int) -> int:
+    return env_int(name, default, 0, 65535, "a port (0 = a free port)")
+
+
+def _log_level() -> str:
+    level = os.environ.get("MAILPOOL_LOG_LEVEL", "").strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        raise BadSetting(f"MAILPOOL_LOG_LEVEL={level!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 def default_data_dir() -> Path:
@@ -27,16 +60,12 @@ class Settings:
     grpc_host: str = field(
         default_factory=lambda: os.environ.get("MAILPOOL_GRPC_HOST", "127.0.0.1")
     )
-    grpc_port: int = field(
-        default_factory=lambda: int(os.environ.get("MAILPOOL_GRPC_PORT", "50051"))
-    )
+    grpc_port: int = field(default_factory=lambda: _port("MAILPOOL_GRPC_PORT", 50051))
     http_host: str = field(
         default_factory=lambda: os.environ.get("MAILPOOL_HTTP_HOST", "127.0.0.1")
     )
     # None: no HTTP shim (a gRPC-only server).
-    http_port: int | None = field(
-        default_factory=lambda: int(os.environ.get("MAILPOOL_HTTP_PORT", "8080"))
-    )
+    http_port: int | None = field(default_factory=lambda: _port("MAILPOOL_HTTP_PORT", 8080))
     # Where provisioned mailboxes get their addresses.
     mailbox_domain: str = field(
         default_factory=lambda: os.environ.get(
@@ -44,16 +73,10 @@ class Settings:
         )
     )
     data_dir: Path = field(default_factory=default_data_dir)
-    db_pool_size: int = field(
-        default_factory=lambda: int(os.environ.get("MAILPOOL_DB_POOL_SIZE", "10"))
-    )
-    db_max_overflow: int = field(
-        default_factory=lambda: int(os.environ.get("MAILPOOL_DB_MAX_OVERFLOW", "10"))
-    )
+    db_pool_size: int = field(default_factory=lambda: env_int("MAILPOOL_DB_POOL_SIZE", 10, 1))
+    db_max_overflow: int = field(default_factory=lambda: env_int("MAILPOOL_DB_MAX_OVERFLOW", 10, 0))
     # Minimum gap between two cold sends from one mailbox (warm sends are not paced).
-    cold_gap_ms: int = field(
-        default_factory=lambda: int(os.environ.get("MAILPOOL_COLD_GAP_MS", "60000"))
-    )
+    cold_gap_ms: int = field(default_factory=lambda: env_int("MAILPOOL_COLD_GAP_MS", 60000, 0))
     # How long a duplicate waits for the first request with its Idempotency-Key.
     idempotency_wait_s: float = 10.0
     # StreamEvents: heartbeat after this much quiet; end a subscriber that cannot take
@@ -63,27 +86,17 @@ class Settings:
     # Delivery. maildir_root: where the maildir transport writes (default data_dir/maildir).
     run_dispatcher: bool = True
     maildir_root: Path | None = None
-    # Inbound SMTP / LMTP listeners; None turns one off.
+    # Inbound SMTP / LMTP listeners; None turns one off (-1 in the environment).
     inbound_host: str = field(
         default_factory=lambda: os.environ.get("MAILPOOL_INBOUND_HOST", "127.0.0.1")
     )
     inbound_port: int | None = field(
-        default_factory=lambda: int(os.environ.get("MAILPOOL_INBOUND_PORT", "2525"))
+        default_factory=lambda: env_port("MAILPOOL_INBOUND_PORT", 2525)
     )
-    lmtp_port: int | None = field(
-        default_factory=lambda: (
-            int(os.environ["MAILPOOL_LMTP_PORT"]) if os.environ.get("MAILPOOL_LMTP_PORT") else None
-        )
-    )
-    log_level: str = field(default_factory=lambda: os.environ.get("MAILPOOL_LOG_LEVEL", "INFO"))
+    lmtp_port: int | None = field(default_factory=lambda: env_port("MAILPOOL_LMTP_PORT", None))
+    log_level: str = field(default_factory=_log_level)
     # Seconds the server waits for in-flight calls on SIGTERM before cancelling them.
     shutdown_grace_s: float = 5.0
-
-    def ensure_sqlite_folder(self) -> None:
-        """SQLite creates the file but not its folder."""
-        url = make_url(self.database_url)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
     def maildir(self) -> Path:
         return self.maildir_root or self.data_dir / "maildir"

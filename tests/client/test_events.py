@@ -209,6 +209,7 @@ async def test_reconnecting_gives_up_after_the_policy_s_attempts(tenant: Tenant)
     assert caught.value.attempts == 3
 
 
+@pytest.mark.slow  # two server processes
 async def test_events_resume_across_a_server_restart(settings: Settings, tmp_path: Path) -> None:
     """A real `mailpool serve` is stopped with SIGTERM while a subscriber follows it, and a
     new one is started on the same port and database: the subscriber gets every seq once,

@@ -77,6 +77,7 @@ async def finish(process: Process) -> tuple[int, str]:
         return code, (await process.stderr.read()).decode()
 
 
+@pytest.mark.slow  # subprocesses
 async def test_tail_json_prints_each_event_as_the_contract_envelope(
     app: App, client: MailpoolClient, tenant: Tenant, run_tail: TailStarter
 ) -> None:
@@ -103,6 +104,7 @@ async def test_tail_json_prints_each_event_as_the_contract_envelope(
     assert f"caught up ({h} at 2); following" in stderr
 
 
+@pytest.mark.slow  # subprocesses
 async def test_tail_org_prints_one_line_per_event_from_a_position(
     app: App, client: MailpoolClient, tenant: Tenant, run_tail: TailStarter
 ) -> None:
@@ -136,6 +138,7 @@ async def test_tail_org_prints_one_line_per_event_from_a_position(
     assert code == 0
 
 
+@pytest.mark.slow  # subprocesses
 async def test_tail_fails_in_one_line(app: App, tenant: Tenant, run_tail: TailStarter) -> None:
     target = grpc_target(app)
     wrong = await run_tail(

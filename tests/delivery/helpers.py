@@ -6,8 +6,11 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 from mailpool_server.app import App
+from mailpool_server.rest import render
+from mailpool_server.rpc import encode_events
 
 
 async def deliver_all(app: App) -> int:
@@ -30,8 +33,16 @@ def _read(path: Path) -> EmailMessage:
     return message
 
 
-async def events_of(app: App, handle: str, since: int = 0) -> list[tuple[str, dict[str, object]]]:
+async def events_of(app: App, handle: str, since: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    """(type, data) of each event in the log, data as the HTTP contract shows it (without
+    the envelope's identity and convId): read from the store, through the same encoding
+    every delivery path uses."""
     async with app.store.read() as tx:
         identity = await tx.identity_by_handle(handle)
         assert identity is not None
-        return [(e.type, e.data) for e in await tx.events_after(identity, since, (), 10_000)]
+        events = await tx.events_after(identity, since, (), 10_000)
+    rendered = [render.event(encode_events.event(e)) for e in events]
+    return [
+        (body["type"], {k: v for k, v in body["data"].items() if k not in ("identity", "convId")})
+        for body in rendered
+    ]

@@ -6,6 +6,7 @@ import grpc
 
 from mailpool_server.app import App
 from mailpool_server.service.clock import FakeClock, now_ms, utc_day
+from mailpool_server.service.ports import MailboxDay
 from tests.delivery.helpers import deliver_all, events_of, maildir_messages
 from tests.sending import send
 from tests.support import Tenant
@@ -39,11 +40,11 @@ async def test_a_queued_send_is_delivered_once_as_rfc5322(
     assert [t for t, _ in events] == ["email.queued", "email.sent"]
     sent = events[1][1]
     assert sent["pendingId"] == queued.pending_id
-    assert sent["message"]["messageIdHeader"] == mail["Message-ID"]  # type: ignore[index]
+    assert sent["message"]["messageIdHeader"] == mail["Message-ID"]
     async with app.store.read() as tx:
         assert await tx.pending_status(queued.pending_id) == "sent"
         days = await tx.mailbox_days(queued.account.id, None, "9999-12-31")
-    assert days == [(utc_day(now_ms(clock)), 1, 0)]
+    assert days == [MailboxDay(utc_day(now_ms(clock)), 1, 0)]
 
 
 async def test_replies_carry_threading_headers(

@@ -14,6 +14,7 @@ from sqlalchemy import update
 from mailpool.v1 import send_pb2
 from mailpool_server.app import App
 from mailpool_server.config import Settings
+from mailpool_server.delivery.inbound import parse
 from mailpool_server.service.clock import FakeClock
 from mailpool_server.store.tables import MailboxRow
 from tests.delivery.helpers import deliver_all, events_of, maildir_messages
@@ -64,8 +65,8 @@ async def test_a_reply_over_smtp_threads_and_warms_the_recipient(
     events = await events_of(app, tenant.handle)
     assert events[-1][0] == "email.replied"
     replied = events[-1][1]["message"]
-    assert replied["from"] == "bob@example.com"  # type: ignore[index]
-    assert replied["direction"] == "inbound"  # type: ignore[index]
+    assert replied["from"] == "bob@example.com"
+    assert replied["direction"] == "inbound"
     async with app.store.read() as tx:
         conversation = await tx.conversation_by_id(conv_id)
     assert conversation is not None
@@ -84,7 +85,7 @@ async def test_new_mail_opens_a_conversation(
     await aiosmtplib.send(message, hostname="127.0.0.1", port=app.listener_port("smtp"))
     kind, data = (await events_of(app, tenant.handle))[-1]
     assert kind == "email.received"
-    assert data["message"]["from"] == "carol@example.org"  # type: ignore[index]
+    assert data["message"]["from"] == "carol@example.org"
 
 
 async def test_unknown_recipients_are_refused_at_rcpt(app: App, tenant: Tenant) -> None:
@@ -203,10 +204,37 @@ async def test_a_mailbox_that_dies_hands_its_recipients_to_healthy_peers(
     await bounce(app, mailbox, raw)
     kind, data = (await events_of(app, tenant.handle))[-1]
     assert kind == "mailbox.replaced"
-    assert data["oldAccount"]["email"] == mailbox  # type: ignore[index]
+    assert data["oldAccount"]["email"] == mailbox
     assert data["repinned"] == 1
     assert data["newAccount"] is not None
     async with app.store.read() as tx:
         conversation = await tx.conversation_by_id(conv_id)
     assert conversation is not None
-    assert conversation.mailbox_id == data["newAccount"]["id"]  # type: ignore[index]
+    assert conversation.mailbox_id == data["newAccount"]["id"]
+
+
+async def test_an_over_long_sender_is_refused_for_good(
+    app: App, channel: grpc.aio.Channel, tenant: Tenant
+) -> None:
+    """No address is that long, and the store keys contacts by the sender: refused with
+    a 5xx, not a 451 the sending server would retry forever (on every backend)."""
+    _, mailbox, message_id = await outbound_to_bob(app, channel, tenant)
+    mail = reply(mailbox, message_id)
+    del mail["From"]
+    mail["From"] = "b" * 400 + "@example.com"
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await aiosmtplib.send(mail, hostname="127.0.0.1", port=app.listener_port("smtp"))
+    assert refused.value.code == 550
+
+
+def test_message_ids_longer_than_a_line_are_left_out() -> None:
+    """SMTP servers refuse lines over 1000 characters, but a message handed over by other
+    means (LMTP from a lenient MTA) may carry one: such an ID threads onto nothing."""
+    long_id = "<" + "x" * 1200 + "@example.com>"
+    raw = (
+        f"From: bob@example.com\r\nTo: a@x\r\nMessage-ID: {long_id}\r\n"
+        f"In-Reply-To: {long_id}\r\nReferences: <ok@example.com> {long_id}\r\n\r\nHi\r\n"
+    ).encode()
+    mail = parse(raw, "a@x")
+    assert mail.message_id_header.endswith("@inbound.mailpool.local>")
+    assert (mail.in_reply_to, mail.references) == (None, ("<ok@example.com>",))

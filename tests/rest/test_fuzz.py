@@ -17,8 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzz_counts import count_input
 from tests.processes import serve
 from tests.rest import openapi_check
+
+pytestmark = pytest.mark.slow
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
@@ -112,6 +115,7 @@ bodies = st.one_of(
 
 
 def _check(response: httpx.Response, method: str) -> None:
+    count_input("HTTP")
     assert response.status_code < 500, (response.status_code, response.text)
     body = response.json()
     if response.status_code in (200, 429):

@@ -3,24 +3,31 @@ making the server read and buffer for it."""
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 
 from mailpool.v1 import event_service_pb2 as pb
 from mailpool_server.app import App
 from mailpool_server.config import Settings
-from mailpool_server.service.events import email_queued
+from mailpool_server.service.events import EmailQueued, NewEvent
+from mailpool_server.service.models import MailboxRef, SendClass
 from mailpool_server.service.policy import Tier
+from mailpool_server.service.timer import ManualTimer
 from tests.events_support import stream
 from tests.support import make_tenant, rich_error
+
+STALL_S = 60.0
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    settings.stream_stall_s = 0.3
+    settings.stream_stall_s = STALL_S
     return settings
+
+
+@pytest.fixture
+def timer() -> ManualTimer:
+    return ManualTimer()
 
 
 async def drain(call: grpc.aio.UnaryStreamCall, seqs: list[int]) -> None:  # type: ignore[type-arg]
@@ -30,7 +37,7 @@ async def drain(call: grpc.aio.UnaryStreamCall, seqs: list[int]) -> None:  # typ
         seqs.append(message.event.seq)
 
 
-async def test_stalled_subscriber_is_ended_with_its_last_seq(app: App) -> None:
+async def test_stalled_subscriber_is_ended_with_its_last_seq(app: App, timer: ManualTimer) -> None:
     tenant = await make_tenant(app, "big", "big@mailpool.local", tier=Tier.SCALE)
     total = 20_000  # far more than HTTP/2 flow control lets through unread
     async with app.store.write() as tx:
@@ -39,14 +46,15 @@ async def test_stalled_subscriber_is_ended_with_its_last_seq(app: App) -> None:
         await tx.append_events(
             identity,
             [
-                email_queued(
-                    conv_id="conv_1",
-                    pending_id=f"psn_{n}",
-                    recipient="a@example.com",
-                    send_class="warm",
-                    dispatch_at=0,
-                    mailbox_id="acc_1",
-                    mailbox_email="m@example.com",
+                NewEvent(
+                    "conv_1",
+                    EmailQueued(
+                        f"psn_{n}",
+                        "a@example.com",
+                        SendClass.WARM,
+                        0,
+                        MailboxRef("acc_1", "m@example.com"),
+                    ),
                 )
                 for n in range(total)
             ],
@@ -61,10 +69,12 @@ async def test_stalled_subscriber_is_ended_with_its_last_seq(app: App) -> None:
         first = await call.read()
         assert isinstance(first, pb.StreamEventsResponse)
         assert first.event.seq == 1
-        # The server gives the stream up: its feed lets go of its waiter. Nothing
-        # signals that to a client, so the test polls the gauge.
-        while app.bus.waiting:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+        # The client reads no more, so flow control holds the server's next write.
+        # Moving the timer past the stall period makes the server give the stream up:
+        # its feed lets go of its waiter. Nothing signals that to a client, so the
+        # test moves time in steps of the watcher's tick and looks at the gauge.
+        while app.bus.waiting:
+            await timer.advance(STALL_S / 4)
         seqs = [1]
         # Draining now delivers what the transport held, then the status.
         with pytest.raises(grpc.aio.AioRpcError) as caught:

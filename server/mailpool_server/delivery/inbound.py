@@ -17,11 +17,25 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailpool_server.service.inbound import DeliveryReport, Inbound, InboundMail
+from mailpool_server.startup import listen_error
 
 log = logging.getLogger("mailpool.inbound")
 
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
-_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+# RFC 5322 lines end at 998 characters, so no real Message-ID is longer, and none of ours
+# is; a longer one cannot thread onto anything and is not kept (the store's columns
+# hold 998). Addresses are at most 254 characters (RFC 5321); the store keys contacts
+# and conversations by them, with room to 320.
+_MESSAGE_ID = re.compile(r"<[^<>\s]{1,996}>")
+MAX_SENDER = 320
+
+
+class RefusedMail(Exception):
+    """Mail refused for good (a 5xx reply): retrying it cannot succeed."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
 
 
 def _after_semicolon(value: str | None) -> str:
@@ -76,23 +90,35 @@ def _body(message: EmailMessage, subtype: str) -> str:
 def parse(raw: bytes, mailbox_email: str) -> InboundMail:
     message = BytesParser(policy=policy.default).parsebytes(raw)
     assert isinstance(message, EmailMessage)
-    in_reply_to = _MESSAGE_ID.findall(str(message.get("In-Reply-To") or ""))
+    in_reply_to = _message_ids(message, "In-Reply-To")
+    sender = parseaddr(str(message.get("From") or ""))[1]
+    if len(sender) > MAX_SENDER:
+        raise RefusedMail("550 5.1.7 the From address is longer than any deliverable address")
     return InboundMail(
         mailbox_email=mailbox_email,
-        from_address=parseaddr(str(message.get("From") or ""))[1],
+        from_address=sender,
         to=tuple(a for _, a in getaddresses([str(v) for v in message.get_all("To") or []]) if a),
         cc=tuple(a for _, a in getaddresses([str(v) for v in message.get_all("Cc") or []]) if a),
         subject=str(message.get("Subject") or ""),
         text=_body(message, "plain"),
         html=_body(message, "html"),
         message_id_header=(
-            _MESSAGE_ID.findall(str(message.get("Message-ID") or ""))
+            _message_ids(message, "Message-ID")
             or [f"<{secrets.token_hex(12)}@inbound.mailpool.local>"]
         )[0],
         in_reply_to=in_reply_to[0] if in_reply_to else None,
-        references=tuple(_MESSAGE_ID.findall(str(message.get("References") or ""))),
+        references=tuple(_message_ids(message, "References")),
         report=_report(message),
     )
+
+
+def _message_ids(message: EmailMessage, header: str) -> list[str]:
+    """The header's Message-IDs, those longer than a line can hold left out."""
+    return [
+        found
+        for found in re.findall(r"<[^<>\s]+>", str(message.get(header) or ""))
+        if _MESSAGE_ID.fullmatch(found)
+    ]
 
 
 class Handler:
@@ -119,29 +145,44 @@ class Handler:
             try:
                 await self._inbound.receive(parse(raw, rcpt))
                 replies.append("250 2.0.0 delivered")
+            except RefusedMail as refused:
+                replies.append(refused.reply)
             except Exception:  # the sender keeps the message and retries
                 log.exception("inbound delivery failed", extra={"fields": {"rcpt": rcpt}})
                 replies.append("451 4.3.0 try again later")
         if self._lmtp:
             return "\r\n".join(replies)
+        # SMTP has one reply for all recipients: the same one, or try again.
         return replies[0] if all(r == replies[0] for r in replies) else "451 4.3.0 try again later"
 
 
 async def start_listener(
-    inbound: Inbound, host: str, port: int, *, lmtp: bool = False, hostname: str = "mailpool"
+    inbound: Inbound,
+    host: str,
+    port: int,
+    *,
+    lmtp: bool = False,
+    hostname: str = "mailpool",
+    start_serving: bool = True,
 ) -> asyncio.Server:
-    """Listen on host:port (0 = a free port: read it from server.sockets)."""
+    """Listen on host:port (0 = a free port: read it from server.sockets). Without
+    start_serving the port is bound but nothing is accepted until server.start_serving().
+    A port that cannot be bound is CannotListen (PortInUse when taken)."""
     protocol: Any = LMTP if lmtp else SMTP
     handler = Handler(inbound, lmtp=lmtp)
     loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: protocol(
-            handler,
-            hostname=hostname,
-            data_size_limit=MAX_MESSAGE_BYTES,
-            loop=loop,
-            enable_SMTPUTF8=True,
-        ),
-        host=host,
-        port=port,
-    )
+    try:
+        return await loop.create_server(
+            lambda: protocol(
+                handler,
+                hostname=hostname,
+                data_size_limit=MAX_MESSAGE_BYTES,
+                loop=loop,
+                enable_SMTPUTF8=True,
+            ),
+            host=host,
+            port=port,
+            start_serving=start_serving,
+        )
+    except OSError as error:
+        raise listen_error("lmtp" if lmtp else "smtp", host, port, error) from None

@@ -21,7 +21,8 @@ from mailpool.v1 import (
 )
 from mailpool_server.rest import parse, render
 from mailpool_server.rest.openapi import document as openapi_document
-from mailpool_server.rest.status import error_response, rpc_error_parts
+from mailpool_server.rest.status import error_response, rpc_error_response
+from mailpool_server.service.limits import MAX_LONG_POLL_MS
 
 log = logging.getLogger("mailpool.rest")
 
@@ -29,15 +30,24 @@ MAX_BODY = 1024 * 1024
 # A unary call's deadline; long-polls get their own timeout on top.
 CALL_TIMEOUT_S = 30.0
 _PRINTABLE = {chr(c) for c in range(0x20, 0x7F)}
+# Keys are ~50 characters. A longer Authorization value cannot hold one, and forwarded
+# whole it would overflow the call's metadata limit (a transport error, not a 401), so
+# it is cut: the server still answers for what is left (malformed or unknown key).
+MAX_AUTHORIZATION = 1024
 
 
 def _metadata(request: Request) -> list[tuple[str, str]]:
-    value = request.headers.get("authorization")
-    if value is None:
-        return []
-    # Metadata carries printable ASCII only; anything else cannot be a key, and the
-    # server still decides what the value is (malformed or unknown).
-    return [("authorization", "".join(c if c in _PRINTABLE else "?" for c in value))]
+    # Every Authorization header goes on, so the server (which refuses more than one)
+    # decides for HTTP and gRPC callers alike which one counts.
+    return [
+        ("authorization", _printable(value[:MAX_AUTHORIZATION]))
+        for value in request.headers.getlist("authorization")
+    ]
+
+
+def _printable(value: str) -> str:
+    """Metadata carries printable ASCII only; anything else cannot be part of a key."""
+    return "".join(c if c in _PRINTABLE else "?" for c in value)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -76,12 +86,10 @@ def _guarded(handler: Handler) -> Handler:
         except parse.BadRequest as error:
             return error_response(400, error.message, error.details)
         except grpc.aio.AioRpcError as error:
-            status, message, details, rejected = rpc_error_parts(error)
-            if rejected is not None:
-                return JSONResponse(render.send_response(rejected), status_code=status)
+            status, response = rpc_error_response(error)
             if status >= 500:
                 log.warning("upstream call failed", extra={"fields": {"code": str(error.code())}})
-            return error_response(status, message, details or None)
+            return response
 
     return guarded
 
@@ -123,7 +131,7 @@ class Shim:
 
     async def list_events(self, request: Request) -> Response:
         message = parse.list_events(request.path_params["handle"], request.query_params)
-        timeout = CALL_TIMEOUT_S + max(0, min(message.timeout_ms, 60_000)) / 1000
+        timeout = CALL_TIMEOUT_S + max(0, min(message.timeout_ms, MAX_LONG_POLL_MS)) / 1000
         response = await self._events.ListEvents(
             message, metadata=_metadata(request), timeout=timeout
         )

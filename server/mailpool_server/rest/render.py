@@ -1,10 +1,10 @@
 """Protobuf → the contract's JSON: camelCase names, ms + ISO timestamps, numbers for
 counts and seqs, null for absent values. Explicit, because the contract is not proto3
-JSON; golden tests pin every shape."""
+JSON. Every function returns a shape declared in shapes.py (mypy holds it to the
+declaration, and the OpenAPI document is made from the same declarations); golden tests
+pin the output."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -17,61 +17,60 @@ from mailpool.v1 import (
     send_pb2,
     send_service_pb2,
 )
+from mailpool_server.rest import shapes
+from mailpool_server.rest.names import enum_name
 from mailpool_server.service.clock import iso_ms
 
-JSON = dict[str, Any]
 
-
-def enum_name(enum_type: Any, number: int, prefix: str) -> str:
-    """SEND_CLASS_COLD_FOLLOWUP → 'cold_followup'."""
-    return str(enum_type.Name(number)).removeprefix(prefix).lower()
-
-
-def times(name: str, value: Timestamp | None) -> JSON:
-    """{name: ms, nameIso: iso}, both null when the time is unset."""
-    if value is None:
-        return {name: None, f"{name}Iso": None}
+def stamp(value: Timestamp) -> tuple[int, str]:
+    """(ms, ISO): the contract gives every time twice."""
     ms = value.ToMilliseconds()
-    return {name: ms, f"{name}Iso": iso_ms(ms)}
+    return ms, iso_ms(ms)
 
 
-def optional_time(message: Any, field: str, name: str) -> JSON:
-    return times(name, getattr(message, field) if message.HasField(field) else None)
+def optional_stamp(value: Timestamp | None) -> tuple[int, str] | tuple[None, None]:
+    """stamp(value), or both null when the time is unset."""
+    return (None, None) if value is None else stamp(value)
 
 
-def account(ref: mailbox_pb2.MailboxRef) -> JSON:
+def account(ref: mailbox_pb2.MailboxRef) -> shapes.Account:
     return {"id": ref.id, "email": ref.email}
 
 
-def recipient(result: send_pb2.RecipientResult) -> JSON:
-    status = enum_name(send_pb2.RecipientStatus, result.status, "RECIPIENT_STATUS_")
+def recipient(
+    result: send_pb2.RecipientResult,
+) -> shapes.QueuedRecipient | shapes.RejectedRecipient:
     if result.status != send_pb2.RECIPIENT_STATUS_QUEUED:
-        reason = enum_name(send_pb2.RejectReason, result.reject_reason, "REJECT_REASON_")
-        return {"to": result.to, "status": status, "reason": reason}
+        reason = enum_name(send_pb2.RejectReason, result.reject_reason)
+        return {"to": result.to, "status": "rejected", "reason": reason}
+    dispatch_at, dispatch_at_iso = stamp(result.dispatch_time)
     return {
         "to": result.to,
-        "status": status,
+        "status": "queued",
         "pendingId": result.pending_id,
         "convId": result.conv_id,
-        "sendClass": enum_name(send_pb2.SendClass, result.send_class, "SEND_CLASS_"),
-        "affinity": enum_name(send_pb2.Affinity, result.affinity, "AFFINITY_"),
+        "sendClass": enum_name(send_pb2.SendClass, result.send_class),
+        "affinity": enum_name(send_pb2.Affinity, result.affinity),
         "account": account(result.account),
-        **times("dispatchAt", result.dispatch_time),
+        "dispatchAt": dispatch_at,
+        "dispatchAtIso": dispatch_at_iso,
     }
 
 
-def send_response(response: send_service_pb2.SendResponse) -> JSON:
+def send_response(response: send_service_pb2.SendResponse) -> shapes.SendResponse:
     return {
         "identity": response.identity,
         "accepted": response.accepted,
-        "queued": response.accepted,  # both names exist in the wild
+        "queued": response.accepted,
         "rejected": response.rejected,
         "remaining": response.remaining,
         "results": [recipient(r) for r in response.results],
     }
 
 
-def conversation_summary(c: conversation_pb2.Conversation) -> JSON:
+def conversation_summary(c: conversation_pb2.Conversation) -> shapes.ConversationSummary:
+    last_event_at, last_event_at_iso = stamp(c.last_event_time)
+    created_at, created_at_iso = stamp(c.create_time)
     return {
         "id": c.id,
         "with": c.correspondent,
@@ -80,12 +79,15 @@ def conversation_summary(c: conversation_pb2.Conversation) -> JSON:
         "messageCount": c.message_count,
         "archived": c.archived,
         "labels": list(c.labels),
-        **times("lastEventAt", c.last_event_time),
-        **times("createdAt", c.create_time),
+        "lastEventAt": last_event_at,
+        "lastEventAtIso": last_event_at_iso,
+        "createdAt": created_at,
+        "createdAtIso": created_at_iso,
     }
 
 
-def message(m: conversation_pb2.Message) -> JSON:
+def message(m: conversation_pb2.Message) -> shapes.Message:
+    ts, ts_iso = stamp(m.time)
     return {
         "id": m.id,
         "messageIdHeader": m.message_id_header,
@@ -96,40 +98,63 @@ def message(m: conversation_pb2.Message) -> JSON:
         "text": m.text,
         "html": m.html,
         "snippet": m.snippet,
-        **times("ts", m.time),
+        "ts": ts,
+        "tsIso": ts_iso,
     }
 
 
-def timeline_item(item: conversation_pb2.TimelineItem) -> JSON:
-    kind = item.WhichOneof("item") or ""
-    body: JSON = {"type": kind}
+def direction(m: conversation_pb2.Message) -> str:
+    return enum_name(conversation_pb2.MessageDirection, m.direction)
+
+
+def timeline_item(item: conversation_pb2.TimelineItem) -> shapes.TimelineItem:
+    ts, ts_iso = stamp(item.time)
+    kind = item.WhichOneof("item")
     if kind == "message":
-        direction = enum_name(
-            conversation_pb2.MessageDirection, item.message.direction, "MESSAGE_DIRECTION_"
-        )
-        body.update(direction=direction, message=message(item.message))
-    elif kind == "no_reply_expired":
-        body["waitedMs"] = item.no_reply_expired.waited_ms
-    elif kind in ("label_added", "label_removed"):
-        body["label"] = getattr(item, kind).label
-    body.update(times("ts", item.time))
-    return body
+        return {
+            "type": kind,
+            "direction": direction(item.message),
+            "message": message(item.message),
+            "ts": ts,
+            "tsIso": ts_iso,
+        }
+    if kind == "no_reply_expired":
+        waited = item.no_reply_expired.waited_ms
+        return {"type": kind, "waitedMs": waited, "ts": ts, "tsIso": ts_iso}
+    if kind == "label_added" or kind == "label_removed":
+        label = (item.label_added if kind == "label_added" else item.label_removed).label
+        return {"type": kind, "label": label, "ts": ts, "tsIso": ts_iso}
+    if kind == "archived" or kind == "unarchived":
+        return {"type": kind, "ts": ts, "tsIso": ts_iso}
+    raise ValueError("timeline item has no case")
 
 
-def conversation_detail(response: conversation_service_pb2.GetConversationResponse) -> JSON:
+def conversation_detail(
+    response: conversation_service_pb2.GetConversationResponse,
+) -> shapes.ConversationDetail:
     c = response.conversation
+    no_reply_at, no_reply_at_iso = optional_stamp(
+        c.no_reply_time if c.HasField("no_reply_time") else None
+    )
+    last_no_reply_at, last_no_reply_at_iso = optional_stamp(
+        c.last_no_reply_time if c.HasField("last_no_reply_time") else None
+    )
     return {
         "identity": response.identity,
         "conversation": {
             **conversation_summary(c),
-            **optional_time(c, "no_reply_time", "noReplyAt"),
-            **optional_time(c, "last_no_reply_time", "lastNoReplyAt"),
+            "noReplyAt": no_reply_at,
+            "noReplyAtIso": no_reply_at_iso,
+            "lastNoReplyAt": last_no_reply_at,
+            "lastNoReplyAtIso": last_no_reply_at_iso,
             "events": [timeline_item(i) for i in response.timeline],
         },
     }
 
 
-def conversation_list(response: conversation_service_pb2.ListConversationsResponse) -> JSON:
+def conversation_list(
+    response: conversation_service_pb2.ListConversationsResponse,
+) -> shapes.ConversationList:
     return {
         "identity": response.identity,
         "conversations": [conversation_summary(c) for c in response.conversations],
@@ -137,21 +162,26 @@ def conversation_list(response: conversation_service_pb2.ListConversationsRespon
     }
 
 
-def _payload(e: event_pb2.Event) -> JSON:
+def _data(e: event_pb2.Event) -> shapes.AnyEventData:
+    base: shapes.EventData = {"identity": e.identity, "convId": e.conv_id or None}
     kind = e.WhichOneof("payload")
     if kind == "email_queued":
-        p = e.email_queued
+        q = e.email_queued
+        dispatch_at, dispatch_at_iso = stamp(q.dispatch_time)
         return {
-            "pendingId": p.pending_id,
-            "recipient": p.recipient,
-            "sendClass": enum_name(send_pb2.SendClass, p.send_class, "SEND_CLASS_"),
-            **times("dispatchAt", p.dispatch_time),
-            "account": account(p.account),
+            **base,
+            "pendingId": q.pending_id,
+            "recipient": q.recipient,
+            "sendClass": enum_name(send_pb2.SendClass, q.send_class),
+            "dispatchAt": dispatch_at,
+            "dispatchAtIso": dispatch_at_iso,
+            "account": account(q.account),
         }
     if kind == "email_sent":
         s = e.email_sent
         short = s.message
         return {
+            **base,
             "pendingId": s.pending_id,
             "message": {
                 "id": short.id,
@@ -164,33 +194,35 @@ def _payload(e: event_pb2.Event) -> JSON:
         }
     if kind == "email_cancelled":
         c = e.email_cancelled
-        reason = enum_name(event_pb2.CancelReason, c.reason, "CANCEL_REASON_")
-        return {"pendingId": c.pending_id, "recipient": c.recipient, "reason": reason}
+        reason = enum_name(event_pb2.CancelReason, c.reason)
+        return {**base, "pendingId": c.pending_id, "recipient": c.recipient, "reason": reason}
     if kind == "email_send_failed_permanently":
         f = e.email_send_failed_permanently
         return {
+            **base,
             "pendingId": f.pending_id,
             "recipient": f.recipient,
             "error": f.error,
             "attempts": f.attempts,
         }
-    if kind in ("email_received", "email_replied"):
-        m = getattr(e, kind).message
-        direction = enum_name(conversation_pb2.MessageDirection, m.direction, "MESSAGE_DIRECTION_")
-        return {"message": {**message(m), "direction": direction}}
+    if kind == "email_received" or kind == "email_replied":
+        m = (e.email_received if kind == "email_received" else e.email_replied).message
+        return {**base, "message": {**message(m), "direction": direction(m)}}
     if kind == "email_bounced":
         b = e.email_bounced
         return {
+            **base,
             "recipient": b.recipient,
-            "kind": enum_name(event_pb2.BounceKind, b.kind, "BOUNCE_KIND_"),
+            "kind": enum_name(event_pb2.BounceKind, b.kind),
             "statusCode": b.status_code,
             "diagnostic": b.diagnostic,
         }
     if kind == "email_no_reply":
-        return {"waitedMs": e.email_no_reply.waited_ms}
+        return {**base, "waitedMs": e.email_no_reply.waited_ms}
     if kind == "mailbox_replaced":
         r = e.mailbox_replaced
         return {
+            **base,
             "oldAccount": account(r.old_account),
             "repinned": r.repinned,
             "newAccount": account(r.new_account) if r.HasField("new_account") else None,
@@ -198,20 +230,21 @@ def _payload(e: event_pb2.Event) -> JSON:
     raise ValueError(f"event {e.id} has no payload")
 
 
-def event(e: event_pb2.Event) -> JSON:
+def event(e: event_pb2.Event) -> shapes.Event:
     """The envelope, identical on every delivery path."""
-    conv_id = e.conv_id or None
+    created_at, created_at_iso = stamp(e.create_time)
     return {
         "id": e.id,
         "seq": e.seq,
         "type": e.type,
-        **times("createdAt", e.create_time),
-        "convId": conv_id,
-        "data": {"identity": e.identity, "convId": conv_id, **_payload(e)},
+        "createdAt": created_at,
+        "createdAtIso": created_at_iso,
+        "convId": e.conv_id or None,
+        "data": _data(e),
     }
 
 
-def event_list(response: event_service_pb2.ListEventsResponse) -> JSON:
+def event_list(response: event_service_pb2.ListEventsResponse) -> shapes.EventList:
     return {
         "identity": response.identity,
         "events": [event(e) for e in response.events],

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
 
 import grpc
 import uvicorn
 
 from mailpool_server.rest.app import build_app
+from mailpool_server.startup import bind
 
 
 @dataclass
@@ -26,11 +28,22 @@ class RunningHttp:
         await self.channel.close()
 
 
-async def start_http(grpc_target: str, host: str, port: int, *, grace_s: float) -> RunningHttp:
-    """Serve the shim on host:port (0 picks a free port), calling `grpc_target`.
+async def start_http(
+    grpc_target: str,
+    host: str,
+    port: int,
+    *,
+    grace_s: float,
+    sock: socket.socket | None = None,
+) -> RunningHttp:
+    """Serve the shim on host:port (0 picks a free port), or on `sock` already bound
+    there, calling `grpc_target`. A port that cannot be bound is CannotListen.
 
     uvicorn's public startup/main_loop/shutdown are driven here instead of serve(),
-    which would install its own signal handlers over the process's."""
+    which would install its own signal handlers over the process's. The socket is bound
+    here rather than by uvicorn, which logs a failed bind and calls sys.exit."""
+    if sock is None:
+        sock = bind("http", host, port)
     channel = grpc.aio.insecure_channel(grpc_target)
     config = uvicorn.Config(
         build_app(channel),
@@ -44,7 +57,12 @@ async def start_http(grpc_target: str, host: str, port: int, *, grace_s: float) 
     config.load()
     server = uvicorn.Server(config)
     server.lifespan = config.lifespan_class(config)  # as Server.serve() sets it up
-    await server.startup()
+    try:
+        await server.startup(sockets=[sock])
+    except BaseException:
+        sock.close()
+        await channel.close()
+        raise
     bound = server.servers[0].sockets[0].getsockname()[1]
     # main_loop keeps the Date header fresh and returns once should_exit is set.
     ticker = asyncio.create_task(server.main_loop())

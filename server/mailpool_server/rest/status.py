@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -10,6 +11,7 @@ from grpc_status import rpc_status
 from starlette.responses import JSONResponse
 
 from mailpool.v1 import send_service_pb2
+from mailpool_server.rest import render
 
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -53,23 +55,35 @@ def _unpack(status: status_pb2.Status, kind: type[Any]) -> Any | None:
     return None
 
 
-def rpc_error_parts(
-    error: grpc.aio.AioRpcError,
-) -> tuple[int, str, dict[str, str], send_service_pb2.SendResponse | None]:
-    """(HTTP status, message, details, rejected-send body) of a failed call."""
+# Errors whose body is not {"error", "details"} but a rendering of one of the status's
+# details: a whole rejection answers 429 with the send response's own shape.
+BODY_FROM_DETAIL: list[tuple[type[Any], Callable[[Any], Any]]] = [
+    (send_service_pb2.SendResponse, render.send_response),
+]
+
+
+def rpc_error_response(error: grpc.aio.AioRpcError) -> tuple[int, JSONResponse]:
+    """(HTTP status, response) of a failed call: the status by code (refined by
+    ErrorInfo reason), the body the contract's error shape or a detail's rendering."""
     code = error.code()
     status = rpc_status.from_call(error)
-    reason, details, rejected = "", {}, None
+    reason, details = "", {}
     message = error.details() or "internal error"
+    body = None
     if status is not None:
         message = status.message
         info = _unpack(status, error_details_pb2.ErrorInfo)
         if info is not None:
             reason, details = info.reason, dict(info.metadata)
-        rejected = _unpack(status, send_service_pb2.SendResponse)
+        for kind, render_detail in BODY_FROM_DETAIL:
+            if (detail := _unpack(status, kind)) is not None:
+                body = render_detail(detail)
+                break
     http = HTTP_STATUS_BY_REASON.get((code, reason), HTTP_STATUS.get(code, 500))
     if http >= 500 and status is None:
         message = (
             "upstream unavailable" if code == grpc.StatusCode.UNAVAILABLE else "internal error"
         )
-    return http, message, details, rejected
+    if body is None:
+        body = error_body(message, details or None)
+    return http, JSONResponse(body, status_code=http)

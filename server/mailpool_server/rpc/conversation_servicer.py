@@ -6,6 +6,7 @@ from mailpool.v1 import conversation_service_pb2 as pb
 from mailpool.v1 import conversation_service_pb2_grpc as pb_grpc
 from mailpool_server.rpc import encode
 from mailpool_server.rpc.interceptor import Context, current_org
+from mailpool_server.rpc.request_check import timestamp_ms
 from mailpool_server.service.conversations import ConversationFilter, ConversationQueries
 
 
@@ -22,8 +23,8 @@ class ConversationServicer(pb_grpc.ConversationServiceServicer):
             domain=(
                 request.correspondent_domain if request.HasField("correspondent_domain") else None
             ),
-            since=request.since.ToMilliseconds() if request.HasField("since") else None,
-            until=request.until.ToMilliseconds() if request.HasField("until") else None,
+            since=timestamp_ms(request, "since", "since"),
+            until=timestamp_ms(request, "until", "until"),
         )
         page = await self._queries.list(
             current_org(),

@@ -5,37 +5,27 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mailpool.v1 import conversation_pb2, identity_pb2, mailbox_pb2, send_pb2, send_service_pb2
+from mailpool_server.rpc.enums import (
+    AFFINITIES,
+    DIRECTIONS,
+    IDENTITY_STATES,
+    RECIPIENT_STATUSES,
+    REJECT_REASONS,
+    SEND_CLASSES,
+    TIERS,
+    TRANSPORTS,
+)
 from mailpool_server.service.models import (
-    Affinity,
     Conversation,
-    Direction,
-    IdentityState,
     IdentityToday,
+    MailboxRef,
     MailboxToday,
     Message,
     RecipientOutcome,
-    RejectReason,
-    SendClass,
     SendResult,
     TimelineEntry,
-    Transport,
+    TimelineType,
 )
-from mailpool_server.service.policy import Tier
-
-TIERS = {
-    Tier.STARTER: identity_pb2.TIER_STARTER,
-    Tier.GROWTH: identity_pb2.TIER_GROWTH,
-    Tier.SCALE: identity_pb2.TIER_SCALE,
-}
-STATES = {
-    IdentityState.PROVISIONING: identity_pb2.IDENTITY_STATE_PROVISIONING,
-    IdentityState.ACTIVE: identity_pb2.IDENTITY_STATE_ACTIVE,
-    IdentityState.SUSPENDED: identity_pb2.IDENTITY_STATE_SUSPENDED,
-}
-TRANSPORTS = {
-    Transport.SMTP: mailbox_pb2.MAILBOX_TRANSPORT_SMTP,
-    Transport.MAILDIR: mailbox_pb2.MAILBOX_TRANSPORT_MAILDIR,
-}
 
 
 def timestamp(ms: int) -> Timestamp:
@@ -44,8 +34,8 @@ def timestamp(ms: int) -> Timestamp:
     return ts
 
 
-def mailbox_ref(mailbox_id: str, email: str) -> mailbox_pb2.MailboxRef:
-    return mailbox_pb2.MailboxRef(id=mailbox_id, email=email)
+def mailbox_ref(ref: MailboxRef) -> mailbox_pb2.MailboxRef:
+    return mailbox_pb2.MailboxRef(id=ref.id, email=ref.email)
 
 
 def mailbox(today: MailboxToday) -> mailbox_pb2.Mailbox:
@@ -53,7 +43,7 @@ def mailbox(today: MailboxToday) -> mailbox_pb2.Mailbox:
     return mailbox_pb2.Mailbox(
         id=m.id,
         email=m.email,
-        transport=TRANSPORTS[m.transport],
+        transport=TRANSPORTS.to_proto(m.transport),
         warmup_stage=m.warmup_stage,
         health=m.health,
         daily_cap=m.daily_cap,
@@ -68,8 +58,8 @@ def identity(today: IdentityToday) -> identity_pb2.Identity:
     i = today.identity
     return identity_pb2.Identity(
         handle=i.handle,
-        tier=TIERS[i.tier],
-        state=STATES[i.state],
+        tier=TIERS.to_proto(i.tier),
+        state=IDENTITY_STATES.to_proto(i.state),
         daily_cap=today.daily_cap,
         used_today=today.used_today,
         remaining_today=today.remaining_today,
@@ -80,49 +70,19 @@ def identity(today: IdentityToday) -> identity_pb2.Identity:
     )
 
 
-SEND_CLASSES = {
-    SendClass.COLD_FIRST_CONTACT: send_pb2.SEND_CLASS_COLD_FIRST_CONTACT,
-    SendClass.COLD_FOLLOWUP: send_pb2.SEND_CLASS_COLD_FOLLOWUP,
-    SendClass.WARM: send_pb2.SEND_CLASS_WARM,
-}
-AFFINITIES = {
-    Affinity.NEW: send_pb2.AFFINITY_NEW,
-    Affinity.EXISTING: send_pb2.AFFINITY_EXISTING,
-    Affinity.REASSIGNED: send_pb2.AFFINITY_REASSIGNED,
-}
-REJECT_REASONS = {
-    RejectReason.CAP_EXCEEDED: send_pb2.REJECT_REASON_CAP_EXCEEDED,
-    RejectReason.NO_ACCOUNTS: send_pb2.REJECT_REASON_NO_ACCOUNTS,
-    RejectReason.INACTIVE: send_pb2.REJECT_REASON_INACTIVE,
-    RejectReason.SUSPENDED: send_pb2.REJECT_REASON_SUSPENDED,
-    RejectReason.DO_NOT_CONTACT: send_pb2.REJECT_REASON_DO_NOT_CONTACT,
-    RejectReason.INVALID_RECIPIENT: send_pb2.REJECT_REASON_INVALID_RECIPIENT,
-}
-RECIPIENT_STATUSES = {
-    "queued": send_pb2.RECIPIENT_STATUS_QUEUED,
-    "rejected": send_pb2.RECIPIENT_STATUS_REJECTED,
-}
-DIRECTIONS = {
-    Direction.INBOUND: conversation_pb2.MESSAGE_DIRECTION_INBOUND,
-    Direction.OUTBOUND: conversation_pb2.MESSAGE_DIRECTION_OUTBOUND,
-}
-
-
 def recipient_result(outcome: RecipientOutcome) -> send_pb2.RecipientResult:
     result = send_pb2.RecipientResult(
-        to=outcome.to,
-        status=RECIPIENT_STATUSES[outcome.status],
+        to=outcome.to, status=RECIPIENT_STATUSES.to_proto(outcome.status)
     )
     if outcome.reason is not None:
-        result.reject_reason = REJECT_REASONS[outcome.reason]
-    if outcome.status == "queued":
-        assert outcome.send_class and outcome.affinity and outcome.account_id
-        result.pending_id = outcome.pending_id or ""
-        result.conv_id = outcome.conv_id or ""
-        result.send_class = SEND_CLASSES[outcome.send_class]
-        result.affinity = AFFINITIES[outcome.affinity]
-        result.account.CopyFrom(mailbox_ref(outcome.account_id, outcome.account_email or ""))
-        result.dispatch_time.FromMilliseconds(outcome.dispatch_at or 0)
+        result.reject_reason = REJECT_REASONS.to_proto(outcome.reason)
+    if (queued := outcome.queued) is not None:
+        result.pending_id = queued.pending_id
+        result.conv_id = queued.conv_id
+        result.send_class = SEND_CLASSES.to_proto(queued.send_class)
+        result.affinity = AFFINITIES.to_proto(queued.affinity)
+        result.account.CopyFrom(mailbox_ref(queued.mailbox))
+        result.dispatch_time.FromMilliseconds(queued.dispatch_at)
     return result
 
 
@@ -158,7 +118,7 @@ def conversation(c: Conversation) -> conversation_pb2.Conversation:
 def message(m: Message) -> conversation_pb2.Message:
     return conversation_pb2.Message(
         id=m.id,
-        direction=DIRECTIONS[m.direction],
+        direction=DIRECTIONS.to_proto(m.direction),
         message_id_header=m.message_id_header,
         from_address=m.from_address,
         to=list(m.to),
@@ -175,15 +135,18 @@ def message(m: Message) -> conversation_pb2.Message:
 
 def timeline_item(entry: TimelineEntry) -> conversation_pb2.TimelineItem:
     item = conversation_pb2.TimelineItem(time=timestamp(entry.ts))
-    if entry.type == "message":
-        assert entry.message is not None
-        item.message.CopyFrom(message(entry.message))
-    elif entry.type == "no_reply_expired":
-        item.no_reply_expired.waited_ms = int(str(entry.data["waitedMs"]))
-    elif entry.type in ("label_added", "label_removed"):
-        getattr(item, entry.type).label = str(entry.data["label"])
-    elif entry.type in ("archived", "unarchived"):
-        getattr(item, entry.type).archived = entry.type == "archived"
-    else:
-        raise ValueError(f"unknown timeline item {entry.type!r}")
+    match entry.type:
+        case TimelineType.MESSAGE:
+            assert entry.message is not None
+            item.message.CopyFrom(message(entry.message))
+        case TimelineType.NO_REPLY_EXPIRED:
+            item.no_reply_expired.waited_ms = entry.waited_ms or 0
+        case TimelineType.LABEL_ADDED:
+            item.label_added.label = entry.label or ""
+        case TimelineType.LABEL_REMOVED:
+            item.label_removed.label = entry.label or ""
+        case TimelineType.ARCHIVED:
+            item.archived.archived = True
+        case TimelineType.UNARCHIVED:
+            item.unarchived.archived = False
     return item

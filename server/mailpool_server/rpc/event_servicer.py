@@ -13,7 +13,7 @@ from mailpool_server.rpc.interceptor import Context, current_org
 from mailpool_server.rpc.stall_watch import StreamStalled
 from mailpool_server.service.errors import SubscriberStalled
 from mailpool_server.service.event_feed import CaughtUp, EventFeed
-from mailpool_server.service.models import Event
+from mailpool_server.service.events import Event
 
 
 def _heads(heads: dict[str, int]) -> list[pb.IdentitySeq]:

@@ -7,7 +7,6 @@ stay open (no key), so that probes and grpcurl-style tools work.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 import time
@@ -15,14 +14,15 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeAlias, cast
 
 import grpc
-from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from mailpool_server.logs import new_request_id, request_id
+from mailpool_server.rpc.request_check import check_request, tolerant
 from mailpool_server.rpc.stall_watch import StallWatch
 from mailpool_server.rpc.status import internal_status, status_for
 from mailpool_server.service.auth import Authenticator
-from mailpool_server.service.errors import MailpoolError
+from mailpool_server.service.errors import ApiKeyMalformed, MailpoolError
+from mailpool_server.service.timer import LoopTimer, Timer
 
 log = logging.getLogger("mailpool.rpc")
 
@@ -33,14 +33,6 @@ OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 def current_org() -> str:
     """The org of the API key of the call being served."""
     return _org.get()
-
-
-class StatusError(Exception):
-    """Raised by a servicer that built its own rich status (e.g. a rejected send)."""
-
-    def __init__(self, status: status_pb2.Status) -> None:
-        super().__init__(status.message)
-        self.status = status
 
 
 # Strings: the grpc classes are generic only in their type stubs, not at run time.
@@ -54,12 +46,25 @@ StreamCall: TypeAlias = "Callable[[Any, Context], Awaitable[None]]"
 # A stream that cannot hand the client one more message for this long is ended, so a
 # stalled subscriber holds neither a server task nor anything in memory.
 DEFAULT_STALL_S = 60.0
+# A stream checks its API key again when it writes and this long has passed since the
+# last check. Idle streams write a heartbeat every heartbeat period, so a revoked key
+# ends its streams within one heartbeat period (and at once on a busy stream).
+DEFAULT_REAUTH_S = 7.5
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator, *, stall_s: float = DEFAULT_STALL_S) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        *,
+        stall_s: float = DEFAULT_STALL_S,
+        reauth_s: float = DEFAULT_REAUTH_S,
+        timer: Timer | None = None,
+    ) -> None:
         self._auth = authenticator
-        self._stalls = StallWatch(stall_s)
+        self._timer = timer or LoopTimer()
+        self._stalls = StallWatch(stall_s, self._timer)
+        self._reauth_s = reauth_s
 
     async def intercept_service(
         self,
@@ -68,35 +73,42 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     ) -> Handler | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(OPEN_PREFIXES):
+        if handler is None:
             return handler
+        open_method = method.startswith(OPEN_PREFIXES)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, cast(UnaryBehaviour, handler.unary_unary)),
-                request_deserializer=handler.request_deserializer,
+                self._unary(method, cast(UnaryBehaviour, handler.unary_unary), open_method),
+                request_deserializer=tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._stream(method, cast(StreamBehaviour, handler.unary_stream)),
-                request_deserializer=handler.request_deserializer,
+                self._stream(method, cast(StreamBehaviour, handler.unary_stream), open_method),
+                request_deserializer=tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
-        return handler
+        return handler  # reflection's bidirectional stream: grpc's own handling
 
     async def _authenticate(self, context: Context) -> None:
-        authorization = None
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization":
-                authorization = value if isinstance(value, str) else value.decode()
-        _org.set(await self._auth.org_for(authorization))
+        values = [
+            value if isinstance(value, str) else value.decode("latin-1")
+            for key, value in context.invocation_metadata() or ()
+            if key == "authorization"
+        ]
+        if len(values) > 1:
+            # Which one would count is a guess proxies make differently: refuse both.
+            raise ApiKeyMalformed({"authorization": f"given {len(values)} times; give one"})
+        _org.set(await self._auth.org_for(values[0] if values else None))
 
-    def _unary(self, method: str, behaviour: UnaryBehaviour) -> UnaryBehaviour:
+    def _unary(self, method: str, behaviour: UnaryBehaviour, open_method: bool) -> UnaryBehaviour:
         async def call(request: Any, context: Context) -> Any:
             request_id.set(new_request_id())
             started = time.perf_counter()
             try:
-                await self._authenticate(context)
+                check_request(request)
+                if not open_method:
+                    await self._authenticate(context)
                 response = await behaviour(request, context)
             except Exception as error:
                 await _abort(context, method, error, started)
@@ -105,18 +117,24 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
         return call
 
-    def _stream(self, method: str, behaviour: StreamBehaviour) -> StreamCall:
+    def _stream(self, method: str, behaviour: StreamBehaviour, open_method: bool) -> StreamCall:
         async def call(request: Any, context: Context) -> None:
             request_id.set(new_request_id())
             started = time.perf_counter()
-            loop = asyncio.get_running_loop()
+            timer = self._timer
             guard = None
             try:
-                await self._authenticate(context)
+                check_request(request)
+                if not open_method:
+                    await self._authenticate(context)
+                authenticated_at = timer.monotonic()
                 responses = behaviour(request, context)
                 guard = self._stalls.open(responses)
                 async for response in responses:
-                    guard.writing_since = loop.time()
+                    if not open_method and timer.monotonic() - authenticated_at >= self._reauth_s:
+                        await self._authenticate(context)  # a revoked key ends the stream
+                        authenticated_at = timer.monotonic()
+                    guard.writing_since = timer.monotonic()
                     await context.write(response)
                     guard.writing_since = None
                     if guard.stalled is not None:
@@ -140,9 +158,7 @@ def _ms(started: float) -> float:
 async def _abort(context: Context, method: str, error: Exception, started: float) -> None:
     if isinstance(error, grpc.aio.AbortError):
         raise error
-    if isinstance(error, StatusError):
-        status = error.status
-    elif isinstance(error, MailpoolError):
+    if isinstance(error, MailpoolError):
         status = status_for(error)
     else:
         status = internal_status(request_id.get())

@@ -5,9 +5,7 @@ from __future__ import annotations
 from mailpool.v1 import send_service_pb2 as pb
 from mailpool.v1 import send_service_pb2_grpc as pb_grpc
 from mailpool_server.rpc import encode
-from mailpool_server.rpc.interceptor import Context, StatusError, current_org
-from mailpool_server.rpc.status import grpc_code, rich_status
-from mailpool_server.service.errors import AllRecipientsRejected
+from mailpool_server.rpc.interceptor import Context, current_org
 from mailpool_server.service.send import Sender
 from mailpool_server.service.send_request import SendCommand
 
@@ -38,21 +36,8 @@ class SendServicer(pb_grpc.SendServiceServicer):
         self._sender = sender
 
     async def Send(self, request: pb.SendRequest, context: Context) -> pb.SendResponse:
-        try:
-            outcome = await self._sender.send(current_org(), decode(request))
-        except AllRecipientsRejected as rejected:
-            # The full per-recipient result travels as a detail: the shim renders it
-            # as the 429 body, gRPC clients unpack it like any other detail.
-            raise StatusError(
-                rich_status(
-                    grpc_code(rejected),
-                    rejected.message,
-                    rejected.reason,
-                    {"identity": rejected.result.identity},
-                    retry_after_ms=rejected.retry_after_ms,
-                    extra_details=[encode.send_response(rejected.result)],
-                )
-            ) from None
+        # A whole rejection is an AllRecipientsRejected error, mapped like every other.
+        outcome = await self._sender.send(current_org(), decode(request))
         if outcome.replayed:
             await context.send_initial_metadata(((REPLAYED_HEADER, "true"),))
         return encode.send_response(outcome.result)

@@ -21,13 +21,15 @@ from mailpool.v1 import (
 from mailpool_server.rpc.conversation_servicer import ConversationServicer
 from mailpool_server.rpc.event_servicer import EventServicer
 from mailpool_server.rpc.identity_servicer import IdentityServicer
-from mailpool_server.rpc.interceptor import DEFAULT_STALL_S, CallInterceptor
+from mailpool_server.rpc.interceptor import DEFAULT_REAUTH_S, DEFAULT_STALL_S, CallInterceptor
 from mailpool_server.rpc.send_servicer import SendServicer
 from mailpool_server.service.auth import Authenticator
 from mailpool_server.service.conversations import ConversationQueries
 from mailpool_server.service.event_feed import EventFeed
 from mailpool_server.service.identities import IdentityQueries
 from mailpool_server.service.send import Sender
+from mailpool_server.service.timer import Timer
+from mailpool_server.startup import CannotListen, check_free
 
 # Keepalive: the server pings idle connections every 30 s so that dead stream
 # subscribers are noticed, and accepts client pings as often as every 10 s (the
@@ -39,6 +41,9 @@ SERVER_OPTIONS = [
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+    # grpc sets SO_REUSEPORT by default, so a second server on the same port shared it
+    # silently with the first; without it the second one's bind fails.
+    ("grpc.so_reuseport", 0),
 ]
 
 SERVICE_NAMES = [
@@ -69,10 +74,19 @@ class RunningGrpc:
 
 
 async def start_grpc(
-    services: GrpcServices, host: str, port: int, *, stall_s: float = DEFAULT_STALL_S
+    services: GrpcServices,
+    host: str,
+    port: int,
+    *,
+    stall_s: float = DEFAULT_STALL_S,
+    reauth_s: float = DEFAULT_REAUTH_S,
+    timer: Timer | None = None,
 ) -> RunningGrpc:
+    interceptor = CallInterceptor(
+        services.authenticator, stall_s=stall_s, reauth_s=reauth_s, timer=timer
+    )
     server = grpc.aio.server(
-        interceptors=[CallInterceptor(services.authenticator, stall_s=stall_s)],
+        interceptors=[interceptor],
         options=SERVER_OPTIONS,
     )
     identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
@@ -90,9 +104,16 @@ async def start_grpc(
     reflection.enable_server_reflection(
         [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    # Binding a socket first finds a taken port with its errno, and spares the operator
+    # grpc core's own log line about it; a port taken between the two still fails below.
+    check_free("grpc", host, port)
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpcio raises "Failed to bind to address …"
+        bound = 0
     if bound == 0:
-        raise OSError(f"cannot listen on {host}:{port}")
+        check_free("grpc", host, port)  # says why, if the port is still taken
+        raise CannotListen("grpc", host, port, "grpc could not bind it")
     await server.start()
     for name in ["", *SERVICE_NAMES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

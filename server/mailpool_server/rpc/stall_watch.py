@@ -17,6 +17,8 @@ import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from mailpool_server.service.timer import Timer
+
 
 class StreamStalled(Exception):
     """Thrown into a streaming servicer when the client stops taking messages."""
@@ -52,10 +54,12 @@ async def _stop_producer(responses: AsyncGenerator[Any, None]) -> Exception:
 
 
 class StallWatch:
-    """The watcher shared by every stream of one server."""
+    """The watcher shared by every stream of one server. Write markers are times on
+    its timer."""
 
-    def __init__(self, stall_s: float) -> None:
+    def __init__(self, stall_s: float, timer: Timer) -> None:
         self.stall_s = stall_s
+        self.timer = timer
         self._tick_s = min(1.0, stall_s / 4)
         self._guards: set[StreamGuard] = set()
         self._task: asyncio.Task[None] | None = None
@@ -71,11 +75,10 @@ class StallWatch:
         self._guards.discard(guard)
 
     async def _watch(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._guards:
-                await asyncio.sleep(self._tick_s)
-                late = loop.time() - self.stall_s
+                await self.timer.sleep(self._tick_s)
+                late = self.timer.monotonic() - self.stall_s
                 for guard in self._guards:
                     since = guard.writing_since
                     if since is not None and since <= late:

@@ -9,9 +9,19 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
+from mailpool_server.rpc.encode import send_response
 from mailpool_server.service import errors
 
 DOMAIN = "mailpool"
+# Details echo what the client sent (a handle, a conv id). Echoed back whole, a 20 KB
+# value would overflow the status trailer and turn a clean NOT_FOUND into a transport
+# error, so each value is cut to this many characters.
+MAX_ECHO = 200
+
+
+def _cut(value: str, limit: int = MAX_ECHO) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
 
 # The most specific class wins (the lookup walks the MRO).
 GRPC_CODES: dict[type[errors.MailpoolError], grpc.StatusCode] = {
@@ -42,7 +52,7 @@ def _pack(message: Message) -> any_pb2.Any:
 def rich_status(
     code: grpc.StatusCode,
     message: str,
-    reason: str,
+    reason: errors.ErrorReason,
     metadata: dict[str, str],
     *,
     violations: Sequence[errors.FieldViolation] = (),
@@ -50,14 +60,18 @@ def rich_status(
     extra_details: Sequence[Message] = (),
 ) -> status_pb2.Status:
     """A google.rpc.Status with ErrorInfo, and BadRequest / RetryInfo when they apply."""
-    status = status_pb2.Status(code=code.value[0], message=message)
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
+    status = status_pb2.Status(code=code.value[0], message=_cut(message, 4 * MAX_ECHO))
+    info = error_details_pb2.ErrorInfo(
+        reason=reason.value,
+        domain=DOMAIN,
+        metadata={key: _cut(value) for key, value in metadata.items()},
+    )
     status.details.append(_pack(info))
     if violations:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
+                    field=_cut(v.field), description=_cut(v.description, 4 * MAX_ECHO)
                 )
                 for v in violations
             ]
@@ -73,13 +87,28 @@ def rich_status(
 
 
 def status_for(error: errors.MailpoolError) -> status_pb2.Status:
+    """Every domain error's status: its code from the table, the contract text, and the
+    details its class carries (field violations; a whole rejection's per-recipient
+    result, which the shim renders as the 429 body)."""
     violations = error.violations if isinstance(error, errors.InvalidArgument) else []
+    extra: list[Message] = []
+    if isinstance(error, errors.AllRecipientsRejected):
+        extra.append(send_response(error.result))
     return rich_status(
-        grpc_code(error), error.message, error.reason, error.details, violations=violations
+        grpc_code(error),
+        error.message,
+        error.reason,
+        error.details,
+        violations=violations,
+        retry_after_ms=error.retry_after_ms,
+        extra_details=extra,
     )
 
 
 def internal_status(request_id: str) -> status_pb2.Status:
     return rich_status(
-        grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", {"requestId": request_id}
+        grpc.StatusCode.INTERNAL,
+        "internal error",
+        errors.ErrorReason.INTERNAL,
+        {"requestId": request_id},
     )

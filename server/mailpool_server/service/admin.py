@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,7 +12,13 @@ from mailpool_server.service.clock import Clock, now_ms
 from mailpool_server.service.errors import AdminError
 from mailpool_server.service.identities import identities_today
 from mailpool_server.service.ids import new_id
-from mailpool_server.service.keys import display_prefix, generate_key, hash_key
+from mailpool_server.service.keys import (
+    DISPLAY_PREFIX_LEN,
+    KEY_PREFIX,
+    display_prefix,
+    generate_key,
+    hash_key,
+)
 from mailpool_server.service.models import (
     ApiKeyInfo,
     Identity,
@@ -23,32 +30,94 @@ from mailpool_server.service.models import (
     SmtpTls,
     Transport,
 )
-from mailpool_server.service.policy import HEALTH_MAX, HEALTH_START, Tier, tier_policy
+from mailpool_server.service.policy import (
+    HEALTH_MAX,
+    HEALTH_START,
+    MAX_WARMUP_STAGE,
+    Tier,
+    tier_policy,
+)
 from mailpool_server.service.ports import Store, Tx
 
 DEMO_ORG = "demo"
 DEMO_HANDLE = "demo@mailpool.local"
+SMTP_FORMS = "smtp://user:secret@host:587?tls=starttls|none, or smtps://user:secret@host:465"
 
 
 def parse_smtp_url(url: str) -> SmtpSettings:
     """smtp://user:secret@host:587?tls=starttls|none, or smtps://… for implicit TLS."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise AdminError(f"--smtp must look like smtp://user:secret@host:port, not {url!r}")
-    query = parse_qs(parts.query)
-    default_tls = SmtpTls.IMPLICIT if parts.scheme == "smtps" else SmtpTls.STARTTLS
-    try:
-        tls = SmtpTls(query.get("tls", [default_tls.value])[0])
-        port = parts.port or (465 if tls is SmtpTls.IMPLICIT else 587)
-    except ValueError as error:
-        raise AdminError(f"--smtp: {error}") from None
+        shown = re.sub(r"(//[^/:@]*):[^@/]*@", r"\1:***@", url)  # never echo a password
+        raise AdminError(f"--smtp must look like {SMTP_FORMS}, not {shown!r}")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"tls"})
+    if unknown:
+        raise AdminError(
+            f"--smtp takes no {unknown[0]!r} option; the one option is tls=starttls|none"
+        )
+    if parts.scheme == "smtps":
+        # Implicit TLS is what smtps:// means; tls=implicit only repeats it.
+        if query.get("tls", ["implicit"]) != ["implicit"]:
+            raise AdminError(
+                "--smtp smtps:// is implicit TLS and takes no tls=; "
+                "for STARTTLS or plain, use smtp://…?tls=starttls|none"
+            )
+        tls = SmtpTls.IMPLICIT
+    else:
+        value = query.get("tls", [SmtpTls.STARTTLS.value])
+        if value not in ([SmtpTls.STARTTLS.value], [SmtpTls.NONE.value]):
+            raise AdminError(
+                f"--smtp tls={value[-1]!r} is not one of tls=starttls or tls=none "
+                "(for implicit TLS, use smtps://)"
+            )
+        tls = SmtpTls(value[0])
+    given = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
+    if given and not (given.isascii() and given.isdigit() and 1 <= int(given) <= 65535):
+        raise AdminError(f"--smtp port {given!r} is not a port number (1-65535)")
     return SmtpSettings(
         host=parts.hostname,
-        port=port,
+        port=int(given) if given else (465 if tls is SmtpTls.IMPLICIT else 587),
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         tls=tls,
     )
+
+
+def check_warmup_stage(stage: int) -> None:
+    """The stages the policy table defines; later ones (reached by warming up) cap the
+    same as the last, so nothing is gained by starting there."""
+    if not 0 <= stage <= MAX_WARMUP_STAGE:
+        raise AdminError(f"--warmup-stage is 0..{MAX_WARMUP_STAGE}")
+
+
+_FULL_KEY = re.compile(re.escape(KEY_PREFIX) + "[0-9a-f]{40}")
+
+
+def _by_prefix(keys: list[ApiKeyInfo], prefix: str, org_name: str) -> ApiKeyInfo:
+    """The one key whose listed prefix starts with `prefix`; an active one before a
+    revoked one, so that revoking twice says so rather than "no such key"."""
+    if not prefix.startswith(KEY_PREFIX) or len(prefix) < len(KEY_PREFIX) + 4:
+        raise AdminError(
+            f"give the key ({KEY_PREFIX} + 40 hex digits) or its listed prefix "
+            f"({KEY_PREFIX} + at least 4 hex digits)"
+        )
+    if len(prefix) > DISPLAY_PREFIX_LEN:
+        raise AdminError(
+            f"{prefix!r} is longer than a listed prefix and is not a whole key: give the "
+            f"key ({KEY_PREFIX} + 40 hex digits) or its listed prefix ({KEY_PREFIX} + 8)"
+        )
+    matches = [k for k in keys if k.prefix.startswith(prefix)]
+    active = [k for k in matches if k.revoked_at is None]
+    candidates = active or matches
+    if not candidates:
+        raise AdminError(f"no key of {org_name!r} starts with {prefix!r}")
+    if len(candidates) > 1:
+        raise AdminError(
+            f"{prefix!r} matches {len(candidates)} keys; give more of the prefix",
+            [k.prefix for k in candidates],
+        )
+    return candidates[0]
 
 
 @dataclass(frozen=True)
@@ -80,8 +149,10 @@ class Admin:
         if not name.strip():
             raise AdminError("an org needs a name")
         async with self._store.write() as tx:
-            if await tx.org_by_name(name) is not None:
-                raise AdminError(f"an org named {name!r} exists already")
+            # Names are unique regardless of case, as handles are.
+            existing = await tx.org_by_name(name)
+            if existing is not None:
+                raise AdminError(f"an org named {existing.name!r} exists already")
             org = Org(id=new_id("org"), name=name, created_at=now_ms(self._clock))
             await tx.add_org(org)
         return org
@@ -106,23 +177,23 @@ class Admin:
         async with self._store.read() as tx:
             return await tx.api_keys_of((await self._org(tx, org_name)).id)
 
-    async def revoke_key(self, org_name: str, prefix: str) -> ApiKeyInfo:
-        """Revoke the one active key whose listed prefix starts with `prefix`."""
-        prefix = prefix.rstrip("…")
-        if len(prefix) < len("sk_live_") + 4:
-            raise AdminError("give at least sk_live_ and 4 hex digits of the key")
+    async def revoke_key(self, org_name: str, key: str) -> ApiKeyInfo:
+        """Revoke one of the org's keys: the whole key (found by its hash), or the start
+        of its listed prefix when that names one key."""
+        key = key.strip().rstrip("…")
         async with self._store.write() as tx:
-            keys = await tx.api_keys_of((await self._org(tx, org_name)).id)
-            matches = [k for k in keys if k.prefix.startswith(prefix) and k.revoked_at is None]
-            if not matches:
-                raise AdminError(f"no active key of {org_name!r} starts with {prefix!r}")
-            if len(matches) > 1:
-                raise AdminError(
-                    f"{prefix!r} matches {len(matches)} keys; give more of the prefix",
-                    [k.prefix for k in matches],
-                )
-            await tx.revoke_api_key(matches[0].id, now_ms(self._clock))
-        return matches[0]
+            org = await self._org(tx, org_name)
+            if _FULL_KEY.fullmatch(key):
+                found = await tx.api_key_by_hash(hash_key(key))
+                if found is None or found.org_id != org.id:
+                    raise AdminError(f"{display_prefix(key)}… is not a key of {org.name!r}")
+                target = found
+            else:
+                target = _by_prefix(await tx.api_keys_of(org.id), key, org.name)
+            if target.revoked_at is not None:
+                raise AdminError(f"key {target.prefix}… is already revoked")
+            await tx.revoke_api_key(target.id, now_ms(self._clock))
+        return target
 
     async def create_identity(
         self,
@@ -136,8 +207,7 @@ class Admin:
         handle = normalize(handle)
         if not is_handle(handle):
             raise AdminError(f"handle {handle!r} must look like an email address")
-        if warmup_stage < 0:
-            raise AdminError("--warmup-stage is 0 or more")
+        check_warmup_stage(warmup_stage)
         at = now_ms(self._clock)
         async with self._store.write() as tx:
             org = await self._org(tx, org_name)
@@ -218,8 +288,7 @@ class Admin:
             raise AdminError(f"--email {email!r} is not an email address")
         if not 0 <= health <= HEALTH_MAX:
             raise AdminError(f"--health is 0..{HEALTH_MAX}")
-        if warmup_stage < 0:
-            raise AdminError("--warmup-stage is 0 or more")
+        check_warmup_stage(warmup_stage)
         smtp = parse_smtp_url(smtp_url) if smtp_url else None
         async with self._store.write() as tx:
             identity = await self._identity(tx, handle)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mailpool_server.service.addresses import normalize
 from mailpool_server.service.clock import Clock, now_ms
 from mailpool_server.service.errors import ApiKeyInvalid, IdentityNotFound
 from mailpool_server.service.keys import hash_key, parse_authorization
@@ -35,7 +36,7 @@ async def identity_in_org(
     """The identity with this handle if the org owns it. Another org's identity is
     reported exactly like a missing one, so handles do not leak across orgs. With lock,
     its row is held until commit."""
-    identity = await tx.identity_by_handle(handle.strip().lower(), lock=lock)
+    identity = await tx.identity_by_handle(normalize(handle), lock=lock)
     if identity is None or identity.org_id != org_id:
         raise IdentityNotFound(handle)
     return identity

@@ -14,15 +14,20 @@ from collections.abc import Mapping
 
 from mailpool_server.service.clock import Clock, now_ms, utc_day
 from mailpool_server.service.event_log import EventsByIdentity, announce, append_all, merge
-from mailpool_server.service.events import email_send_failed_permanently, email_sent
+from mailpool_server.service.events import (
+    EmailSendFailedPermanently,
+    EmailSent,
+    NewEvent,
+    SentMessage,
+)
 from mailpool_server.service.health import hit
-from mailpool_server.service.models import Direction, Message, Transport
+from mailpool_server.service.models import MailboxRef, Transport
 from mailpool_server.service.outbound import (
+    MessageTransport,
     OutgoingMessage,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from mailpool_server.service.outbound import Transport as TransportPort
 from mailpool_server.service.policy import HealthHit
 from mailpool_server.service.ports import EventListener, Store
 
@@ -45,7 +50,7 @@ class Dispatcher:
         store: Store,
         clock: Clock,
         listener: EventListener,
-        transports: Mapping[Transport, TransportPort],
+        transports: Mapping[Transport, MessageTransport],
         *,
         lease_ms: int = DEFAULT_LEASE_MS,
         batch: int = 32,
@@ -93,13 +98,16 @@ class Dispatcher:
                 if not await tx.finish_sent(message.pending_id, message.attempt, now):
                     return
                 await tx.count_delivery(message.mailbox.id, day)
+                sent = SentMessage(
+                    message.message_id,
+                    message.message_id_header,
+                    message.mailbox.email,
+                    (message.recipient,),
+                    message.subject,
+                )
+                mailbox = MailboxRef(message.mailbox.id, message.mailbox.email)
                 events[message.identity_id] = [
-                    email_sent(
-                        message.pending_id,
-                        _as_message(message, now),
-                        message.mailbox.id,
-                        message.mailbox.email,
-                    )
+                    NewEvent(message.conv_id, EmailSent(message.pending_id, sent, mailbox))
                 ]
             elif isinstance(error, TransientDeliveryError) and message.attempt < self._max_attempts:
                 retry_at = now + backoff_ms(message.attempt)
@@ -108,35 +116,11 @@ class Dispatcher:
             else:
                 if not await tx.finish_failed(message.pending_id, message.attempt, str(error)):
                     return
-                events[message.identity_id] = [
-                    email_send_failed_permanently(
-                        message.conv_id,
-                        message.pending_id,
-                        message.recipient,
-                        str(error),
-                        message.attempt,
-                    )
-                ]
+                failure = EmailSendFailedPermanently(
+                    message.pending_id, message.recipient, str(error), message.attempt
+                )
+                events[message.identity_id] = [NewEvent(message.conv_id, failure)]
                 if isinstance(error, PermanentDeliveryError) and error.auth_failure:
                     merge(events, await hit(tx, message.mailbox, HealthHit.AUTH_FAILURE, day))
             heads = await append_all(tx, events, now, locked=identity)
         announce(self._listener, heads)
-
-
-def _as_message(m: OutgoingMessage, at: int) -> Message:
-    return Message(
-        id=m.message_id,
-        conv_id=m.conv_id,
-        direction=Direction.OUTBOUND,
-        message_id_header=m.message_id_header,
-        from_address=m.mailbox.email,
-        to=(m.recipient,),
-        cc=(),
-        subject=m.subject,
-        text=m.text,
-        html=m.html,
-        snippet="",
-        ts=at,
-        in_reply_to=m.in_reply_to,
-        references=m.references,
-    )

@@ -1,16 +1,39 @@
 """Domain errors, carrying the contract's exact texts and a stable reason.
 
-The reason strings are the names of proto enum mailpool.v1.ErrorReason without its
-prefix; rpc/status.py maps each class to a gRPC code, and the shim maps codes to HTTP.
+ErrorReason's values are the names of the proto enum mailpool.v1.ErrorReason without
+its prefix (a test holds the two equal); rpc/status.py maps each class to a gRPC code,
+and the shim maps codes to HTTP statuses.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mailpool_server.service.models import SendResult
+
+
+class ErrorReason(enum.StrEnum):
+    API_KEY_MISSING = "API_KEY_MISSING"
+    API_KEY_MALFORMED = "API_KEY_MALFORMED"
+    API_KEY_INVALID = "API_KEY_INVALID"
+    IDENTITY_NOT_FOUND = "IDENTITY_NOT_FOUND"
+    CONVERSATION_NOT_FOUND = "CONVERSATION_NOT_FOUND"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    MUTUALLY_EXCLUSIVE_FIELDS = "MUTUALLY_EXCLUSIVE_FIELDS"
+    IDEMPOTENCY_KEY_MALFORMED = "IDEMPOTENCY_KEY_MALFORMED"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    IDEMPOTENCY_KEY_IN_USE = "IDEMPOTENCY_KEY_IN_USE"
+    CAP_EXCEEDED = "CAP_EXCEEDED"
+    NO_ACCOUNTS = "NO_ACCOUNTS"
+    RECIPIENTS_REJECTED = "RECIPIENTS_REJECTED"
+    SEQ_IN_FUTURE = "SEQ_IN_FUTURE"
+    SUBSCRIBER_STALLED = "SUBSCRIBER_STALLED"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+    CONTENTION = "CONTENTION"
+    INTERNAL = "INTERNAL"
 
 
 @dataclass(frozen=True)
@@ -24,7 +47,9 @@ class FieldViolation:
 class MailpoolError(Exception):
     """Base of every error a client may see; `message` is the contract's text."""
 
-    reason: str = "INTERNAL"
+    reason: ErrorReason = ErrorReason.INTERNAL
+    # How long until retrying can succeed (caps reset at midnight UTC); None: no hint.
+    retry_after_ms: int | None = None
 
     def __init__(self, message: str, details: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -37,21 +62,21 @@ class Unauthenticated(MailpoolError):
 
 
 class ApiKeyMissing(Unauthenticated):
-    reason = "API_KEY_MISSING"
+    reason = ErrorReason.API_KEY_MISSING
 
     def __init__(self) -> None:
         super().__init__("missing api key")
 
 
 class ApiKeyMalformed(Unauthenticated):
-    reason = "API_KEY_MALFORMED"
+    reason = ErrorReason.API_KEY_MALFORMED
 
-    def __init__(self) -> None:
-        super().__init__("invalid api key format")
+    def __init__(self, details: dict[str, str] | None = None) -> None:
+        super().__init__("invalid api key format", details)
 
 
 class ApiKeyInvalid(Unauthenticated):
-    reason = "API_KEY_INVALID"
+    reason = ErrorReason.API_KEY_INVALID
 
     def __init__(self) -> None:
         super().__init__("invalid api key")
@@ -62,14 +87,14 @@ class NotFound(MailpoolError):
 
 
 class IdentityNotFound(NotFound):
-    reason = "IDENTITY_NOT_FOUND"
+    reason = ErrorReason.IDENTITY_NOT_FOUND
 
     def __init__(self, handle: str) -> None:
         super().__init__("identity not found in org", {"handle": handle})
 
 
 class ConversationNotFound(NotFound):
-    reason = "CONVERSATION_NOT_FOUND"
+    reason = ErrorReason.CONVERSATION_NOT_FOUND
 
     def __init__(self, conv_id: str) -> None:
         super().__init__("conversation not found", {"convId": conv_id})
@@ -78,7 +103,7 @@ class ConversationNotFound(NotFound):
 class InvalidArgument(MailpoolError):
     """A request that can never succeed as sent; the message names the field(s)."""
 
-    reason = "INVALID_ARGUMENT"
+    reason = ErrorReason.INVALID_ARGUMENT
 
     def __init__(
         self,
@@ -99,7 +124,7 @@ class InvalidArgument(MailpoolError):
 
 
 class MutuallyExclusiveFields(InvalidArgument):
-    reason = "MUTUALLY_EXCLUSIVE_FIELDS"
+    reason = ErrorReason.MUTUALLY_EXCLUSIVE_FIELDS
 
     def __init__(self, first: str, others: list[str]) -> None:
         names = [first, *others]
@@ -112,7 +137,7 @@ class MutuallyExclusiveFields(InvalidArgument):
 
 
 class IdempotencyKeyMalformed(InvalidArgument):
-    reason = "IDEMPOTENCY_KEY_MALFORMED"
+    reason = ErrorReason.IDEMPOTENCY_KEY_MALFORMED
 
     def __init__(self) -> None:
         super().__init__(
@@ -126,14 +151,14 @@ class Conflict(MailpoolError):
 
 
 class IdempotencyKeyReused(Conflict):
-    reason = "IDEMPOTENCY_KEY_REUSED"
+    reason = ErrorReason.IDEMPOTENCY_KEY_REUSED
 
     def __init__(self) -> None:
         super().__init__("Idempotency-Key reused with a different body")
 
 
 class IdempotencyKeyInUse(Conflict):
-    reason = "IDEMPOTENCY_KEY_IN_USE"
+    reason = ErrorReason.IDEMPOTENCY_KEY_IN_USE
 
     def __init__(self) -> None:
         super().__init__("Idempotency-Key in use")
@@ -144,7 +169,7 @@ class OutOfRange(MailpoolError):
 
 
 class SeqInFuture(OutOfRange):
-    reason = "SEQ_IN_FUTURE"
+    reason = ErrorReason.SEQ_IN_FUTURE
 
     def __init__(self, handle: str, since: int, head: int) -> None:
         super().__init__(
@@ -158,7 +183,7 @@ class Unavailable(MailpoolError):
 
 
 class SubscriberStalled(Unavailable):
-    reason = "SUBSCRIBER_STALLED"
+    reason = ErrorReason.SUBSCRIBER_STALLED
 
     def __init__(self, last_seqs: dict[str, int]) -> None:
         super().__init__(
@@ -170,14 +195,14 @@ class SubscriberStalled(Unavailable):
 class StoreContention(Unavailable):
     """The database aborted the transaction in a race (e.g. a deadlock); retry."""
 
-    reason = "CONTENTION"
+    reason = ErrorReason.CONTENTION
 
     def __init__(self, detail: str) -> None:
         super().__init__("the request lost a race in the database; retry it", {"sqlstate": detail})
 
 
 class ShuttingDown(Unavailable):
-    reason = "SHUTTING_DOWN"
+    reason = ErrorReason.SHUTTING_DOWN
 
     def __init__(self) -> None:
         super().__init__("server is shutting down; reconnect with the last seq received")
@@ -202,8 +227,10 @@ class AllRecipientsRejected(ResourceExhausted):
     """Every recipient of a send was rejected. Carries the full per-recipient result
     (rendered as the 429 body) and, for caps, how long until they reset."""
 
-    def __init__(self, result: SendResult, reason: str, retry_after_ms: int | None) -> None:
-        super().__init__(f"all recipients rejected ({reason.lower()})")
+    def __init__(self, result: SendResult, reason: ErrorReason, retry_after_ms: int | None) -> None:
+        super().__init__(
+            f"all recipients rejected ({reason.value.lower()})", {"identity": result.identity}
+        )
         self.result = result
         self.reason = reason
         self.retry_after_ms = retry_after_ms

@@ -10,7 +10,6 @@ a slow subscriber is fed from the log at its own pace and holds no buffer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -19,13 +18,14 @@ from typing import Any, TypeVar
 from mailpool_server.service.auth import identity_in_org
 from mailpool_server.service.errors import InvalidArgument, SeqInFuture, ShuttingDown
 from mailpool_server.service.event_bus import EventBus, Waiter
-from mailpool_server.service.events import EVENT_TYPES
-from mailpool_server.service.models import Event, Identity
+from mailpool_server.service.events import Event, EventType
+from mailpool_server.service.limits import MAX_LONG_POLL_MS
+from mailpool_server.service.models import Identity
 from mailpool_server.service.paging import page_size
 from mailpool_server.service.ports import Store
+from mailpool_server.service.timer import LoopTimer, Timer
 
 T = TypeVar("T")
-MAX_TIMEOUT_MS = 25_000
 STREAM_PAGE = 500
 DEFAULT_HEARTBEAT_S = 15.0
 
@@ -53,22 +53,29 @@ class Heartbeat:
 StreamItem = Event | CaughtUp | Heartbeat
 
 
-def _check_types(types: list[str]) -> tuple[str, ...]:
-    unknown = [t for t in types if t not in EVENT_TYPES]
+def _check_types(types: list[str]) -> tuple[EventType, ...]:
+    known = {t.value: t for t in EventType}
+    unknown = [t for t in types if t not in known]
     if unknown:
         raise InvalidArgument.of(
-            "types", f"unknown event type {unknown[0]!r}; known: {', '.join(EVENT_TYPES)}"
+            "types", f"unknown event type {unknown[0]!r}; known: {', '.join(known)}"
         )
-    return tuple(dict.fromkeys(types))
+    return tuple(dict.fromkeys(known[t] for t in types))
 
 
 class EventFeed:
     def __init__(
-        self, store: Store, bus: EventBus, *, heartbeat_s: float = DEFAULT_HEARTBEAT_S
+        self,
+        store: Store,
+        bus: EventBus,
+        *,
+        heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+        timer: Timer | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
         self._heartbeat_s = heartbeat_s
+        self._timer = timer or LoopTimer()
         self._closing = False
         self._flights: dict[tuple[object, ...], asyncio.Future[Any]] = {}
 
@@ -91,12 +98,11 @@ class EventFeed:
         size = page_size(limit, field="limit", default=100)
         if since < 0:
             raise InvalidArgument.of("since", "must be 0 or more")
-        if not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
-            raise InvalidArgument.of("timeoutMs", f"must be between 0 and {MAX_TIMEOUT_MS}")
+        if not 0 <= timeout_ms <= MAX_LONG_POLL_MS:
+            raise InvalidArgument.of("timeoutMs", f"must be between 0 and {MAX_LONG_POLL_MS}")
         async with self._store.read() as tx:
             identity = await identity_in_org(tx, org_id, handle)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_ms / 1000
+        deadline = self._timer.monotonic() + timeout_ms / 1000
         with self._bus.waiter(frozenset({identity.id})) as waiter:
             while True:
                 waiter.wake.clear()
@@ -105,7 +111,7 @@ class EventFeed:
                     if since > head:
                         raise SeqInFuture(identity.handle, since, head)
                     events = await tx.events_after(identity, since, wanted, size + 1)
-                remaining = deadline - loop.time()
+                remaining = deadline - self._timer.monotonic()
                 if events or remaining <= 0 or self._closing:
                     break  # on shutdown: answer now, empty, so the client retries
                 await self._wait(waiter, remaining)
@@ -232,13 +238,9 @@ class EventFeed:
 
     async def _wait(self, waiter: Waiter, timeout_s: float) -> bool:
         """Wait for a wake-up (shutdown wakes everyone too) or the timeout; True when
-        woken. One timer and one future: this runs once per subscriber per commit."""
+        woken."""
         self._check_open()
-        if not waiter.wake.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await waiter.wake.wait()
-        return waiter.wake.is_set()
+        return await self._timer.wait(waiter.wake, timeout_s)
 
     def _check_open(self) -> None:
         if self._closing:

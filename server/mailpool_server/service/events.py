@@ -1,148 +1,225 @@
-"""Event types and the payloads use cases append to an identity's log."""
+"""Event types and their typed payloads: one frozen dataclass per type.
+
+The union of the payload classes is what an event carries. Each class names its own
+wire type, so a payload can never be filed under the wrong one. The store serializes
+payloads, rpc/ maps their attributes onto the proto messages, and only the HTTP shim
+knows the contract's camelCase names.
+"""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+from typing import ClassVar
 
-from mailpool_server.service.models import Message
+from mailpool_server.service.models import Direction, MailboxRef, Message, SendClass
 
-EMAIL_QUEUED = "email.queued"
-EMAIL_SENT = "email.sent"
-EMAIL_CANCELLED = "email.cancelled"
-EMAIL_SEND_FAILED_PERMANENTLY = "email.send_failed_permanently"
-EMAIL_RECEIVED = "email.received"
-EMAIL_REPLIED = "email.replied"
-EMAIL_BOUNCED = "email.bounced"
-EMAIL_NO_REPLY = "email.no_reply"
-MAILBOX_REPLACED = "mailbox.replaced"
 
-EVENT_TYPES: tuple[str, ...] = (
-    EMAIL_QUEUED,
-    EMAIL_SENT,
-    EMAIL_CANCELLED,
-    EMAIL_SEND_FAILED_PERMANENTLY,
-    EMAIL_RECEIVED,
-    EMAIL_REPLIED,
-    EMAIL_BOUNCED,
-    EMAIL_NO_REPLY,
-    MAILBOX_REPLACED,
+class EventType(enum.StrEnum):
+    EMAIL_QUEUED = "email.queued"
+    EMAIL_SENT = "email.sent"
+    EMAIL_CANCELLED = "email.cancelled"
+    EMAIL_SEND_FAILED_PERMANENTLY = "email.send_failed_permanently"
+    EMAIL_RECEIVED = "email.received"
+    EMAIL_REPLIED = "email.replied"
+    EMAIL_BOUNCED = "email.bounced"
+    EMAIL_NO_REPLY = "email.no_reply"
+    MAILBOX_REPLACED = "mailbox.replaced"
+
+
+class CancelReason(enum.StrEnum):
+    DO_NOT_CONTACT = "do_not_contact"
+    NO_ACCOUNTS = "no_accounts"
+    ADMIN = "admin"
+
+
+class BounceKind(enum.StrEnum):
+    HARD = "hard"
+    SOFT = "soft"
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """The part of an outbound message that email.sent reports."""
+
+    id: str
+    message_id_header: str
+    from_address: str
+    to: tuple[str, ...]
+    subject: str
+
+    @classmethod
+    def of(cls, message: Message) -> SentMessage:
+        return cls(
+            message.id, message.message_id_header, message.from_address, message.to, message.subject
+        )
+
+
+@dataclass(frozen=True)
+class MessageBody:
+    """A whole message as inbound events report it."""
+
+    id: str
+    direction: Direction
+    message_id_header: str
+    from_address: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    subject: str
+    text: str
+    html: str
+    snippet: str
+    ts: int
+
+    @classmethod
+    def of(cls, m: Message) -> MessageBody:
+        return cls(
+            m.id,
+            m.direction,
+            m.message_id_header,
+            m.from_address,
+            m.to,
+            m.cc,
+            m.subject,
+            m.text,
+            m.html,
+            m.snippet,
+            m.ts,
+        )
+
+
+@dataclass(frozen=True)
+class EmailQueued:
+    TYPE: ClassVar[EventType] = EventType.EMAIL_QUEUED
+    pending_id: str
+    recipient: str
+    send_class: SendClass
+    dispatch_at: int
+    mailbox: MailboxRef
+
+
+@dataclass(frozen=True)
+class EmailSent:
+    TYPE: ClassVar[EventType] = EventType.EMAIL_SENT
+    pending_id: str
+    message: SentMessage
+    mailbox: MailboxRef
+
+
+@dataclass(frozen=True)
+class EmailCancelled:
+    TYPE: ClassVar[EventType] = EventType.EMAIL_CANCELLED
+    pending_id: str
+    recipient: str
+    reason: CancelReason
+
+
+@dataclass(frozen=True)
+class EmailSendFailedPermanently:
+    TYPE: ClassVar[EventType] = EventType.EMAIL_SEND_FAILED_PERMANENTLY
+    pending_id: str
+    recipient: str
+    error: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class EmailReceived:
+    """Inbound mail that threads onto no conversation (it opened a new one)."""
+
+    TYPE: ClassVar[EventType] = EventType.EMAIL_RECEIVED
+    message: MessageBody
+
+
+@dataclass(frozen=True)
+class EmailReplied:
+    """Inbound mail that threads onto one of the identity's conversations."""
+
+    TYPE: ClassVar[EventType] = EventType.EMAIL_REPLIED
+    message: MessageBody
+
+
+@dataclass(frozen=True)
+class EmailBounced:
+    TYPE: ClassVar[EventType] = EventType.EMAIL_BOUNCED
+    recipient: str
+    kind: BounceKind
+    status_code: str
+    diagnostic: str
+
+
+@dataclass(frozen=True)
+class EmailNoReply:
+    TYPE: ClassVar[EventType] = EventType.EMAIL_NO_REPLY
+    waited_ms: int
+
+
+@dataclass(frozen=True)
+class MailboxReplaced:
+    TYPE: ClassVar[EventType] = EventType.MAILBOX_REPLACED
+    old_mailbox: MailboxRef
+    repinned: int
+    new_mailbox: MailboxRef | None
+
+
+EventPayload = (
+    EmailQueued
+    | EmailSent
+    | EmailCancelled
+    | EmailSendFailedPermanently
+    | EmailReceived
+    | EmailReplied
+    | EmailBounced
+    | EmailNoReply
+    | MailboxReplaced
 )
+PAYLOAD_TYPES: dict[EventType, type[EventPayload]] = {
+    cls.TYPE: cls
+    for cls in (
+        EmailQueued,
+        EmailSent,
+        EmailCancelled,
+        EmailSendFailedPermanently,
+        EmailReceived,
+        EmailReplied,
+        EmailBounced,
+        EmailNoReply,
+        MailboxReplaced,
+    )
+}
+assert set(PAYLOAD_TYPES) == set(EventType), "every event type has one payload class"
 
 
 @dataclass(frozen=True)
 class NewEvent:
     """An event before the store gives it an id and the identity's next seq."""
 
-    type: str
     conv_id: str | None
-    data: dict[str, object]
+    payload: EventPayload
+
+    @property
+    def type(self) -> EventType:
+        return self.payload.TYPE
 
 
-def account(mailbox_id: str, email: str) -> dict[str, object]:
-    return {"id": mailbox_id, "email": email}
+@dataclass(frozen=True)
+class Event:
+    """An entry of an identity's log."""
+
+    id: str
+    identity_id: str
+    handle: str
+    seq: int
+    conv_id: str | None
+    created_at: int
+    payload: EventPayload
+
+    @property
+    def type(self) -> EventType:
+        return self.payload.TYPE
 
 
-def email_queued(
-    *,
-    conv_id: str,
-    pending_id: str,
-    recipient: str,
-    send_class: str,
-    dispatch_at: int,
-    mailbox_id: str,
-    mailbox_email: str,
-) -> NewEvent:
-    return NewEvent(
-        EMAIL_QUEUED,
-        conv_id,
-        {
-            "pendingId": pending_id,
-            "recipient": recipient,
-            "sendClass": send_class,
-            "dispatchAt": dispatch_at,
-            "account": account(mailbox_id, mailbox_email),
-        },
-    )
-
-
-def message_data(message: Message, *, full: bool = True) -> dict[str, object]:
-    """A message as event data: the contract's names. `full=False` keeps the fields
-    email.sent carries (id, messageIdHeader, from, to, subject)."""
-    data: dict[str, object] = {
-        "id": message.id,
-        "messageIdHeader": message.message_id_header,
-        "from": message.from_address,
-        "to": list(message.to),
-        "subject": message.subject,
-    }
-    if full:
-        data.update(
-            direction=message.direction.value,
-            cc=list(message.cc),
-            text=message.text,
-            html=message.html,
-            snippet=message.snippet,
-            ts=message.ts,
-        )
-    return data
-
-
-def email_sent(pending_id: str, message: Message, mailbox_id: str, email: str) -> NewEvent:
-    return NewEvent(
-        EMAIL_SENT,
-        message.conv_id,
-        {
-            "pendingId": pending_id,
-            "message": message_data(message, full=False),
-            "account": account(mailbox_id, email),
-        },
-    )
-
-
-def email_cancelled(conv_id: str, pending_id: str, recipient: str, reason: str) -> NewEvent:
-    return NewEvent(
-        EMAIL_CANCELLED,
-        conv_id,
-        {"pendingId": pending_id, "recipient": recipient, "reason": reason},
-    )
-
-
-def email_send_failed_permanently(
-    conv_id: str, pending_id: str, recipient: str, error: str, attempts: int
-) -> NewEvent:
-    return NewEvent(
-        EMAIL_SEND_FAILED_PERMANENTLY,
-        conv_id,
-        {"pendingId": pending_id, "recipient": recipient, "error": error, "attempts": attempts},
-    )
-
-
-def email_inbound(message: Message, *, threaded: bool) -> NewEvent:
+def inbound(message: Message, *, threaded: bool) -> NewEvent:
     """email.replied when the message threads onto a conversation, else email.received."""
-    return NewEvent(
-        EMAIL_REPLIED if threaded else EMAIL_RECEIVED,
-        message.conv_id,
-        {"message": message_data(message)},
-    )
-
-
-def email_bounced(
-    conv_id: str | None, recipient: str, kind: str, status_code: str, diagnostic: str
-) -> NewEvent:
-    return NewEvent(
-        EMAIL_BOUNCED,
-        conv_id,
-        {"recipient": recipient, "kind": kind, "statusCode": status_code, "diagnostic": diagnostic},
-    )
-
-
-def email_no_reply(conv_id: str, waited_ms: int) -> NewEvent:
-    return NewEvent(EMAIL_NO_REPLY, conv_id, {"waitedMs": waited_ms})
-
-
-def mailbox_replaced(
-    old: dict[str, object], repinned: int, new: dict[str, object] | None
-) -> NewEvent:
-    return NewEvent(
-        MAILBOX_REPLACED, None, {"oldAccount": old, "repinned": repinned, "newAccount": new}
-    )
+    body = MessageBody.of(message)
+    return NewEvent(message.conv_id, EmailReplied(body) if threaded else EmailReceived(body))

@@ -5,8 +5,13 @@ from __future__ import annotations
 from itertools import cycle
 
 from mailpool_server.service.event_log import EventsByIdentity
-from mailpool_server.service.events import account, email_cancelled, mailbox_replaced
-from mailpool_server.service.models import Mailbox
+from mailpool_server.service.events import (
+    CancelReason,
+    EmailCancelled,
+    MailboxReplaced,
+    NewEvent,
+)
+from mailpool_server.service.models import Mailbox, MailboxRef
 from mailpool_server.service.policy import HealthHit, apply_health_hit, is_excluded
 from mailpool_server.service.ports import Tx
 
@@ -31,18 +36,18 @@ async def hit(tx: Tx, mailbox: Mailbox, what: HealthHit, day: str) -> EventsById
     )
     events: EventsByIdentity = {}
     addresses = await tx.contacts_pinned_to(mailbox.id)
-    new_account = None
+    replacement = None
     if peers:
         assignments = dict(zip(addresses, cycle(p.id for p in peers), strict=False))
         await tx.move_pins(mailbox.id, assignments)
-        new_account = account(peers[0].id, peers[0].email)
-    for pending_id, identity_id, conv_id, recipient in await tx.cancel_queued(
-        mailbox_id=mailbox.id
-    ):
-        events.setdefault(identity_id, []).append(
-            email_cancelled(conv_id, pending_id, recipient, "no_accounts")
+        replacement = MailboxRef(peers[0].id, peers[0].email)
+    for cancelled in await tx.cancel_queued(mailbox_id=mailbox.id):
+        events.setdefault(cancelled.identity_id, []).append(
+            NewEvent(
+                cancelled.conv_id,
+                EmailCancelled(cancelled.pending_id, cancelled.recipient, CancelReason.NO_ACCOUNTS),
+            )
         )
-    events.setdefault(mailbox.identity_id, []).append(
-        mailbox_replaced(account(mailbox.id, mailbox.email), len(addresses), new_account)
-    )
+    replaced = MailboxReplaced(MailboxRef(mailbox.id, mailbox.email), len(addresses), replacement)
+    events.setdefault(mailbox.identity_id, []).append(NewEvent(None, replaced))
     return events

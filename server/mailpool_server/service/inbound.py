@@ -8,7 +8,14 @@ from dataclasses import dataclass, replace
 from mailpool_server.service.addresses import normalize
 from mailpool_server.service.clock import Clock, now_ms, utc_day
 from mailpool_server.service.event_log import EventsByIdentity, announce, append_all, merge
-from mailpool_server.service.events import NewEvent, email_bounced, email_cancelled, email_inbound
+from mailpool_server.service.events import (
+    BounceKind,
+    CancelReason,
+    EmailBounced,
+    EmailCancelled,
+    NewEvent,
+    inbound,
+)
 from mailpool_server.service.health import hit
 from mailpool_server.service.ids import new_id
 from mailpool_server.service.models import (
@@ -18,6 +25,7 @@ from mailpool_server.service.models import (
     Identity,
     Message,
     TimelineEntry,
+    TimelineType,
 )
 from mailpool_server.service.policy import HealthHit
 from mailpool_server.service.ports import EventListener, Store, Tx
@@ -137,7 +145,7 @@ class Inbound:
                 )
             )
         await tx.add_message(message)
-        await tx.add_timeline(conv_id, TimelineEntry("message", now, {}, message))
+        await tx.add_timeline(conv_id, TimelineEntry(TimelineType.MESSAGE, now, message))
         # Any mail from them counts as a reply for classification: they are warm now.
         contact = (await tx.contacts_among(identity_id, [sender])).get(sender)
         await tx.save_contact(
@@ -150,7 +158,7 @@ class Inbound:
                 last_reply_at=now,
             )
         )
-        return email_inbound(message, threaded=conversation is not None)
+        return inbound(message, threaded=conversation is not None)
 
     async def _bounce(
         self, tx: Tx, report: DeliveryReport, identity: Identity, now: int
@@ -161,17 +169,9 @@ class Inbound:
         if report.original_message_id:
             original = await tx.message_by_header(identity_id, report.original_message_id)
         conv_id = original.conv_id if original else None
-        events: EventsByIdentity = {
-            identity_id: [
-                email_bounced(
-                    conv_id,
-                    recipient,
-                    "hard" if report.hard else "soft",
-                    report.status,
-                    report.diagnostic,
-                )
-            ]
-        }
+        kind = BounceKind.HARD if report.hard else BounceKind.SOFT
+        bounced = EmailBounced(recipient, kind, report.status, report.diagnostic)
+        events: EventsByIdentity = {identity_id: [NewEvent(conv_id, bounced)]}
         sender = await tx.mailbox_by_email(original.from_address) if original else None
         if sender is not None:
             what = HealthHit.HARD_BOUNCE if report.hard else HealthHit.SOFT_BOUNCE
@@ -179,10 +179,14 @@ class Inbound:
         if report.hard:
             await tx.add_do_not_contact(identity.org_id, recipient, "hard_bounce", now)
             org_identities = [i.id for i in await tx.identities_of(identity.org_id, "", 1_000_000)]
-            for pending_id, owner, conv, to in await tx.cancel_queued(
+            for cancelled in await tx.cancel_queued(
                 identity_ids=org_identities, recipient=recipient
             ):
-                events.setdefault(owner, []).append(
-                    email_cancelled(conv, pending_id, to, "do_not_contact")
+                reason = CancelReason.DO_NOT_CONTACT
+                events.setdefault(cancelled.identity_id, []).append(
+                    NewEvent(
+                        cancelled.conv_id,
+                        EmailCancelled(cancelled.pending_id, cancelled.recipient, reason),
+                    )
                 )
         return events

@@ -141,6 +141,11 @@ class Affinity(enum.StrEnum):
     REASSIGNED = "reassigned"
 
 
+class RecipientStatus(enum.StrEnum):
+    QUEUED = "queued"
+    REJECTED = "rejected"
+
+
 class RejectReason(enum.StrEnum):
     CAP_EXCEEDED = "cap_exceeded"
     NO_ACCOUNTS = "no_accounts"
@@ -205,14 +210,36 @@ class Message:
     references: tuple[str, ...] = ()
 
 
+class TimelineType(enum.StrEnum):
+    MESSAGE = "message"
+    NO_REPLY_EXPIRED = "no_reply_expired"
+    LABEL_ADDED = "label_added"
+    LABEL_REMOVED = "label_removed"
+    ARCHIVED = "archived"
+    UNARCHIVED = "unarchived"
+
+
 @dataclass(frozen=True)
 class TimelineEntry:
-    """One item of a conversation's timeline; `message` is set for type 'message'."""
+    """One item of a conversation's timeline: `message` is set for MESSAGE,
+    `waited_ms` for NO_REPLY_EXPIRED, `label` for LABEL_ADDED / LABEL_REMOVED."""
 
-    type: str
+    type: TimelineType
     ts: int
-    data: dict[str, object]
     message: Message | None = None
+    waited_ms: int | None = None
+    label: str | None = None
+
+
+class PendingStatus(enum.StrEnum):
+    """Where a queued send is: QUEUED until a dispatcher claims it (SENDING, under a
+    lease), then SENT or FAILED; CANCELLED when dropped before a claim."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -224,39 +251,43 @@ class PendingSend:
     mailbox_id: str
     recipient: str
     send_class: SendClass
-    status: str
+    status: PendingStatus
     dispatch_at: int
     created_at: int
     attempts: int = 0
 
 
 @dataclass(frozen=True)
-class Event:
-    """An entry of an identity's log. `data` holds the type's payload in the contract's
-    JSON names, without the envelope fields (identity, convId)."""
+class MailboxRef:
+    """A mailbox as send results and events name it (the contract calls it an account)."""
 
     id: str
-    identity_id: str
-    handle: str
-    seq: int
-    type: str
-    conv_id: str | None
-    created_at: int
-    data: dict[str, object]
+    email: str
+
+
+@dataclass(frozen=True)
+class QueuedRecipient:
+    """Where an accepted recipient's send went."""
+
+    pending_id: str
+    conv_id: str
+    send_class: SendClass
+    affinity: Affinity
+    mailbox: MailboxRef
+    dispatch_at: int
 
 
 @dataclass(frozen=True)
 class RecipientOutcome:
+    """One recipient of a send: `queued` is set when it was queued, `reason` when not."""
+
     to: str
-    status: str  # "queued" | "rejected"
+    queued: QueuedRecipient | None = None
     reason: RejectReason | None = None
-    pending_id: str | None = None
-    conv_id: str | None = None
-    send_class: SendClass | None = None
-    affinity: Affinity | None = None
-    account_id: str | None = None
-    account_email: str | None = None
-    dispatch_at: int | None = None
+
+    @property
+    def status(self) -> RecipientStatus:
+        return RecipientStatus.QUEUED if self.queued is not None else RecipientStatus.REJECTED
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ class PermanentDeliveryError(Exception):
         self.auth_failure = auth_failure
 
 
-class Transport(Protocol):
+class MessageTransport(Protocol):
     async def deliver(self, message: OutgoingMessage) -> None:
         """Hand the message over; return only once the receiving side has accepted it."""
         ...

@@ -8,9 +8,10 @@ import json
 from typing import Any
 
 from mailpool_server.service.errors import InvalidArgument
+from mailpool_server.service.limits import MAX_PAGE_SIZE
 
 
-def page_size(value: int | None, *, field: str, default: int, maximum: int = 200) -> int:
+def page_size(value: int | None, *, field: str, default: int, maximum: int = MAX_PAGE_SIZE) -> int:
     """None means the default; anything else must lie in 1..maximum."""
     if value is None:
         return default
@@ -35,6 +36,14 @@ def decode_token(token: str, *, field: str, shape: tuple[type, ...]) -> list[Any
         not isinstance(position, list)
         or len(position) != len(shape)
         or not all(type(v) is t for v, t in zip(position, shape, strict=True))
+        or not all(_storable(v) for v in position)
     ):
         raise InvalidArgument.of(field, "is not a cursor this server issued")
     return position
+
+
+def _storable(value: object) -> bool:
+    """Only values a cursor can hold: 64-bit integers, strings without NUL."""
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return not isinstance(value, str) or "\x00" not in value

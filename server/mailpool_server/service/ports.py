@@ -11,18 +11,19 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from mailpool_server.service.events import NewEvent
+from mailpool_server.service.events import Event, NewEvent
 from mailpool_server.service.models import (
     ApiKeyInfo,
     Contact,
     Conversation,
-    Event,
     Identity,
     IdentityState,
     Mailbox,
     Message,
     Org,
     PendingSend,
+    PendingStatus,
+    SendResult,
     TimelineEntry,
 )
 from mailpool_server.service.outbound import OutgoingMessage
@@ -34,14 +35,38 @@ class WriteLockTimeout(Exception):
 
 @dataclass(frozen=True)
 class IdempotencyRecord:
+    """A keyed send: its request fingerprint and, once it committed, its result."""
+
     fingerprint: str
-    response: str
+    result: SendResult | None
     expires_at: int
+
+
+@dataclass(frozen=True)
+class CancelledSend:
+    """A queued send that cancel_queued dropped."""
+
+    pending_id: str
+    identity_id: str
+    conv_id: str
+    recipient: str
+
+
+@dataclass(frozen=True)
+class MailboxDay:
+    """One UTC day of a mailbox: deliveries and health penalties."""
+
+    day: str
+    delivered: int
+    hits: int
 
 
 class OrgRepo(Protocol):
     async def add_org(self, org: Org) -> None: ...
-    async def org_by_name(self, name: str) -> Org | None: ...
+    async def org_by_name(self, name: str) -> Org | None:
+        """Names are unique, and compared, regardless of case."""
+        ...
+
     async def add_api_key(self, key: ApiKeyInfo) -> None: ...
     async def api_key_by_hash(self, key_hash: str) -> ApiKeyInfo | None: ...
     async def api_keys_of(self, org_id: str) -> list[ApiKeyInfo]: ...
@@ -87,7 +112,7 @@ class SendRepo(Protocol):
     async def idempotency_record(
         self, org_id: str, key: str, now: int
     ) -> IdempotencyRecord | None: ...
-    async def complete_idempotency_key(self, org_id: str, key: str, response: str) -> None: ...
+    async def complete_idempotency_key(self, org_id: str, key: str, result: SendResult) -> None: ...
     async def add_do_not_contact(self, org_id: str, address: str, reason: str, at: int) -> None: ...
     async def do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]: ...
     async def contacts_among(
@@ -153,13 +178,13 @@ class DeliveryRepo(Protocol):
         mailbox_id: str | None = None,
         identity_ids: list[str] | None = None,
         recipient: str | None = None,
-    ) -> list[tuple[str, str, str, str]]: ...
-    async def pending_status(self, pending_id: str) -> str | None: ...
+    ) -> list[CancelledSend]: ...
+    async def pending_status(self, pending_id: str) -> PendingStatus | None: ...
     async def due_no_reply(self, now: int, limit: int, *, lock: bool) -> list[Conversation]: ...
     async def mailboxes_to_close(self, today: str) -> list[Mailbox]: ...
     async def mailbox_days(
         self, mailbox_id: str, after: str | None, before: str
-    ) -> list[tuple[str, int, int]]: ...
+    ) -> list[MailboxDay]: ...
     async def set_warmup(
         self, mailbox_id: str, stage: int, qualifying_days: int, health: int, closed_through: str
     ) -> None: ...

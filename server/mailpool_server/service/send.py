@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections import Counter
 from dataclasses import dataclass
 
@@ -13,10 +11,12 @@ from mailpool_server.service.clock import MS_PER_DAY, Clock, next_midnight_ms, n
 from mailpool_server.service.errors import (
     AllRecipientsRejected,
     ConversationNotFound,
+    ErrorReason,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
 )
-from mailpool_server.service.events import NewEvent, email_queued
+from mailpool_server.service.event_log import announce, append_all
+from mailpool_server.service.events import EmailQueued, NewEvent
 from mailpool_server.service.ids import new_id
 from mailpool_server.service.models import (
     Affinity,
@@ -26,13 +26,18 @@ from mailpool_server.service.models import (
     Identity,
     IdentityState,
     Mailbox,
+    MailboxRef,
     Message,
     PendingSend,
+    PendingStatus,
+    QueuedRecipient,
     RecipientOutcome,
+    RecipientStatus,
     RejectReason,
     SendClass,
     SendResult,
     TimelineEntry,
+    TimelineType,
 )
 from mailpool_server.service.pacing import next_working_time
 from mailpool_server.service.picker import Candidate, classify, pick
@@ -69,29 +74,12 @@ class SendOutcome:
     replayed: bool
 
 
-def result_to_json(result: SendResult) -> str:
-    return json.dumps(dataclasses.asdict(result), separators=(",", ":"))
-
-
-def result_from_json(raw: str) -> SendResult:
-    data = json.loads(raw)
-    outcomes = []
-    for item in data.pop("results"):
-        for name, kind in (
-            ("reason", RejectReason),
-            ("send_class", SendClass),
-            ("affinity", Affinity),
-        ):
-            if item[name] is not None:
-                item[name] = kind(item[name])
-        outcomes.append(RecipientOutcome(**item))
-    return SendResult(results=tuple(outcomes), **data)
-
-
 def _replay(record: IdempotencyRecord, fingerprint: str) -> SendOutcome:
     if record.fingerprint != fingerprint:
         raise IdempotencyKeyReused()
-    return SendOutcome(result_from_json(record.response), replayed=True)
+    if record.result is None:  # claimed, not committed: the first is still running
+        raise IdempotencyKeyInUse()
+    return SendOutcome(record.result, replayed=True)
 
 
 @dataclass
@@ -102,12 +90,34 @@ class _Placement:
     now: int
     cap: int
     remaining: int
+    conversation: Conversation | None
     candidates: list[Candidate]
     mailboxes: dict[str, Mailbox]
     cold_next_at: dict[str, int]
     per_mailbox: Counter[str]
     outcomes: list[RecipientOutcome]
     events: list[NewEvent]
+
+    def result(self) -> SendResult:
+        queued = sum(o.status is RecipientStatus.QUEUED for o in self.outcomes)
+        return SendResult(
+            identity=self.identity.handle,
+            accepted=queued,
+            rejected=len(self.outcomes) - queued,
+            remaining=max(0, self.remaining),
+            results=tuple(self.outcomes),
+        )
+
+
+@dataclass(frozen=True)
+class _Thread:
+    """Where one outbound message goes in its conversation."""
+
+    conv_id: str
+    subject: str
+    in_reply_to: str | None
+    references: tuple[str, ...]
+    labels_before: tuple[str, ...]
 
 
 class Sender:
@@ -152,46 +162,69 @@ class Sender:
                         return _replay(existing, fingerprint)
                 identity = await identity_in_org(tx, org_id, command.identity, lock=True)
                 placement = await self._place(tx, identity, valid, now)
-                result = SendResult(
-                    identity=identity.handle,
-                    accepted=sum(o.status == "queued" for o in placement.outcomes),
-                    rejected=sum(o.status == "rejected" for o in placement.outcomes),
-                    remaining=max(0, placement.remaining),
-                    results=tuple(placement.outcomes),
-                )
+                result = placement.result()
                 if result.accepted == 0:
                     raise _all_rejected(result, now)  # rolls the claim back too
-                appended = await tx.append_events(identity, placement.events, now)
+                heads = await append_all(tx, {identity.id: placement.events}, now, locked=identity)
                 if key:
-                    await tx.complete_idempotency_key(org_id, key, result_to_json(result))
+                    await tx.complete_idempotency_key(org_id, key, result)
         except WriteLockTimeout:
             raise IdempotencyKeyInUse() from None
-        self._listener.events_committed(identity.id, appended[-1].seq)
+        announce(self._listener, heads)
         return SendOutcome(result, replayed=False)
 
     async def _place(self, tx: Tx, identity: Identity, valid: ValidSend, now: int) -> _Placement:
-        day = utc_day(now)
-        cap = tier_policy(identity.tier).daily_cap
-        used = (await tx.identity_used([identity.id], day)).get(identity.id, 0)
-        conversation = None
+        """Decide every recipient in request order: reject it with a reason, or pick a
+        mailbox and queue it."""
+        placement = await self._load(tx, identity, valid, now)
         recipients = valid.recipients
-        if valid.command.conv_id is not None:
-            conversation = await tx.conversation_by_id(valid.command.conv_id)
-            if conversation is None or conversation.identity_id != identity.id:
-                raise ConversationNotFound(valid.command.conv_id)
-            recipients = (conversation.correspondent,)
-
+        if placement.conversation is not None:
+            recipients = (placement.conversation.correspondent,)
         addresses = [normalize(r) for r in recipients]
         deliverable = [a for a in addresses if is_deliverable(a)]
         blocked = await tx.do_not_contact_among(identity.org_id, deliverable)
         contacts = await tx.contacts_among(identity.id, deliverable)
+        state_reason = _STATE_REJECTIONS.get(identity.state)
+        for given, address in zip(recipients, addresses, strict=True):
+            reason = state_reason
+            if reason is None and not is_deliverable(address):
+                reason = RejectReason.INVALID_RECIPIENT
+            elif reason is None and address in blocked:
+                reason = RejectReason.DO_NOT_CONTACT
+            elif reason is None and placement.remaining <= 0:
+                reason = RejectReason.CAP_EXCEEDED
+            contact = contacts.get(address)
+            choice = None
+            if reason is None:
+                choice = pick(placement.candidates, _pinned(placement.conversation, contact))
+                if choice is None:
+                    reason = RejectReason.NO_ACCOUNTS
+            if reason is not None or choice is None:
+                placement.outcomes.append(RecipientOutcome(given, reason=reason))
+                continue
+            candidate, affinity = choice
+            await self._queue(tx, placement, valid, given, address, contact, candidate, affinity)
+        await self._commit_counters(tx, placement, utc_day(now))
+        return placement
+
+    async def _load(self, tx: Tx, identity: Identity, valid: ValidSend, now: int) -> _Placement:
+        """Today's usage, the reply's conversation and the identity's mailboxes."""
+        day = utc_day(now)
+        cap = tier_policy(identity.tier).daily_cap
+        used = (await tx.identity_used([identity.id], day)).get(identity.id, 0)
+        conversation = None
+        if valid.command.conv_id is not None:
+            conversation = await tx.conversation_by_id(valid.command.conv_id)
+            if conversation is None or conversation.identity_id != identity.id:
+                raise ConversationNotFound(valid.command.conv_id)
         mailboxes = await tx.mailboxes_of([identity.id])
         sent = await tx.mailboxes_sent([m.id for m in mailboxes], day)
-        placement = _Placement(
+        return _Placement(
             identity=identity,
             now=now,
             cap=cap,
             remaining=cap - used,
+            conversation=conversation,
             candidates=[
                 Candidate(
                     m.id,
@@ -209,35 +242,6 @@ class Sender:
             outcomes=[],
             events=[],
         )
-        state_reason = _STATE_REJECTIONS.get(identity.state)
-        for given, address in zip(recipients, addresses, strict=True):
-            reason = state_reason
-            if reason is None and not is_deliverable(address):
-                reason = RejectReason.INVALID_RECIPIENT
-            elif reason is None and address in blocked:
-                reason = RejectReason.DO_NOT_CONTACT
-            elif reason is None and placement.remaining <= 0:
-                reason = RejectReason.CAP_EXCEEDED
-            contact = contacts.get(address)
-            choice = None
-            if reason is None:
-                pinned = (
-                    conversation.mailbox_id
-                    if conversation
-                    else (contact.pinned_mailbox_id if contact else None)
-                )
-                choice = pick(placement.candidates, pinned)
-                if choice is None:
-                    reason = RejectReason.NO_ACCOUNTS
-            if reason is not None or choice is None:
-                placement.outcomes.append(RecipientOutcome(given, "rejected", reason=reason))
-                continue
-            candidate, affinity = choice
-            await self._queue(
-                tx, placement, valid, given, address, contact, conversation, candidate, affinity
-            )
-        await self._commit_counters(tx, placement, day)
-        return placement
 
     async def _queue(
         self,
@@ -247,76 +251,97 @@ class Sender:
         given: str,
         address: str,
         contact: Contact | None,
-        conversation: Conversation | None,
         candidate: Candidate,
         affinity: Affinity,
     ) -> None:
-        now, identity, command = placement.now, placement.identity, valid.command
+        """Queue one accepted recipient: count it, schedule it, write its message,
+        conversation, queued row and contact, and record its outcome and event."""
         candidate.remaining -= 1
         placement.remaining -= 1
         placement.per_mailbox[candidate.mailbox_id] += 1
         send_class = classify(contact)
-        dispatch_at = now
-        if send_class is not SendClass.WARM:
-            dispatch_at = next_working_time(
-                max(now, placement.cold_next_at[candidate.mailbox_id]),
-                identity.timezone,
-                identity.work_start_min,
-                identity.work_end_min,
+        dispatch_at = self._schedule(placement, candidate.mailbox_id, send_class)
+        thread = _thread_of(placement.conversation, valid.command)
+        message = _outbound_message(thread, valid, candidate.email, address, placement.now)
+        await self._write_conversation(tx, placement, valid, thread, message, candidate)
+        pending_id = new_id("psn")
+        await tx.add_pending_send(
+            PendingSend(
+                id=pending_id,
+                identity_id=placement.identity.id,
+                conv_id=thread.conv_id,
+                message_id=message.id,
+                mailbox_id=candidate.mailbox_id,
+                recipient=address,
+                send_class=send_class,
+                status=PendingStatus.QUEUED,
+                dispatch_at=dispatch_at,
+                created_at=placement.now,
             )
-            placement.cold_next_at[candidate.mailbox_id] = dispatch_at + self._cold_gap_ms
-
-        text, html = command.text or "", command.html or ""
-        message_id_header = new_message_id(candidate.email)
-        labels_before: tuple[str, ...] = ()
-        if conversation is None:
-            subject = command.subject or ""
-            in_reply_to = command.in_reply_to
-            references = command.references
-            if in_reply_to is not None:
-                references = references_after(references, in_reply_to)
-            conv_id = new_id("conv")
-        else:
-            subject = reply_subject(conversation.subject)
-            in_reply_to = conversation.last_message_id_header
-            references = conversation.references
-            conv_id, labels_before = conversation.id, conversation.labels
-        message = Message(
-            id=new_id("msg"),
-            conv_id=conv_id,
-            direction=Direction.OUTBOUND,
-            message_id_header=message_id_header,
-            from_address=candidate.email,
-            to=(address,),
-            cc=(),
-            subject=subject,
-            text=text,
-            html=html,
-            snippet=snippet(text, html),
-            ts=now,
-            in_reply_to=in_reply_to,
-            references=references,
         )
+        await tx.save_contact(_contact_after_outbound(placement, address, contact, candidate))
+        mailbox = MailboxRef(candidate.mailbox_id, candidate.email)
+        placement.outcomes.append(
+            RecipientOutcome(
+                given,
+                queued=QueuedRecipient(
+                    pending_id, thread.conv_id, send_class, affinity, mailbox, dispatch_at
+                ),
+            )
+        )
+        placement.events.append(
+            NewEvent(
+                thread.conv_id,
+                EmailQueued(pending_id, address, send_class, dispatch_at, mailbox),
+            )
+        )
+
+    def _schedule(self, placement: _Placement, mailbox_id: str, send_class: SendClass) -> int:
+        """When the send may go out: warm sends at once; cold ones at the mailbox's
+        next cold slot inside the identity's working hours, which moves that slot on."""
+        if send_class is SendClass.WARM:
+            return placement.now
+        identity = placement.identity
+        dispatch_at = next_working_time(
+            max(placement.now, placement.cold_next_at[mailbox_id]),
+            identity.timezone,
+            identity.work_start_min,
+            identity.work_end_min,
+        )
+        placement.cold_next_at[mailbox_id] = dispatch_at + self._cold_gap_ms
+        return dispatch_at
+
+    async def _write_conversation(
+        self,
+        tx: Tx,
+        placement: _Placement,
+        valid: ValidSend,
+        thread: _Thread,
+        message: Message,
+        candidate: Candidate,
+    ) -> None:
+        """The conversation row (new or updated), the message and its timeline items."""
+        now, conversation = placement.now, placement.conversation
         added_labels = tuple(
-            dict.fromkeys(label for label in command.labels if label not in labels_before)
+            dict.fromkeys(x for x in valid.command.labels if x not in thread.labels_before)
         )
         no_reply_after = valid.no_reply_after_ms or (
             conversation.no_reply_after_ms if conversation else None
         )
         updated = Conversation(
-            id=conv_id,
-            identity_id=identity.id,
-            correspondent=address,
+            id=thread.conv_id,
+            identity_id=placement.identity.id,
+            correspondent=message.to[0],
             mailbox_id=candidate.mailbox_id,
-            subject=conversation.subject if conversation else subject,
+            subject=conversation.subject if conversation else thread.subject,
             snippet=message.snippet,
             message_count=(conversation.message_count if conversation else 0) + 1,
             archived=conversation.archived if conversation else False,
-            labels=labels_before + added_labels,
+            labels=thread.labels_before + added_labels,
             created_at=conversation.created_at if conversation else now,
             last_event_at=now,
-            last_message_id_header=message_id_header,
-            references=references_after(references, message_id_header),
+            last_message_id_header=message.message_id_header,
+            references=references_after(thread.references, message.message_id_header),
             no_reply_after_ms=no_reply_after,
             # A new outbound (re-)arms the timer; it fires at most once per outbound.
             no_reply_at=now + no_reply_after if no_reply_after else None,
@@ -327,59 +352,11 @@ class Sender:
         else:
             await tx.update_conversation(updated)
         await tx.add_message(message)
-        await tx.add_timeline(conv_id, TimelineEntry("message", now, {}, message))
+        await tx.add_timeline(thread.conv_id, TimelineEntry(TimelineType.MESSAGE, now, message))
         for label in added_labels:
-            await tx.add_timeline(conv_id, TimelineEntry("label_added", now, {"label": label}))
-
-        pending_id = new_id("psn")
-        await tx.add_pending_send(
-            PendingSend(
-                id=pending_id,
-                identity_id=identity.id,
-                conv_id=conv_id,
-                message_id=message.id,
-                mailbox_id=candidate.mailbox_id,
-                recipient=address,
-                send_class=send_class,
-                status="queued",
-                dispatch_at=dispatch_at,
-                created_at=now,
+            await tx.add_timeline(
+                thread.conv_id, TimelineEntry(TimelineType.LABEL_ADDED, now, label=label)
             )
-        )
-        await tx.save_contact(
-            Contact(
-                identity_id=identity.id,
-                address=address,
-                pinned_mailbox_id=candidate.mailbox_id,
-                outbound_count=(contact.outbound_count if contact else 0) + 1,
-                outbounds_since_reply=(contact.outbounds_since_reply if contact else 0) + 1,
-                last_reply_at=contact.last_reply_at if contact else None,
-            )
-        )
-        placement.outcomes.append(
-            RecipientOutcome(
-                to=given,
-                status="queued",
-                pending_id=pending_id,
-                conv_id=conv_id,
-                send_class=send_class,
-                affinity=affinity,
-                account_id=candidate.mailbox_id,
-                account_email=candidate.email,
-                dispatch_at=dispatch_at,
-            )
-        )
-        placement.events.append(
-            email_queued(
-                conv_id=conv_id,
-                pending_id=pending_id,
-                recipient=address,
-                send_class=send_class.value,
-                dispatch_at=dispatch_at,
-                mailbox_id=candidate.mailbox_id,
-                mailbox_email=candidate.email,
-            )
-        )
 
     async def _commit_counters(self, tx: Tx, placement: _Placement, day: str) -> None:
         accepted = sum(placement.per_mailbox.values())
@@ -397,14 +374,74 @@ class Sender:
                 await tx.set_mailbox_cold_next(mailbox_id, placement.cold_next_at[mailbox_id])
 
 
+def _pinned(conversation: Conversation | None, contact: Contact | None) -> str | None:
+    """The mailbox a recipient is pinned to: a reply's conversation's, else the contact's."""
+    if conversation is not None:
+        return conversation.mailbox_id
+    return contact.pinned_mailbox_id if contact else None
+
+
+def _thread_of(conversation: Conversation | None, command: SendCommand) -> _Thread:
+    """A reply continues its conversation's thread; a new send starts one (optionally
+    threaded onto mail sent elsewhere with in_reply_to / references)."""
+    if conversation is not None:
+        return _Thread(
+            conversation.id,
+            reply_subject(conversation.subject),
+            conversation.last_message_id_header,
+            conversation.references,
+            conversation.labels,
+        )
+    references = command.references
+    if command.in_reply_to is not None:
+        references = references_after(references, command.in_reply_to)
+    return _Thread(new_id("conv"), command.subject or "", command.in_reply_to, references, ())
+
+
+def _outbound_message(
+    thread: _Thread, valid: ValidSend, from_address: str, to: str, now: int
+) -> Message:
+    text, html = valid.command.text or "", valid.command.html or ""
+    return Message(
+        id=new_id("msg"),
+        conv_id=thread.conv_id,
+        direction=Direction.OUTBOUND,
+        message_id_header=new_message_id(from_address),
+        from_address=from_address,
+        to=(to,),
+        cc=(),
+        subject=thread.subject,
+        text=text,
+        html=html,
+        snippet=snippet(text, html),
+        ts=now,
+        in_reply_to=thread.in_reply_to,
+        references=thread.references,
+    )
+
+
+def _contact_after_outbound(
+    placement: _Placement, address: str, contact: Contact | None, candidate: Candidate
+) -> Contact:
+    """The first mailbox that sends to a recipient pins them; every outbound counts."""
+    return Contact(
+        identity_id=placement.identity.id,
+        address=address,
+        pinned_mailbox_id=candidate.mailbox_id,
+        outbound_count=(contact.outbound_count if contact else 0) + 1,
+        outbounds_since_reply=(contact.outbounds_since_reply if contact else 0) + 1,
+        last_reply_at=contact.last_reply_at if contact else None,
+    )
+
+
 def _all_rejected(result: SendResult, now: int) -> AllRecipientsRejected:
     reasons = {o.reason for o in result.results}
     until_midnight = next_midnight_ms(now) - now
     if RejectReason.CAP_EXCEEDED in reasons:
-        return AllRecipientsRejected(result, "CAP_EXCEEDED", until_midnight)
+        return AllRecipientsRejected(result, ErrorReason.CAP_EXCEEDED, until_midnight)
     if RejectReason.NO_ACCOUNTS in reasons:
-        return AllRecipientsRejected(result, "NO_ACCOUNTS", until_midnight)
-    return AllRecipientsRejected(result, "RECIPIENTS_REJECTED", None)
+        return AllRecipientsRejected(result, ErrorReason.NO_ACCOUNTS, until_midnight)
+    return AllRecipientsRejected(result, ErrorReason.RECIPIENTS_REJECTED, None)
 
 
 __all__ = ["SendCommand", "SendOutcome", "Sender"]

@@ -8,6 +8,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
+from mailpool_server.service.addresses import normalize
 from mailpool_server.service.errors import (
     FieldViolation,
     IdempotencyKeyMalformed,
@@ -36,7 +37,10 @@ _UNIT_MS = {
     **dict.fromkeys(("d", "day", "days"), 86_400_000),
     **dict.fromkeys(("w", "week", "weeks"), 7 * 86_400_000),
 }
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
+# ASCII digits only (\d would take "²" or "٣"), and few of them: a longer number is
+# beyond 365 days in any unit anyway, and is refused before it is converted.
+_DURATION = re.compile(r"^([0-9]{1,15}(?:\.[0-9]{1,9})?)\s*([a-z]*)$")
+_DURATION_HINT = "must be a duration such as 30m, 4h, 1.5h, 1d, 3 days or milliseconds"
 _MESSAGE_ID = re.compile(rf"^<[^<>\s]{{1,{MAX_MESSAGE_ID_CHARS - 2}}}>$")
 
 
@@ -62,7 +66,7 @@ class SendCommand:
         compare equal."""
         body = asdict(self)
         body.pop("idempotency_key")
-        body["identity"] = self.identity.strip().lower()
+        body["identity"] = normalize(self.identity)
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -71,16 +75,15 @@ def parse_duration_ms(value: str) -> int:
     """'30m', '4h', '1.5h', '1d', '3 days', '90 minutes', or bare milliseconds.
     Below one minute is raised to one minute."""
     text = value.strip().lower()
-    if text.isdigit():
-        ms = int(text)
-    else:
-        match = _DURATION.match(text)
-        if match is None or match.group(2) not in _UNIT_MS:
-            raise InvalidArgument.of(
-                "noReplyEventAfter",
-                "must be a duration such as 30m, 4h, 1.5h, 1d, 3 days or milliseconds",
-            )
-        ms = round(float(match.group(1)) * _UNIT_MS[match.group(2)])
+    if len(text) > 15 and text.isascii() and text.isdigit():
+        raise InvalidArgument.of("noReplyEventAfter", "must be at most 365 days")
+    match = _DURATION.match(text)
+    if match is None:
+        raise InvalidArgument.of("noReplyEventAfter", _DURATION_HINT)
+    number, unit = match.groups()
+    if unit not in _UNIT_MS and not (unit == "" and "." not in number):
+        raise InvalidArgument.of("noReplyEventAfter", _DURATION_HINT)
+    ms = round(float(number) * _UNIT_MS.get(unit, 1))
     if ms > MAX_NO_REPLY_MS:
         raise InvalidArgument.of("noReplyEventAfter", "must be at most 365 days")
     return max(ms, MIN_NO_REPLY_MS)
@@ -157,7 +160,7 @@ def _validate_new_conversation(command: SendCommand, violations: list[FieldViola
     else:
         seen: set[str] = set()
         for address in command.to:
-            key = address.strip().lower()
+            key = normalize(address)
             if len(address) > MAX_ADDRESS_CHARS:
                 violations.append(
                     FieldViolation(

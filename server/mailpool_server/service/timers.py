@@ -9,8 +9,8 @@ from dataclasses import replace
 
 from mailpool_server.service.clock import Clock, now_ms, utc_day
 from mailpool_server.service.event_log import EventsByIdentity, announce, append_all
-from mailpool_server.service.events import email_no_reply
-from mailpool_server.service.models import TimelineEntry
+from mailpool_server.service.events import EmailNoReply, NewEvent
+from mailpool_server.service.models import TimelineEntry, TimelineType
 from mailpool_server.service.policy import WarmupState, close_sending_day
 from mailpool_server.service.ports import EventListener, Store
 
@@ -42,10 +42,11 @@ class Timers:
                     replace(conversation, no_reply_at=None, last_no_reply_at=now, last_event_at=now)
                 )
                 await tx.add_timeline(
-                    conversation.id, TimelineEntry("no_reply_expired", now, {"waitedMs": waited})
+                    conversation.id,
+                    TimelineEntry(TimelineType.NO_REPLY_EXPIRED, now, waited_ms=waited),
                 )
                 events.setdefault(conversation.identity_id, []).append(
-                    email_no_reply(conversation.id, waited)
+                    NewEvent(conversation.id, EmailNoReply(waited))
                 )
             heads = await append_all(tx, events, now)
         announce(self._listener, heads)
@@ -60,8 +61,8 @@ class Timers:
             for mailbox in await tx.mailboxes_to_close(today):
                 state = WarmupState(mailbox.warmup_stage, mailbox.qualifying_days, mailbox.health)
                 days = await tx.mailbox_days(mailbox.id, mailbox.closed_through, today)
-                for _day, delivered, hits in days:
-                    state = close_sending_day(state, sent=delivered > 0, clean=hits == 0)
+                for day in days:
+                    state = close_sending_day(state, sent=day.delivered > 0, clean=day.hits == 0)
                 await tx.set_warmup(
                     mailbox.id, state.stage, state.qualifying_days, state.health, _yesterday(today)
                 )

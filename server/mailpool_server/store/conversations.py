@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 
 from mailpool_server.service.addresses import domain_of
-from mailpool_server.service.models import Conversation, Direction, Message, TimelineEntry
+from mailpool_server.service.models import (
+    Conversation,
+    Direction,
+    Message,
+    TimelineEntry,
+    TimelineType,
+)
 from mailpool_server.store.base import TxBase, table
 from mailpool_server.store.tables import ConversationRow, MessageRow, TimelineRow
 
@@ -86,6 +93,21 @@ _INSERT_MESSAGE = table(MessageRow).insert()
 _INSERT_TIMELINE = table(TimelineRow).insert()
 
 
+def _timeline_data(entry: TimelineEntry) -> str:
+    data: dict[str, object] = {}
+    if entry.waited_ms is not None:
+        data["waited_ms"] = entry.waited_ms
+    if entry.label is not None:
+        data["label"] = entry.label
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _timeline_fields(raw: str) -> dict[str, Any]:
+    # Rows written before timeline items were typed say waitedMs.
+    data = json.loads(raw)
+    return {"waited_ms": data.get("waited_ms", data.get("waitedMs")), "label": data.get("label")}
+
+
 class ConversationRepoSql(TxBase):
     async def add_conversation(self, conversation: Conversation) -> None:
         await self.session.execute(
@@ -130,9 +152,9 @@ class ConversationRepoSql(TxBase):
             {
                 "conv_id": conv_id,
                 "ts": entry.ts,
-                "type": entry.type,
+                "type": entry.type.value,
                 "message_id": entry.message.id if entry.message else None,
-                "data": json.dumps(entry.data),
+                "data": _timeline_data(entry),
             },
         )
 
@@ -145,10 +167,10 @@ class ConversationRepoSql(TxBase):
         )
         return [
             TimelineEntry(
-                type=item.type,
+                type=TimelineType(item.type),
                 ts=item.ts,
-                data=json.loads(item.data),
                 message=_message(message) if message is not None else None,
+                **_timeline_fields(item.data),
             )
             for item, message in rows
         ]

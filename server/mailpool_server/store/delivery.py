@@ -7,8 +7,9 @@ import json
 
 from sqlalchemy import and_, or_, select, update
 
-from mailpool_server.service.models import Conversation, Mailbox
+from mailpool_server.service.models import Conversation, Mailbox, PendingStatus
 from mailpool_server.service.outbound import OutgoingMessage
+from mailpool_server.service.ports import CancelledSend, MailboxDay
 from mailpool_server.store.base import TxBase
 from mailpool_server.store.conversations import conversation_from_row
 from mailpool_server.store.identities import mailbox_from_row
@@ -22,7 +23,13 @@ from mailpool_server.store.tables import (
     PendingSendRow,
 )
 
-QUEUED, SENDING, SENT, CANCELLED, FAILED = "queued", "sending", "sent", "cancelled", "failed"
+QUEUED, SENDING, SENT, CANCELLED, FAILED = (
+    PendingStatus.QUEUED,
+    PendingStatus.SENDING,
+    PendingStatus.SENT,
+    PendingStatus.CANCELLED,
+    PendingStatus.FAILED,
+)
 
 
 class DeliveryRepoSql(TxBase):
@@ -172,28 +179,35 @@ class DeliveryRepoSql(TxBase):
         mailbox_id: str | None = None,
         identity_ids: list[str] | None = None,
         recipient: str | None = None,
-    ) -> list[tuple[str, str, str, str]]:
-        """Cancel queued (not yet claimed) sends; (pending id, identity id, conv id,
-        recipient) of each."""
+    ) -> list[CancelledSend]:
+        """Cancel queued (not yet claimed) sends, and say which."""
         p = PendingSendRow
-        query = select(p.id, p.identity_id, p.conv_id, p.recipient).where(p.status == QUEUED)
+        # One conditional UPDATE: on PostgreSQL a row a dispatcher claims meanwhile is
+        # re-checked after its lock is released and, no longer QUEUED, left alone (a
+        # SELECT then an UPDATE by id would cancel a send that is being delivered).
+        query = update(p).where(p.status == QUEUED)
         if mailbox_id is not None:
             query = query.where(p.mailbox_id == mailbox_id)
         if identity_ids is not None:
             query = query.where(p.identity_id.in_(identity_ids))
         if recipient is not None:
             query = query.where(p.recipient == recipient)
-        rows = [tuple(row) for row in await self.session.execute(query.order_by(p.id))]
-        if rows:
-            await self.session.execute(
-                update(p).where(p.id.in_([r[0] for r in rows])).values(status=CANCELLED)
-            )
-        return rows  # type: ignore[return-value]
+        cancelled = await self.session.execute(
+            query.values(status=CANCELLED).returning(p.id, p.identity_id, p.conv_id, p.recipient)
+        )
+        return sorted(
+            (
+                CancelledSend(pending_id, identity_id, conv_id, to)
+                for pending_id, identity_id, conv_id, to in cancelled
+            ),
+            key=lambda c: c.pending_id,
+        )
 
-    async def pending_status(self, pending_id: str) -> str | None:
-        return await self.session.scalar(
+    async def pending_status(self, pending_id: str) -> PendingStatus | None:
+        status = await self.session.scalar(
             select(PendingSendRow.status).where(PendingSendRow.id == pending_id)
         )
+        return None if status is None else PendingStatus(status)
 
     async def due_no_reply(self, now: int, limit: int, *, lock: bool) -> list[Conversation]:
         query = (
@@ -219,14 +233,14 @@ class DeliveryRepoSql(TxBase):
 
     async def mailbox_days(
         self, mailbox_id: str, after: str | None, before: str
-    ) -> list[tuple[str, int, int]]:
-        """(day, delivered, hits) of the days after `after` and before `before`."""
+    ) -> list[MailboxDay]:
+        """The recorded days after `after` and before `before`, oldest first."""
         u = MailboxUsageRow
         query = select(u.day, u.delivered, u.hits).where(u.mailbox_id == mailbox_id, u.day < before)
         if after is not None:
             query = query.where(u.day > after)
         return [
-            (day, delivered, hits)
+            MailboxDay(day, delivered, hits)
             for day, delivered, hits in await self.session.execute(query.order_by(u.day))
         ]
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import bindparam, select, text, update
 
-from mailpool_server.service.events import NewEvent
+from mailpool_server.service.events import Event, NewEvent
 from mailpool_server.service.ids import new_event_id
-from mailpool_server.service.models import Event, Identity
+from mailpool_server.service.models import Identity
 from mailpool_server.store.base import TxBase, table
+from mailpool_server.store.codec import dump, load_payload
 from mailpool_server.store.tables import EventRow, IdentityRow
 
 NOTIFY_CHANNEL = "mailpool_events"
@@ -47,10 +46,9 @@ class EventRepoSql(TxBase):
                 identity_id=identity.id,
                 handle=identity.handle,
                 seq=first + offset,
-                type=event.type,
                 conv_id=event.conv_id,
                 created_at=at,
-                data=event.data,
+                payload=event.payload,
             )
             for offset, event in enumerate(events)
         ]
@@ -64,7 +62,7 @@ class EventRepoSql(TxBase):
                     "type": e.type,
                     "conv_id": e.conv_id,
                     "created_at": e.created_at,
-                    "data": json.dumps(e.data, separators=(",", ":")),
+                    "data": dump(e.payload),
                 }
                 for e in appended
             ],
@@ -90,10 +88,9 @@ class EventRepoSql(TxBase):
                 identity_id=row.identity_id,
                 handle=identity.handle,
                 seq=row.seq,
-                type=row.type,
                 conv_id=row.conv_id,
                 created_at=row.created_at,
-                data=json.loads(row.data),
+                payload=load_payload(row.type, row.data),
             )
             for row in rows
         ]

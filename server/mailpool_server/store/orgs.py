@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, func, select, update
 
 from mailpool_server.service.models import ApiKeyInfo, Org
 from mailpool_server.store.base import TxBase, table
@@ -34,7 +34,10 @@ class OrgRepoSql(TxBase):
         await self.session.flush()
 
     async def org_by_name(self, name: str) -> Org | None:
-        row = await self.session.scalar(select(OrgRow).where(OrgRow.name == name))
+        """Regardless of case, as the unique index on lower(name) compares (0002)."""
+        row = await self.session.scalar(
+            select(OrgRow).where(func.lower(OrgRow.name) == func.lower(name))
+        )
         return None if row is None else Org(id=row.id, name=row.name, created_at=row.created_at)
 
     async def add_api_key(self, key: ApiKeyInfo) -> None:

@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from mailpool_server.service.models import Contact, Identity, PendingSend
+from mailpool_server.service.models import Contact, Identity, PendingSend, SendResult
 from mailpool_server.service.ports import IdempotencyRecord
 from mailpool_server.store.base import InsertFn, TxBase, table
+from mailpool_server.store.codec import dump, load_send_result
 from mailpool_server.store.identities import IDENTITIES, identity_from_row
 from mailpool_server.store.tables import (
     ContactRow,
@@ -32,6 +33,24 @@ _IDEMPOTENCY_RECORD = select(_KEYS.c.fingerprint, _KEYS.c.response, _KEYS.c.expi
     _KEYS.c.key == bindparam("idem_key"),
     _KEYS.c.expires_at > bindparam("now"),
     _KEYS.c.response != "",
+)
+_REVIVE_KEY = (
+    update(_KEYS)
+    .where(
+        _KEYS.c.org_id == bindparam("org"),
+        _KEYS.c.key == bindparam("idem_key"),
+        _KEYS.c.expires_at <= bindparam("now"),
+    )
+    .values(
+        fingerprint=bindparam("fingerprint"),
+        response="",
+        created_at=bindparam("now"),
+        expires_at=bindparam("expires_at"),
+    )
+    .returning(_KEYS.c.key)
+)
+_KEY_ROW = select(_KEYS.c.fingerprint, _KEYS.c.response, _KEYS.c.expires_at).where(
+    _KEYS.c.org_id == bindparam("org"), _KEYS.c.key == bindparam("idem_key")
 )
 _COMPLETE_KEY = (
     update(_KEYS)
@@ -71,6 +90,13 @@ def _save_contact(insert: InsertFn) -> Any:
     )
 
 
+def _record(fingerprint: str, response: str, expires_at: int) -> IdempotencyRecord:
+    # An empty response is a claim whose send has not committed (only PostgreSQL can
+    # show one, to the transaction that waited on it).
+    result = load_send_result(response) if response else None
+    return IdempotencyRecord(fingerprint, result, expires_at)
+
+
 class SendRepoSql(TxBase):
     async def lock_identity(self, identity_id: str) -> Identity:
         # FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the lock.
@@ -97,15 +123,25 @@ class SendRepoSql(TxBase):
         )
         if inserted.first() is not None:
             return None
-        row = await self.session.get(IdempotencyRow, (org_id, key), populate_existing=True)
-        assert row is not None  # the conflict proves it exists; nothing deletes rows
-        if row.expires_at > now:
-            return IdempotencyRecord(row.fingerprint, row.response, row.expires_at)
-        # Past its 24 hours the key starts a new life.
-        row.fingerprint, row.response = fingerprint, ""
-        row.created_at, row.expires_at = now, expires_at
-        await self.session.flush()
-        return None
+        # Past its 24 hours the key starts a new life, if this request is the one to
+        # revive it: the UPDATE re-checks the expiry under the row's lock, so of two
+        # requests reviving one key on PostgreSQL, the second finds it live.
+        revived = await self.session.execute(
+            _REVIVE_KEY,
+            {
+                "org": org_id,
+                "idem_key": key,
+                "now": now,
+                "fingerprint": fingerprint,
+                "expires_at": expires_at,
+            },
+        )
+        if revived.first() is not None:
+            return None
+        row = (
+            await self.session.execute(_KEY_ROW, {"org": org_id, "idem_key": key})
+        ).one()  # the conflict proves it exists; nothing deletes rows
+        return _record(row.fingerprint, row.response, row.expires_at)
 
     async def idempotency_record(self, org_id: str, key: str, now: int) -> IdempotencyRecord | None:
         row = (
@@ -113,15 +149,11 @@ class SendRepoSql(TxBase):
                 _IDEMPOTENCY_RECORD, {"org": org_id, "idem_key": key, "now": now}
             )
         ).first()
-        return (
-            None
-            if row is None
-            else IdempotencyRecord(row.fingerprint, row.response, row.expires_at)
-        )
+        return None if row is None else _record(row.fingerprint, row.response, row.expires_at)
 
-    async def complete_idempotency_key(self, org_id: str, key: str, response: str) -> None:
+    async def complete_idempotency_key(self, org_id: str, key: str, result: SendResult) -> None:
         await self.session.execute(
-            _COMPLETE_KEY, {"org": org_id, "idem_key": key, "answer": response}
+            _COMPLETE_KEY, {"org": org_id, "idem_key": key, "answer": dump(result)}
         )
 
     async def do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]:
@@ -184,7 +216,7 @@ class SendRepoSql(TxBase):
                 "mailbox_id": pending.mailbox_id,
                 "recipient": pending.recipient,
                 "send_class": pending.send_class.value,
-                "status": pending.status,
+                "status": pending.status.value,
                 "dispatch_at": pending.dispatch_at,
                 "attempts": pending.attempts,
                 "created_at": pending.created_at,

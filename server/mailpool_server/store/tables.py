@@ -3,7 +3,7 @@ daily counters are keyed by the UTC date as 'YYYY-MM-DD'."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -16,6 +16,8 @@ class OrgRow(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # Names are shown as created but unique regardless of case, like handles (0002).
+    __table_args__ = (Index("ux_orgs_name_lower", func.lower(name), unique=True),)
 
 
 class ApiKeyRow(Base):

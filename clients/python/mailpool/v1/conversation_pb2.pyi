@@ -46,7 +46,14 @@ Global___MessageDirection: _TypeAlias = MessageDirection  # noqa: Y015
 
 @_typing.final
 class Message(_message.Message):
-    """Message is one email of a conversation."""
+    """Message is one email of a conversation. The name stays "Message" although
+    some runtimes have a base type of that name (Java's
+    com.google.protobuf.Message, Objective-C's GPBMessage): the file options
+    keep every generated name apart (Java package io.mailpool.v1, the
+    Objective-C prefix MPX gives MPXMessage, C# namespace Mailpool.V1, PHP
+    Mailpool\\V1, Ruby Mailpool::V1, Go package mailpoolv1), so renaming it
+    would only break existing clients.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

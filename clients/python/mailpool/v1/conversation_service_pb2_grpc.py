@@ -67,9 +67,9 @@ class ConversationServiceServicer:
 
     def GetConversation(self, request, context):
         """GetConversation returns one conversation with its timeline. Errors:
-        INVALID_ARGUMENT when conv_id does not match ^conv_[0-9a-f]+$, NOT_FOUND /
-        CONVERSATION_NOT_FOUND when it is not on this identity. HTTP:
-        GET /v1/identities/{handle}/conversations/{convId}.
+        INVALID_ARGUMENT when conv_id is not "conv_" followed by one or more
+        lowercase hex digits, NOT_FOUND / CONVERSATION_NOT_FOUND when it is not on
+        this identity. HTTP: GET /v1/identities/{handle}/conversations/{convId}.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -44,9 +44,9 @@ class ConversationServiceStub:
     """
     GetConversation: _grpc.UnaryUnaryMultiCallable[_conversation_service_pb2.GetConversationRequest, _conversation_service_pb2.GetConversationResponse]
     """GetConversation returns one conversation with its timeline. Errors:
-    INVALID_ARGUMENT when conv_id does not match ^conv_[0-9a-f]+$, NOT_FOUND /
-    CONVERSATION_NOT_FOUND when it is not on this identity. HTTP:
-    GET /v1/identities/{handle}/conversations/{convId}.
+    INVALID_ARGUMENT when conv_id is not "conv_" followed by one or more
+    lowercase hex digits, NOT_FOUND / CONVERSATION_NOT_FOUND when it is not on
+    this identity. HTTP: GET /v1/identities/{handle}/conversations/{convId}.
     """
 
 @_typing.type_check_only
@@ -65,9 +65,9 @@ class ConversationServiceAsyncStub(ConversationServiceStub):
     """
     GetConversation: _aio.UnaryUnaryMultiCallable[_conversation_service_pb2.GetConversationRequest, _conversation_service_pb2.GetConversationResponse]  # type: ignore[assignment]
     """GetConversation returns one conversation with its timeline. Errors:
-    INVALID_ARGUMENT when conv_id does not match ^conv_[0-9a-f]+$, NOT_FOUND /
-    CONVERSATION_NOT_FOUND when it is not on this identity. HTTP:
-    GET /v1/identities/{handle}/conversations/{convId}.
+    INVALID_ARGUMENT when conv_id is not "conv_" followed by one or more
+    lowercase hex digits, NOT_FOUND / CONVERSATION_NOT_FOUND when it is not on
+    this identity. HTTP: GET /v1/identities/{handle}/conversations/{convId}.
     """
 
 class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -95,9 +95,9 @@ class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_conversation_service_pb2.GetConversationResponse, _abc.Awaitable[_conversation_service_pb2.GetConversationResponse]]:
         """GetConversation returns one conversation with its timeline. Errors:
-        INVALID_ARGUMENT when conv_id does not match ^conv_[0-9a-f]+$, NOT_FOUND /
-        CONVERSATION_NOT_FOUND when it is not on this identity. HTTP:
-        GET /v1/identities/{handle}/conversations/{convId}.
+        INVALID_ARGUMENT when conv_id is not "conv_" followed by one or more
+        lowercase hex digits, NOT_FOUND / CONVERSATION_NOT_FOUND when it is not on
+        this identity. HTTP: GET /v1/identities/{handle}/conversations/{convId}.
         """
 
 def add_ConversationServiceServicer_to_server(servicer: ConversationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

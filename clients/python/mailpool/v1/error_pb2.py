@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17mailpool/v1/error.proto\x12\x0bmailpool.v1*\xae\x05\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12 \n\x1c\x45RROR_REASON_API_KEY_MISSING\x10\x01\x12\"\n\x1e\x45RROR_REASON_API_KEY_MALFORMED\x10\x02\x12 \n\x1c\x45RROR_REASON_API_KEY_INVALID\x10\x03\x12#\n\x1f\x45RROR_REASON_IDENTITY_NOT_FOUND\x10\x04\x12\'\n#ERROR_REASON_CONVERSATION_NOT_FOUND\x10\x05\x12!\n\x1d\x45RROR_REASON_INVALID_ARGUMENT\x10\x06\x12*\n&ERROR_REASON_MUTUALLY_EXCLUSIVE_FIELDS\x10\x07\x12*\n&ERROR_REASON_IDEMPOTENCY_KEY_MALFORMED\x10\x08\x12\'\n#ERROR_REASON_IDEMPOTENCY_KEY_REUSED\x10\t\x12\'\n#ERROR_REASON_IDEMPOTENCY_KEY_IN_USE\x10\n\x12\x1d\n\x19\x45RROR_REASON_CAP_EXCEEDED\x10\x0b\x12\x1c\n\x18\x45RROR_REASON_NO_ACCOUNTS\x10\x0c\x12$\n ERROR_REASON_RECIPIENTS_REJECTED\x10\r\x12\x1e\n\x1a\x45RROR_REASON_SEQ_IN_FUTURE\x10\x0e\x12#\n\x1f\x45RROR_REASON_SUBSCRIBER_STALLED\x10\x0f\x12\x1e\n\x1a\x45RROR_REASON_SHUTTING_DOWN\x10\x10\x12\x1b\n\x17\x45RROR_REASON_CONTENTION\x10\x12\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10\x11\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17mailpool/v1/error.proto\x12\x0bmailpool.v1*\xae\x05\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12 \n\x1c\x45RROR_REASON_API_KEY_MISSING\x10\x01\x12\"\n\x1e\x45RROR_REASON_API_KEY_MALFORMED\x10\x02\x12 \n\x1c\x45RROR_REASON_API_KEY_INVALID\x10\x03\x12#\n\x1f\x45RROR_REASON_IDENTITY_NOT_FOUND\x10\x04\x12\'\n#ERROR_REASON_CONVERSATION_NOT_FOUND\x10\x05\x12!\n\x1d\x45RROR_REASON_INVALID_ARGUMENT\x10\x06\x12*\n&ERROR_REASON_MUTUALLY_EXCLUSIVE_FIELDS\x10\x07\x12*\n&ERROR_REASON_IDEMPOTENCY_KEY_MALFORMED\x10\x08\x12\'\n#ERROR_REASON_IDEMPOTENCY_KEY_REUSED\x10\t\x12\'\n#ERROR_REASON_IDEMPOTENCY_KEY_IN_USE\x10\n\x12\x1d\n\x19\x45RROR_REASON_CAP_EXCEEDED\x10\x0b\x12\x1c\n\x18\x45RROR_REASON_NO_ACCOUNTS\x10\x0c\x12$\n ERROR_REASON_RECIPIENTS_REJECTED\x10\r\x12\x1e\n\x1a\x45RROR_REASON_SEQ_IN_FUTURE\x10\x0e\x12#\n\x1f\x45RROR_REASON_SUBSCRIBER_STALLED\x10\x0f\x12\x1e\n\x1a\x45RROR_REASON_SHUTTING_DOWN\x10\x10\x12\x1b\n\x17\x45RROR_REASON_CONTENTION\x10\x12\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10\x11\x42\x8b\x01\n\x0eio.mailpool.v1B\nErrorProtoP\x01Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\xa2\x02\x03MPX\xaa\x02\x0bMailpool.V1\xca\x02\x0bMailpool\\V1\xea\x02\x0cMailpool::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mailpool.v1.error_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\016io.mailpool.v1B\nErrorProtoP\001Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\242\002\003MPX\252\002\013Mailpool.V1\312\002\013Mailpool\\V1\352\002\014Mailpool::V1'
   _globals['_ERRORREASON']._serialized_start=41
   _globals['_ERRORREASON']._serialized_end=727
 # @@protoc_insertion_point(module_scope)

@@ -26,13 +26,14 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from mailpool.v1 import mailbox_pb2 as mailpool_dot_v1_dot_mailbox__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amailpool/v1/identity.proto\x12\x0bmailpool.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mailpool/v1/mailbox.proto\"\xc2\x02\n\x08Identity\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x1f\n\x04tier\x18\x02 \x01(\x0e\x32\x11.mailpool.v1.Tier\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.mailpool.v1.IdentityState\x12\x11\n\tdaily_cap\x18\x04 \x01(\x05\x12\x12\n\nused_today\x18\x05 \x01(\x05\x12\x17\n\x0fremaining_today\x18\x06 \x01(\x05\x12.\n\nreset_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\tmailboxes\x18\x08 \x03(\x0b\x32\x14.mailpool.v1.Mailbox\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08head_seq\x18\n \x01(\x03*O\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x10\n\x0cTIER_STARTER\x10\x01\x12\x0f\n\x0bTIER_GROWTH\x10\x02\x12\x0e\n\nTIER_SCALE\x10\x03*\x89\x01\n\rIdentityState\x12\x1e\n\x1aIDENTITY_STATE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bIDENTITY_STATE_PROVISIONING\x10\x01\x12\x19\n\x15IDENTITY_STATE_ACTIVE\x10\x02\x12\x1c\n\x18IDENTITY_STATE_SUSPENDED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amailpool/v1/identity.proto\x12\x0bmailpool.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mailpool/v1/mailbox.proto\"\xc2\x02\n\x08Identity\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x1f\n\x04tier\x18\x02 \x01(\x0e\x32\x11.mailpool.v1.Tier\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.mailpool.v1.IdentityState\x12\x11\n\tdaily_cap\x18\x04 \x01(\x05\x12\x12\n\nused_today\x18\x05 \x01(\x05\x12\x17\n\x0fremaining_today\x18\x06 \x01(\x05\x12.\n\nreset_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\tmailboxes\x18\x08 \x03(\x0b\x32\x14.mailpool.v1.Mailbox\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08head_seq\x18\n \x01(\x03*O\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x10\n\x0cTIER_STARTER\x10\x01\x12\x0f\n\x0bTIER_GROWTH\x10\x02\x12\x0e\n\nTIER_SCALE\x10\x03*\x89\x01\n\rIdentityState\x12\x1e\n\x1aIDENTITY_STATE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bIDENTITY_STATE_PROVISIONING\x10\x01\x12\x19\n\x15IDENTITY_STATE_ACTIVE\x10\x02\x12\x1c\n\x18IDENTITY_STATE_SUSPENDED\x10\x03\x42\x8e\x01\n\x0eio.mailpool.v1B\rIdentityProtoP\x01Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\xa2\x02\x03MPX\xaa\x02\x0bMailpool.V1\xca\x02\x0bMailpool\\V1\xea\x02\x0cMailpool::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mailpool.v1.identity_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\016io.mailpool.v1B\rIdentityProtoP\001Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\242\002\003MPX\252\002\013Mailpool.V1\312\002\013Mailpool\\V1\352\002\014Mailpool::V1'
   _globals['_TIER']._serialized_start=428
   _globals['_TIER']._serialized_end=507
   _globals['_IDENTITYSTATE']._serialized_start=510

@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from mailpool.v1 import identity_pb2 as mailpool_dot_v1_dot_identity__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"mailpool/v1/identity_service.proto\x12\x0bmailpool.v1\x1a\x1amailpool/v1/identity.proto\"&\n\x12GetIdentityRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\">\n\x13GetIdentityResponse\x12\'\n\x08identity\x18\x01 \x01(\x0b\x32\x15.mailpool.v1.Identity\">\n\x15ListIdentitiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x16ListIdentitiesResponse\x12)\n\nidentities\x18\x01 \x03(\x0b\x32\x15.mailpool.v1.Identity\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xc8\x01\n\x0fIdentityService\x12U\n\x0bGetIdentity\x12\x1f.mailpool.v1.GetIdentityRequest\x1a .mailpool.v1.GetIdentityResponse\"\x03\x90\x02\x01\x12^\n\x0eListIdentities\x12\".mailpool.v1.ListIdentitiesRequest\x1a#.mailpool.v1.ListIdentitiesResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"mailpool/v1/identity_service.proto\x12\x0bmailpool.v1\x1a\x1amailpool/v1/identity.proto\"&\n\x12GetIdentityRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\">\n\x13GetIdentityResponse\x12\'\n\x08identity\x18\x01 \x01(\x0b\x32\x15.mailpool.v1.Identity\">\n\x15ListIdentitiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x16ListIdentitiesResponse\x12)\n\nidentities\x18\x01 \x03(\x0b\x32\x15.mailpool.v1.Identity\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xc8\x01\n\x0fIdentityService\x12U\n\x0bGetIdentity\x12\x1f.mailpool.v1.GetIdentityRequest\x1a .mailpool.v1.GetIdentityResponse\"\x03\x90\x02\x01\x12^\n\x0eListIdentities\x12\".mailpool.v1.ListIdentitiesRequest\x1a#.mailpool.v1.ListIdentitiesResponse\"\x03\x90\x02\x01\x42\x95\x01\n\x0eio.mailpool.v1B\x14IdentityServiceProtoP\x01Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\xa2\x02\x03MPX\xaa\x02\x0bMailpool.V1\xca\x02\x0bMailpool\\V1\xea\x02\x0cMailpool::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mailpool.v1.identity_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\016io.mailpool.v1B\024IdentityServiceProtoP\001Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\242\002\003MPX\252\002\013Mailpool.V1\312\002\013Mailpool\\V1\352\002\014Mailpool::V1'
   _globals['_IDENTITYSERVICE'].methods_by_name['GetIdentity']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['GetIdentity']._serialized_options = b'\220\002\001'
   _globals['_IDENTITYSERVICE'].methods_by_name['ListIdentities']._loaded_options = None

@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mailpool/v1/mailbox.proto\x12\x0bmailpool.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\'\n\nMailboxRef\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"\xff\x01\n\x07Mailbox\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x30\n\ttransport\x18\x03 \x01(\x0e\x32\x1d.mailpool.v1.MailboxTransport\x12\x14\n\x0cwarmup_stage\x18\x04 \x01(\x05\x12\x0e\n\x06health\x18\x05 \x01(\x05\x12\x11\n\tdaily_cap\x18\x06 \x01(\x05\x12\x12\n\nsent_today\x18\x07 \x01(\x05\x12\x17\n\x0fremaining_today\x18\x08 \x01(\x05\x12\x10\n\x08\x65xcluded\x18\t \x01(\x08\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp*p\n\x10MailboxTransport\x12!\n\x1dMAILBOX_TRANSPORT_UNSPECIFIED\x10\x00\x12\x1a\n\x16MAILBOX_TRANSPORT_SMTP\x10\x01\x12\x1d\n\x19MAILBOX_TRANSPORT_MAILDIR\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mailpool/v1/mailbox.proto\x12\x0bmailpool.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\'\n\nMailboxRef\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"\xff\x01\n\x07Mailbox\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x30\n\ttransport\x18\x03 \x01(\x0e\x32\x1d.mailpool.v1.MailboxTransport\x12\x14\n\x0cwarmup_stage\x18\x04 \x01(\x05\x12\x0e\n\x06health\x18\x05 \x01(\x05\x12\x11\n\tdaily_cap\x18\x06 \x01(\x05\x12\x12\n\nsent_today\x18\x07 \x01(\x05\x12\x17\n\x0fremaining_today\x18\x08 \x01(\x05\x12\x10\n\x08\x65xcluded\x18\t \x01(\x08\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp*p\n\x10MailboxTransport\x12!\n\x1dMAILBOX_TRANSPORT_UNSPECIFIED\x10\x00\x12\x1a\n\x16MAILBOX_TRANSPORT_SMTP\x10\x01\x12\x1d\n\x19MAILBOX_TRANSPORT_MAILDIR\x10\x02\x42\x8d\x01\n\x0eio.mailpool.v1B\x0cMailboxProtoP\x01Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\xa2\x02\x03MPX\xaa\x02\x0bMailpool.V1\xca\x02\x0bMailpool\\V1\xea\x02\x0cMailpool::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mailpool.v1.mailbox_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\016io.mailpool.v1B\014MailboxProtoP\001Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\242\002\003MPX\252\002\013Mailpool.V1\312\002\013Mailpool\\V1\352\002\014Mailpool::V1'
   _globals['_MAILBOXTRANSPORT']._serialized_start=374
   _globals['_MAILBOXTRANSPORT']._serialized_end=486
   _globals['_MAILBOXREF']._serialized_start=75

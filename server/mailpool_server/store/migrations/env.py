@@ -1,10 +1,10 @@
-"""Alembic environment. Migrations run on a connection handed over by store/migrate.py
-(the asyncio connection-sharing recipe), or on a URL for the alembic command line."""
+"""Alembic environment. Migrations run only on a connection handed over by
+store/migrate.py (the asyncio connection-sharing recipe): every mailpool command
+migrates at start-up, so there is no separate `alembic upgrade` path to keep working."""
 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
 
 from mailpool_server.store.tables import Base
 
@@ -24,10 +24,6 @@ def _run(connection: object) -> None:
 
 
 connection = config.attributes.get("connection")
-if connection is not None:
-    _run(connection)
-else:
-    url = config.get_main_option("sqlalchemy.url") or ""
-    engine = create_engine(url.replace("+aiosqlite", "").replace("+asyncpg", "+psycopg"))
-    with engine.begin() as conn:
-        _run(conn)
+if connection is None:
+    raise RuntimeError("mailpool migrates its database itself at start-up (store/migrate.py)")
+_run(connection)

@@ -1,0 +1,144 @@
+"""Domain records ⇄ the JSON kept in TEXT columns (event payloads, stored send results,
+timeline data).
+
+Written with the dataclasses' own field names. Rows written before the payloads were
+typed carry the HTTP contract's camelCase names (`pendingId`, `from`, `account`), so a
+field is read under its own name first and under its old name otherwise: the log is
+append-only and old rows are never rewritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import types
+import typing
+from collections.abc import Callable
+from functools import cache
+from typing import Any, TypeVar
+
+from mailpool_server.service.events import PAYLOAD_TYPES, EventPayload, EventType
+from mailpool_server.service.models import (
+    Affinity,
+    MailboxRef,
+    QueuedRecipient,
+    RecipientOutcome,
+    RejectReason,
+    SendClass,
+    SendResult,
+)
+
+T = TypeVar("T")
+# Names rows had before payloads were typed, where camelCase of the field is not it.
+_LEGACY_NAMES = {
+    "from_address": "from",
+    "mailbox": "account",
+    "old_mailbox": "oldAccount",
+    "new_mailbox": "newAccount",
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _plain(value: Any) -> Any:
+    """A record as JSON-ready values: dataclasses → objects, tuples → lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in _fields(type(value))}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+@cache
+def _fields(cls: type[Any]) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(cls)
+
+
+Reader = Callable[[Any], Any]
+
+
+@cache
+def _reader(hint: Any) -> Reader:
+    """A function that turns stored JSON back into a value of the type `hint`."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        [inner] = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        read_inner = _reader(inner)
+        return lambda raw: None if raw is None else read_inner(raw)
+    if origin is tuple:
+        read_item = _reader(typing.get_args(hint)[0])
+        return lambda raw: tuple(read_item(item) for item in raw)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _record_reader(hint)
+    return lambda raw: raw  # str, int, bool: JSON has them already
+
+
+def _record_reader(cls: Any) -> Callable[[dict[str, Any]], Any]:
+    hints = typing.get_type_hints(cls)
+    plan = [
+        (f.name, (f.name, _camel(f.name), _LEGACY_NAMES.get(f.name)), _reader(hints[f.name]))
+        for f in _fields(cls)
+    ]
+
+    def read(raw: dict[str, Any]) -> Any:
+        values = {}
+        for name, keys, convert in plan:
+            for key in keys:
+                if key is not None and key in raw:
+                    values[name] = convert(raw[key])
+                    break
+        return cls(**values)
+
+    return read
+
+
+def dump(record: object) -> str:
+    return json.dumps(_plain(record), separators=(",", ":"))
+
+
+def load(cls: type[T], raw: str) -> T:
+    return typing.cast(T, _reader(typing.cast(Any, cls))(json.loads(raw)))
+
+
+def load_payload(event_type: str, raw: str) -> EventPayload:
+    return load(PAYLOAD_TYPES[EventType(event_type)], raw)
+
+
+def load_send_result(raw: str) -> SendResult:
+    """A stored send result, in today's shape or the flat one of older rows (whose
+    outcomes had account_id / account_email beside the other queued fields)."""
+    data = json.loads(raw)
+    if all("queued" in item for item in data["results"]):
+        return typing.cast(SendResult, _reader(SendResult)(data))
+    outcomes = tuple(_flat_outcome(item) for item in data["results"])
+    return SendResult(
+        identity=data["identity"],
+        accepted=data["accepted"],
+        rejected=data["rejected"],
+        remaining=data["remaining"],
+        results=outcomes,
+    )
+
+
+def _flat_outcome(item: dict[str, Any]) -> RecipientOutcome:
+    if item["status"] != "queued":
+        return RecipientOutcome(item["to"], reason=RejectReason(item["reason"]))
+    return RecipientOutcome(
+        item["to"],
+        queued=QueuedRecipient(
+            pending_id=item["pending_id"],
+            conv_id=item["conv_id"],
+            send_class=SendClass(item["send_class"]),
+            affinity=Affinity(item["affinity"]),
+            mailbox=MailboxRef(item["account_id"], item["account_email"]),
+            dispatch_at=item["dispatch_at"],
+        ),
+    )
