@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from mailpool.v1 import event_pb2
@@ -80,7 +81,7 @@ def _duration(ms: int) -> str:
     return f"{seconds:.0f}s"
 
 
-def summary(envelope: dict[str, Any]) -> str:
+def summary(envelope: Mapping[str, Any]) -> str:
     """A short description of an event from its contract envelope."""
     data = envelope["data"]
     kind = envelope["type"]

@@ -7,8 +7,8 @@ import json
 import os
 import sys
 from asyncio.subprocess import Process
-from collections.abc import AsyncIterator, Awaitable
-from typing import Protocol
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import Any, Protocol
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -122,6 +122,7 @@ async def test_tail_org_prints_one_line_per_event_from_a_position(
     )
     columns = (await read_line(tail)).split()
     result = sent.response.results[1]
+    data: Mapping[str, Any] = render_event((await client.list_events(h, since=1)).events[0])["data"]
     assert columns[:2] == [h, "2"]
     assert columns[3:] == [
         "email.queued",
@@ -132,7 +133,7 @@ async def test_tail_org_prints_one_line_per_event_from_a_position(
         "via",
         f"{result.account.email},",
         "dispatch",
-        render_event((await client.list_events(h, since=1)).events[0])["data"]["dispatchAtIso"],
+        data["dispatchAtIso"],
     ]
     code, _ = await finish(tail)
     assert code == 0
