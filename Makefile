@@ -37,12 +37,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# The client distribution (clients/python) is installed editable in the same command, so
+# pip resolves the server's mailpool-client==0.1.0 to it instead of an index.
+$(RUN_STAMP): pyproject.toml clients/python/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ./clients/python -e .
 	touch $@
 
 $(DEV_STAMP): $(RUN_STAMP)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./clients/python -e '.[dev]'
 	touch $@
 
 run: install-run
@@ -67,7 +69,8 @@ gen: install
 gen-check: install
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	PYTHON=$(BIN)/python scripts/gen.sh "$$tmp"; \
-	diff -r -x __pycache__ "$$tmp/mailpool" clients/python/mailpool \
+	{ diff -r -x __pycache__ "$$tmp/mailpool" clients/python/mailpool \
+	  && diff "$$tmp/mailpool_client/reasons.py" clients/python/mailpool_client/reasons.py; } \
 	  || { echo "stubs are stale: run make gen and commit" >&2; exit 1; }
 
 lint: install

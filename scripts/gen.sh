@@ -20,3 +20,10 @@ rm -f "$out"/mailpool/v1/*_pb2*.py "$out"/mailpool/v1/*_pb2*.pyi
 # setuptools see it; the markers are written here so a fresh generation is
 # complete on its own.
 touch "$out/mailpool/__init__.py" "$out/mailpool/v1/__init__.py" "$out/mailpool/py.typed"
+# The client library's Reason enum comes from ErrorReason's names and comments.
+desc=$(mktemp)
+trap 'rm -f "$desc"' EXIT
+"$py" -m grpc_tools.protoc -I proto --include_source_info --descriptor_set_out="$desc" \
+  proto/mailpool/v1/error.proto
+mkdir -p "$out/mailpool_client"
+"$py" scripts/gen_reasons.py "$desc" >"$out/mailpool_client/reasons.py"

@@ -28,6 +28,7 @@ from mailpool_server.startup import (
     check_free,
     database_url,
 )
+from mailpool_server.tail import add_tail_command, run_tail
 
 Command = Callable[[App, argparse.Namespace], Awaitable[int]]
 
@@ -301,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     shim.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     shim.set_defaults(run=None, usage=shim)
     leaf(commands, "demo", _demo, "create a demo org, key and identity and say how to call it")
+    add_tail_command(commands)
 
     admin = group(commands, "admin", "operator commands", dest="noun")
     org = group(admin, "org", "orgs (names are unique regardless of case)")
@@ -409,6 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Exit codes: 0 done; 1 an admin command refused (the line says why); 2 a usage or
     start-up mistake (an incomplete command prints its help)."""
     args = build_parser().parse_args(argv)
+    if args.command == "tail":
+        return run_tail(args)
     if args.run is None and args.command != "shim":
         args.usage.print_help(sys.stderr)
         return 2
