@@ -39,12 +39,12 @@ $(BIN)/python:
 
 # The client distribution (clients/python) is installed editable in the same command, so
 # pip resolves the server's mailpool-client==0.1.0 to it instead of an index.
-$(RUN_STAMP): pyproject.toml clients/python/pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ./clients/python -e .
+$(RUN_STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e ./clients/python -e .
 	touch $@
 
 $(DEV_STAMP): $(RUN_STAMP)
-	$(BIN)/pip install --quiet -e ./clients/python -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e ./clients/python -e '.[dev]'
 	touch $@
 
 run: install-run
