@@ -9,6 +9,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+def run_cli(env: dict[str, str], *args: str) -> str:
+    """Run one `mailpool …` command to completion; its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mailpool_server", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
 @contextmanager
 def serve(env: dict[str, str], *, dispatcher: bool = True) -> Iterator[dict[str, int]]:
     """Start `mailpool serve` on free ports (no inbound listener); yield its ports by

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,22 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz_counts import count_input
-from tests.processes import serve
+from tests.processes import run_cli, serve
 from tests.rest import openapi_check
 
 pytestmark = pytest.mark.slow
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "mailpool_server", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +30,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cli
         "MAILPOOL_DATABASE_URL": f"sqlite:///{folder / 'f.db'}",
         "MAILPOOL_LOG_LEVEL": "ERROR",
     }
-    _cli(env, "admin", "org", "create", "fuzz")
-    key = _cli(env, "admin", "key", "create", "--org", "fuzz").strip()
-    _cli(
+    run_cli(env, "admin", "org", "create", "fuzz")
+    key = run_cli(env, "admin", "key", "create", "--org", "fuzz").strip()
+    run_cli(
         env,
         "admin",
         "identity",

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from mailpool.v1 import (
 )
 from tests.conftest import BACKENDS, POSTGRES, postgres_admin_sync
 from tests.fuzz_counts import count_input
-from tests.processes import serve
+from tests.processes import run_cli, serve
 
 pytestmark = pytest.mark.slow
 
@@ -79,18 +77,6 @@ class Server:
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "mailpool_server", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -110,9 +96,9 @@ def server(
         "MAILPOOL_LOG_LEVEL": "ERROR",
     }
     try:
-        _cli(env, "admin", "org", "create", "fuzz")
-        key = _cli(env, "admin", "key", "create", "--org", "fuzz").strip()
-        _cli(env, "admin", "identity", "create", "--org", "fuzz", "--handle", HANDLE,
+        run_cli(env, "admin", "org", "create", "fuzz")
+        key = run_cli(env, "admin", "key", "create", "--org", "fuzz").strip()
+        run_cli(env, "admin", "identity", "create", "--org", "fuzz", "--handle", HANDLE,
              "--tier", "scale", "--warmup-stage", "5")  # fmt: skip
         with serve(env, dispatcher=False) as ports:
             channel = grpc.insecure_channel(f"127.0.0.1:{ports['gRPC']}")
