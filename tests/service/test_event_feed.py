@@ -289,3 +289,11 @@ async def test_closing_the_feed_ends_subscriptions(
         feed.close()
         with pytest.raises(ShuttingDown):
             await live
+
+
+async def test_a_closed_feed_refuses_new_subscriptions(feed: EventFeed, alice: Tenant) -> None:
+    # A client that reconnects while the server stops is told so at once, rather than
+    # sent a backlog and caught_up that the shutdown then cuts again.
+    feed.close()
+    with pytest.raises(ShuttingDown):
+        await feed.subscribe(alice.org_id, handle=alice.handle)

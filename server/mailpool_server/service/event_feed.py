@@ -134,6 +134,7 @@ class EventFeed:
     ) -> AsyncGenerator[StreamItem, None]:
         """Validate a subscription and return its stream (errors surface here, before
         the first message)."""
+        self._check_open()  # a server that is stopping takes no new subscribers
         if handle and whole_org:
             raise InvalidArgument.of("identity", "give an identity or wholeOrg, not both")
         if not handle and not whole_org:
