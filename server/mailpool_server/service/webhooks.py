@@ -117,6 +117,9 @@ class WebhookRelay:
         self._offsets = retry_offsets_s
         self._stopping = False
         self._waiters: set[Waiter] = set()
+        # Set after every claim, recorded outcome and release: what tests wait on
+        # (with a bounded timeout) instead of sleeping.
+        self.progress = asyncio.Event()
 
     def stop(self) -> None:
         """Deliver nothing new: endpoint loops end after the event in hand."""
@@ -127,8 +130,11 @@ class WebhookRelay:
     async def claim(self, limit: int = 16) -> list[WebhookEndpoint]:
         """Lease endpoints nobody delivers now (or whose relay's lease ran out)."""
         now = now_ms(self._clock)
-        async with self._store.write() as tx:
-            return await tx.claim_webhooks(self.owner, now, now + self._lease_ms, limit)
+        try:
+            async with self._store.write() as tx:
+                return await tx.claim_webhooks(self.owner, now, now + self._lease_ms, limit)
+        finally:
+            self.progress.set()
 
     async def run_endpoint(self, endpoint_id: str) -> None:
         """Deliver one endpoint until it is paused, the lease is lost or the relay
@@ -165,6 +171,7 @@ class WebhookRelay:
         if not lost:
             async with self._store.write() as tx:
                 await tx.release_webhook_lease(endpoint_id, self.owner)
+        self.progress.set()
 
     async def _renew(self, endpoint_id: str) -> WebhookEndpoint | None:
         async with self._store.write() as tx:
@@ -283,6 +290,12 @@ class WebhookRelay:
     async def _record(self, endpoint_id: str, event: Event, outcome: Outcome) -> bool:
         """Store the outcome through the lease; False when the endpoint is to be let
         go (paused now, or another relay holds it)."""
+        try:
+            return await self._store_outcome(endpoint_id, event, outcome)
+        finally:
+            self.progress.set()
+
+    async def _store_outcome(self, endpoint_id: str, event: Event, outcome: Outcome) -> bool:
         now = now_ms(self._clock)
         async with self._store.write() as tx:
             endpoint = await tx.renew_webhook_lease(endpoint_id, self.owner, now + self._lease_ms)
