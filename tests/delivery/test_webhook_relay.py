@@ -128,9 +128,9 @@ async def test_events_are_pushed_signed_with_the_bytes_the_pull_shows(
         ).json()["events"]
     assert len(pulled) == 2
     for request, event in zip(receiver.requests, pulled, strict=True):
-        assert request.body == json.dumps(
-            event, ensure_ascii=False, separators=(",", ":")
-        ).encode("utf-8")
+        assert request.body == json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode(
+            "utf-8"
+        )
         assert all(request.valid.values())
         assert request.headers["content-type"] == "application/json"
         assert request.headers["x-inboxbase-event-type"] == "email.queued"
