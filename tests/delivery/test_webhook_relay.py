@@ -145,7 +145,7 @@ async def test_500_twice_then_200_arrives_on_the_third_attempt(
     tenant: Tenant,
     receiver: Receiver,
     timer: StepTimer,
-    hooked: object,
+    hooked: tuple[WebhookAdmin, str],
 ) -> None:
     receiver.script.extend([500, 500, 200])
     await send(channel, tenant, to="a@example.com")
@@ -161,7 +161,7 @@ async def test_500_twice_then_200_arrives_on_the_third_attempt(
     assert all(all(r.valid.values()) for r in receiver.requests)
 
     async def delivered() -> bool:
-        view = await hooked[0].show("acme")  # type: ignore[index]
+        view = await hooked[0].show("acme")
         return view.cursors[0].cursor == 1
 
     await until(app, delivered)
