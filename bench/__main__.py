@@ -11,6 +11,8 @@ import argparse
 import asyncio
 import gc
 import json
+import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +24,7 @@ import httpx
 
 from bench.harness import Process, percentile, port_of, process, run_load
 from bench.seed import Seeded, seed
+from bench.webhook_receiver import CountingReceiver
 from mailpool.v1 import event_service_pb2 as event_pb
 from mailpool.v1 import event_service_pb2_grpc as event_grpc
 from mailpool.v1 import send_service_pb2 as send_pb
@@ -108,10 +111,13 @@ async def replay(
     return round(backlog / elapsed, 1)
 
 
-async def fanout(port: int, seeded: Seeded, subscribers: int, events: int) -> dict[str, float]:
+async def fanout(
+    port: int, seeded: Seeded, subscribers: int, events: int, base: int = 0
+) -> dict[str, float]:
     """ms from commit to receipt, on every subscriber. The commit has happened when
     the Send's response reaches this process, so that moment stands for it (half a
-    round trip late); a subscriber served before the response is read counts 0."""
+    round trip late); a subscriber served before the response is read counts 0.
+    `base`: the fanout identity's head seq before this run."""
     channels = [
         grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(max(1, subscribers // 100))
     ]
@@ -121,10 +127,11 @@ async def fanout(port: int, seeded: Seeded, subscribers: int, events: int) -> di
     async def subscriber(number: int) -> None:
         stub = event_grpc.EventServiceStub(channels[number % len(channels)])
         call = stub.StreamEvents(
-            event_pb.StreamEventsRequest(identity=seeded.fanout_handle), metadata=seeded.metadata
+            event_pb.StreamEventsRequest(identity=seeded.fanout_handle, since=base),
+            metadata=seeded.metadata,
         )
         async for message in call:
-            seq = message.event.seq if message.HasField("event") else 0  # 0: caught up
+            seq = message.event.seq - base if message.HasField("event") else 0  # 0: caught up
             received_at[seq].append(time.perf_counter())
             if len(received_at[seq]) == subscribers:
                 everyone[seq].set()
@@ -186,7 +193,73 @@ async def sends_scenarios(
     out["http_vs_grpc"] = round(http_load.per_s / send_load.per_s, 3)
 
 
-SCENARIOS = ("send", "stream", "fanout")
+async def webhook_admin(database: str, verb: str, *args: str) -> bytes:
+    """`mailpool admin webhook VERB --org bench …`; its stdout."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mailpool_server",
+        "admin",
+        "webhook",
+        verb,
+        "--org",
+        "bench",
+        *args,
+        env={**os.environ, "MAILPOOL_DATABASE_URL": database},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0, f"admin webhook {verb} failed"
+    return out
+
+
+async def webhook_scenario(
+    out: dict[str, Any],
+    real: grpc.aio.Channel,
+    grpc_port: int,
+    seeded: Seeded,
+    sizes: dict[str, int],
+    database: str,
+    head: int,
+) -> None:
+    """Send throughput and fan-out without a webhook endpoint, then with an active one
+    (the relay in the server pushing every event to a loopback receiver here)."""
+    sends, conc = sizes["sends"], sizes["concurrency"]
+    subscribers, events = sizes["subscribers"], sizes["fanout_events"]
+    without = await unary(real, seeded, sends, conc, offset=20_000_000)
+    fan_without = await fanout(grpc_port, seeded, subscribers, events, head)
+    receiver = CountingReceiver()
+    await receiver.start()
+    try:
+        url = f"http://127.0.0.1:{receiver.port}/"
+        await webhook_admin(database, "set", "--url", url, "--allow-http-loopback")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until the server's relay holds the endpoint
+            if json.loads(await webhook_admin(database, "show"))["relay"] is not None:
+                break
+            await asyncio.sleep(0.2)
+        started = time.perf_counter()
+        with_hook = await unary(real, seeded, sends, conc, offset=30_000_000)
+        fan_with = await fanout(grpc_port, seeded, subscribers, events, head + events)
+        drained = await receiver.until(sends + events, timeout_s=300)
+        elapsed = time.perf_counter() - started
+    finally:
+        await receiver.stop()
+    out["webhook"] = {
+        "send_per_s_without_endpoint": without.per_s,
+        "send_per_s_with_endpoint": with_hook.per_s,
+        "send_with_vs_without": round(with_hook.per_s / without.per_s, 3),
+        "send_p99_ms_without_endpoint": without.p99_ms,
+        "send_p99_ms_with_endpoint": with_hook.p99_ms,
+        "fanout_without_endpoint": fan_without,
+        "fanout_with_endpoint": fan_with,
+        "pushed": receiver.count,
+        "all_pushed": drained,
+        "pushed_per_s": round(receiver.count / elapsed, 1),
+    }
+
+
+SCENARIOS = ("send", "stream", "fanout", "webhook")
 
 
 async def measure(
@@ -195,6 +268,7 @@ async def measure(
     noop: Process,
     seeded: Seeded,
     only: tuple[str, ...] = SCENARIOS,
+    database: str = "",
 ) -> dict[str, Any]:
     grpc_port, http_port = port_of(mailpool.lines[0]), port_of(mailpool.lines[1])
     out: dict[str, Any] = {"sizes": sizes, "rss_mb": {}}
@@ -228,18 +302,22 @@ async def measure(
             sizes["rtt_calls"],
             1,
         )
-    if "fanout" not in only:
-        return out
-    fan = await fanout(grpc_port, seeded, sizes["subscribers"], sizes["fanout_events"])
-    scenario("fanout")
-    out["fanout"] = {
-        "subscribers": sizes["subscribers"],
-        **fan,
-        "unary_rtt_p50_ms": rtt.p50_ms,
-        "unary_rtt_p99_ms": rtt.p99_ms,
-        "p50_vs_unary": round(fan["p50_ms"] / rtt.p50_ms, 2),
-        "p99_vs_unary": round(fan["p99_ms"] / rtt.p99_ms, 2),
-    }
+    if "fanout" in only:
+        fan = await fanout(grpc_port, seeded, sizes["subscribers"], sizes["fanout_events"])
+        scenario("fanout")
+        out["fanout"] = {
+            "subscribers": sizes["subscribers"],
+            **fan,
+            "unary_rtt_p50_ms": rtt.p50_ms,
+            "unary_rtt_p99_ms": rtt.p99_ms,
+            "p50_vs_unary": round(fan["p50_ms"] / rtt.p50_ms, 2),
+            "p99_vs_unary": round(fan["p99_ms"] / rtt.p99_ms, 2),
+        }
+    if "webhook" in only:
+        head = sizes["fanout_events"] if "fanout" in only else 0
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            await webhook_scenario(out, channel, grpc_port, seeded, sizes, database, head)
+        scenario("webhook")
     return out
 
 
@@ -258,7 +336,8 @@ def main() -> None:
     sizes = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="mailpool-bench-") as folder:
         database = f"sqlite:///{Path(folder) / 'bench.db'}"
-        identities = sizes["sends"] * 3 // 2000 + 2
+        # The webhook scenario sends twice more (without and with an endpoint).
+        identities = sizes["sends"] * (7 if "webhook" in only else 3) // 2000 + 2
         backlog = sizes["backlog"] if "stream" in only else 0
         seeded = asyncio.run(seed(database, identities=identities, backlog=backlog))
         env = {
@@ -286,7 +365,7 @@ def main() -> None:
             ) as mailpool,
             process(["-m", "bench.noop_server"], env, ready_lines=1) as noop,
         ):
-            result = asyncio.run(measure(sizes, mailpool, noop, seeded, only))
+            result = asyncio.run(measure(sizes, mailpool, noop, seeded, only, database))
     print(json.dumps(result, indent=2))
 
 

@@ -149,6 +149,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         grpc_port=0,
         http_port=None,  # the shim's tests turn it on
         run_dispatcher=False,  # delivery tests drive the dispatcher and timers themselves
+        run_webhook_relay=False,  # the relay's tests turn it on
         inbound_port=None,
         lmtp_port=None,
         data_dir=tmp_path,

@@ -51,6 +51,7 @@ from mailpool_server.service.ports import (
     Tx,
     WriteLockTimeout,
 )
+from mailpool_server.service.webhook_models import EndpointStatus, PauseReason, WebhookEndpoint
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -137,6 +138,8 @@ class Tables:
     timeline: dict[str, tuple[TimelineItem, ...]] = field(default_factory=dict)
     pending: dict[str, PendingRow] = field(default_factory=dict)
     events: dict[str, tuple[Event, ...]] = field(default_factory=dict)
+    webhooks: dict[str, WebhookEndpoint] = field(default_factory=dict)
+    webhook_cursors: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def copy(self) -> Tables:
         """A copy whose dicts can change without touching this one."""
@@ -724,6 +727,104 @@ class MemoryTx:
                 health=health,
                 closed_through=closed_through,
             ),
+        )
+
+    # -- webhooks -----------------------------------------------------------------------
+
+    async def add_webhook(self, endpoint: WebhookEndpoint) -> None:
+        t = self._write()
+        _require(endpoint.id not in t.webhooks, f"webhook {endpoint.id} exists")
+        _require(endpoint.org_id in t.orgs, f"no org {endpoint.org_id}")
+        _require(
+            all(w.org_id != endpoint.org_id for w in t.webhooks.values()),
+            f"org {endpoint.org_id} has a webhook",
+        )
+        t.webhooks[endpoint.id] = endpoint
+
+    async def webhook_of_org(self, org_id: str) -> WebhookEndpoint | None:
+        return next((w for w in self._read().webhooks.values() if w.org_id == org_id), None)
+
+    async def webhook_by_id(self, endpoint_id: str) -> WebhookEndpoint | None:
+        return self._read().webhooks.get(endpoint_id)
+
+    async def set_webhook_url(self, endpoint_id: str, url: str) -> None:
+        self._change(self._write().webhooks, endpoint_id, lambda w: replace(w, url=url))
+
+    async def set_webhook_secret(self, endpoint_id: str, secret: str) -> None:
+        self._change(self._write().webhooks, endpoint_id, lambda w: replace(w, secret=secret))
+
+    async def pause_webhook(self, endpoint_id: str, reason: PauseReason, at: int) -> None:
+        self._change(
+            self._write().webhooks,
+            endpoint_id,
+            lambda w: replace(w, status=EndpointStatus.PAUSED, paused_reason=reason, paused_at=at),
+        )
+
+    async def enable_webhook(self, endpoint_id: str) -> None:
+        self._change(
+            self._write().webhooks,
+            endpoint_id,
+            lambda w: replace(
+                w,
+                status=EndpointStatus.ACTIVE,
+                paused_reason=None,
+                paused_at=None,
+                failed_deliveries=0,
+            ),
+        )
+
+    async def set_webhook_failures(self, endpoint_id: str, failures: int) -> None:
+        self._change(
+            self._write().webhooks, endpoint_id, lambda w: replace(w, failed_deliveries=failures)
+        )
+
+    async def webhook_cursors(self, endpoint_id: str) -> dict[str, int]:
+        return {
+            identity_id: seq
+            for (endpoint, identity_id), seq in self._read().webhook_cursors.items()
+            if endpoint == endpoint_id
+        }
+
+    async def set_webhook_cursors(self, endpoint_id: str, cursors: dict[str, int]) -> None:
+        t = self._write()
+        for identity_id, seq in cursors.items():
+            _require(endpoint_id in t.webhooks, f"no webhook {endpoint_id}")
+            _require(identity_id in t.identities, f"no identity {identity_id}")
+            t.webhook_cursors[(endpoint_id, identity_id)] = seq
+
+    async def claim_webhooks(
+        self, owner: str, now: int, lease_until: int, limit: int
+    ) -> list[WebhookEndpoint]:
+        t = self._write()
+        free = sorted(
+            (
+                w
+                for w in t.webhooks.values()
+                if w.status is EndpointStatus.ACTIVE
+                and (w.lease_owner is None or w.lease_until is None or w.lease_until < now)
+            ),
+            key=lambda w: w.id,
+        )[:limit]
+        claimed = [replace(w, lease_owner=owner, lease_until=lease_until) for w in free]
+        for w in claimed:
+            t.webhooks[w.id] = w
+        return claimed
+
+    async def renew_webhook_lease(
+        self, endpoint_id: str, owner: str, lease_until: int
+    ) -> WebhookEndpoint | None:
+        t = self._write()
+        held = t.webhooks.get(endpoint_id)
+        if held is None or held.lease_owner != owner:
+            return None
+        t.webhooks[endpoint_id] = renewed = replace(held, lease_until=lease_until)
+        return renewed
+
+    async def release_webhook_lease(self, endpoint_id: str, owner: str) -> None:
+        _update_where(
+            self._write().webhooks,
+            lambda w: w.id == endpoint_id and w.lease_owner == owner,
+            lambda w: replace(w, lease_owner=None, lease_until=None),
         )
 
     # -- helpers ------------------------------------------------------------------------

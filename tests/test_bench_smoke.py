@@ -41,7 +41,10 @@ def test_bench_quick_prints_every_figure() -> None:
         "send_http",
         "stream_replay",
         "fanout",
+        "webhook",
     }
+    webhook = result["webhook"]
+    assert webhook["all_pushed"] and webhook["send_per_s_with_endpoint"] > 0
     fanout = result["fanout"]
     assert fanout["subscribers"] == 20
     assert fanout["p99_ms"] >= fanout["p50_ms"] > 0

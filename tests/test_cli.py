@@ -154,6 +154,7 @@ def test_serve_prints_its_port_and_stops_on_sigterm(run) -> None:  # type: ignor
             line = process.stdout.readline()
             assert re.fullmatch(rf"mailpool: {protocol} listening on 127\.0\.0\.1:\d+\n", line)
         assert process.stdout.readline().startswith("mailpool: dispatching (maildir at ")
+        assert process.stdout.readline().startswith("mailpool: relaying webhooks as rly_")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
         assert process.stdout.read() == "mailpool: stopped\n"

@@ -11,6 +11,7 @@ from mailpool_server.delivery.inbound import start_listener
 from mailpool_server.delivery.maildir import MaildirTransport
 from mailpool_server.delivery.runner import DeliveryLoops
 from mailpool_server.delivery.smtp import SmtpTransport
+from mailpool_server.delivery.webhook_relay import WebhookRelayLoop, start_relay
 from mailpool_server.rest.server import RunningHttp, start_http
 from mailpool_server.rpc.server import GrpcServices, RunningGrpc, start_grpc
 from mailpool_server.service.admin import Admin
@@ -64,6 +65,7 @@ class App:
     http: RunningHttp | None = None
     loops: DeliveryLoops | None = None
     pg_listener: PgListener | None = None
+    relay: WebhookRelayLoop | None = None
     listeners: dict[str, asyncio.Server] = field(default_factory=dict)
 
     @classmethod
@@ -171,6 +173,16 @@ class App:
             if self.settings.run_dispatcher:
                 self.loops = DeliveryLoops(self.dispatcher, self.timers, self.bus)
                 self.loops.start()
+            if self.settings.run_webhook_relay:
+                self.relay = start_relay(
+                    self.store,
+                    self.clock,
+                    self.timer,
+                    self.bus,
+                    lease_s=self.settings.webhook_lease_s,
+                    poll_s=self.settings.webhook_poll_s,
+                    timeout_s=self.settings.webhook_timeout_s,
+                )
         except BaseException:
             if http_socket is not None:
                 http_socket.close()
@@ -196,6 +208,9 @@ class App:
         if self.loops is not None:
             await self.loops.stop(self.settings.shutdown_grace_s)
             self.loops = None
+        if self.relay is not None:
+            await self.relay.stop(self.settings.shutdown_grace_s)
+            self.relay = None
         if self.pg_listener is not None:
             await self.pg_listener.stop()
             self.pg_listener = None

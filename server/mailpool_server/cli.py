@@ -21,6 +21,7 @@ from mailpool_server.service.clock import iso_ms
 from mailpool_server.service.errors import AdminError
 from mailpool_server.service.models import IdentityState, IdentityToday
 from mailpool_server.service.policy import MAX_WARMUP_STAGE, Tier
+from mailpool_server.service.webhook_admin import WebhookAdmin, WebhookView
 from mailpool_server.startup import (
     CannotListen,
     PortInUse,
@@ -90,10 +91,13 @@ def _announce(app: App) -> None:
         print(f"mailpool: {name.upper()} listening on {settings.inbound_host}:{port}", flush=True)
     if app.loops is not None:
         print(f"mailpool: dispatching (maildir at {settings.maildir()})", flush=True)
+    if app.relay is not None:
+        print(f"mailpool: relaying webhooks as {app.relay.relay.owner}", flush=True)
 
 
 async def _serve(app: App, args: argparse.Namespace) -> int:
-    """serve: everything; dispatcher: the dispatcher and timers; inbound: the listeners."""
+    """serve: everything; dispatcher: the dispatcher and timers; inbound: the listeners;
+    relay: the webhook relay."""
     stop = _stop_on_signals()
     try:
         await app.start(grpc_server=args.command == "serve")
@@ -221,6 +225,66 @@ or over gRPC (port {port}):
     return 0
 
 
+def _webhooks(app: App, args: argparse.Namespace) -> WebhookAdmin:
+    allow = getattr(args, "allow_http_loopback", False) or app.settings.webhook_allow_http_loopback
+    return WebhookAdmin(app.store, app.clock, allow_http_loopback=allow)
+
+
+def webhook_json(view: WebhookView) -> dict[str, Any]:
+    """An endpoint as `admin webhook show` prints it: never the secret."""
+    e = view.endpoint
+    return {
+        "org": view.org.name,
+        "url": e.url,
+        "status": e.status.value,
+        "pausedReason": e.paused_reason.value if e.paused_reason else None,
+        "pausedAtIso": iso_ms(e.paused_at) if e.paused_at is not None else None,
+        "failedDeliveriesInARow": e.failed_deliveries,
+        "createdAtIso": iso_ms(e.created_at),
+        "relay": (
+            {"owner": e.lease_owner, "leaseUntilIso": iso_ms(e.lease_until)}
+            if e.lease_owner is not None and e.lease_until is not None
+            else None
+        ),
+        "behind": sum(max(0, c.head - c.cursor) for c in view.cursors),
+        "cursors": [
+            {"identity": c.handle, "cursor": c.cursor, "head": c.head} for c in view.cursors
+        ],
+    }
+
+
+async def _webhook_set(app: App, args: argparse.Namespace) -> int:
+    endpoint, secret = await _webhooks(app, args).set(args.org, args.url)
+    if secret is not None:
+        print(secret)  # the only time it is shown: stdout holds it alone, for scripts
+    else:
+        print(f"webhook of {args.org} now posts to {endpoint.url} (secret unchanged)")
+    return 0
+
+
+async def _webhook_rotate(app: App, args: argparse.Namespace) -> int:
+    print(await _webhooks(app, args).rotate_secret(args.org))
+    return 0
+
+
+async def _webhook_enable(app: App, args: argparse.Namespace) -> int:
+    await _webhooks(app, args).enable(args.org, from_now=args.from_now)
+    resumes = "from now on" if args.from_now else "from where it paused"
+    print(f"webhook of {args.org}: active (delivers {resumes})")
+    return 0
+
+
+async def _webhook_disable(app: App, args: argparse.Namespace) -> int:
+    await _webhooks(app, args).disable(args.org)
+    print(f"webhook of {args.org}: paused (operator)")
+    return 0
+
+
+async def _webhook_show(app: App, args: argparse.Namespace) -> int:
+    _print_json(webhook_json(await _webhooks(app, args).show(args.org)))
+    return 0
+
+
 def _states() -> list[str]:
     return [s.value for s in IdentityState]
 
@@ -282,7 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not deliver here (run `mailpool dispatcher` elsewhere)",
     )
+    serve.add_argument(
+        "--no-webhook-relay",
+        action="store_true",
+        help="do not relay webhooks here (run `mailpool relay` elsewhere)",
+    )
     dispatcher = leaf(commands, "dispatcher", _serve, "run only the dispatcher and timers")
+    relay = leaf(commands, "relay", _serve, "run only the webhook relay")
+    relay.set_defaults(inbound_port=-1, lmtp_port=-1)
     inbound = leaf(commands, "inbound", _serve, "run only the inbound SMTP/LMTP listener")
     for sub in (serve, inbound):
         sub.add_argument(
@@ -351,6 +422,30 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--smtp", help="smtp://user:secret@host:587?tls=starttls|none, or smtps://…")
     add.add_argument("--warmup-stage", type=int, default=0, help=f"{stages} (default 0)")
     add.add_argument("--health", type=int, default=100, help="0..100 (default 100)")
+
+    webhook = group(admin, "webhook", "the org's webhook endpoint (one per org)")
+    for name, run, help_text in (
+        ("set", _webhook_set, "create the endpoint (prints its secret, once) or change its URL"),
+        ("rotate-secret", _webhook_rotate, "replace the secret at once; prints the new one"),
+        ("enable", _webhook_enable, "resume a paused endpoint from where it paused"),
+        ("disable", _webhook_disable, "pause the endpoint"),
+        ("show", _webhook_show, "show the endpoint as JSON (never the secret)"),
+    ):
+        sub = leaf(webhook, name, run, help_text)
+        sub.add_argument("--org", required=True)
+        if name == "set":
+            sub.add_argument("--url", required=True, help="https://… (the endpoint)")
+            sub.add_argument(
+                "--allow-http-loopback",
+                action="store_true",
+                help="accept http:// for a loopback host (tests, local development)",
+            )
+        if name == "enable":
+            sub.add_argument(
+                "--from-now",
+                action="store_true",
+                help="skip what arrived while paused (receivers backfill from the events API)",
+            )
     return parser
 
 
@@ -372,8 +467,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
         settings.inbound_port = None if args.inbound_port < 0 else args.inbound_port
     if getattr(args, "lmtp_port", None) is not None:
         settings.lmtp_port = None if args.lmtp_port < 0 else args.lmtp_port
-    if args.command == "inbound" or getattr(args, "no_dispatcher", False):
+    if args.command in ("inbound", "relay") or getattr(args, "no_dispatcher", False):
         settings.run_dispatcher = False
+    if args.command in ("dispatcher", "inbound") or getattr(args, "no_webhook_relay", False):
+        settings.run_webhook_relay = False
+    elif args.command == "relay":
+        settings.run_webhook_relay = True
     return settings
 
 
@@ -416,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.run is None and args.command != "shim":
         args.usage.print_help(sys.stderr)
         return 2
-    servers = ("serve", "shim", "dispatcher", "inbound")
+    servers = ("serve", "shim", "dispatcher", "inbound", "relay")
     try:
         logs.configure(Settings().log_level if args.command in servers else "WARNING")
         if args.command == "shim":

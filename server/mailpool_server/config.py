@@ -35,6 +35,18 @@ def _port(name: str, default: int) -> int:
     return env_int(name, default, 0, 65535, "a port (0 = a free port)")
 
 
+def env_flag(name: str, default: bool) -> bool:
+    """A yes/no environment variable: 1/0, true/false, yes/no, on/off."""
+    text = os.environ.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise BadSetting(f"{name}={text!r} is not 1 or 0 (true/false, yes/no, on/off)")
+
+
 def _log_level() -> str:
     level = os.environ.get("MAILPOOL_LOG_LEVEL", "").strip().upper() or "INFO"
     if level not in LOG_LEVELS:
@@ -97,6 +109,22 @@ class Settings:
     log_level: str = field(default_factory=_log_level)
     # Seconds the server waits for in-flight calls on SIGTERM before cancelling them.
     shutdown_grace_s: float = 5.0
+    # The webhook relay: runs in `serve` (MAILPOOL_WEBHOOK_RELAY=0 or --no-webhook-relay
+    # turns it off) and alone as `mailpool relay`. Its lease on an endpoint lasts
+    # webhook_lease_s and is renewed every third of it; another relay takes over an
+    # endpoint that long after its relay died.
+    run_webhook_relay: bool = field(
+        default_factory=lambda: env_flag("MAILPOOL_WEBHOOK_RELAY", True)
+    )
+    webhook_lease_s: float = field(
+        default_factory=lambda: float(env_int("MAILPOOL_WEBHOOK_LEASE_S", 30, 1, 3600))
+    )
+    webhook_poll_s: float = 1.0
+    webhook_timeout_s: float = 10.0
+    # `admin webhook set` accepts http:// for loopback hosts (tests, local development).
+    webhook_allow_http_loopback: bool = field(
+        default_factory=lambda: env_flag("MAILPOOL_WEBHOOK_ALLOW_HTTP_LOOPBACK", False)
+    )
 
     def maildir(self) -> Path:
         return self.maildir_root or self.data_dir / "maildir"

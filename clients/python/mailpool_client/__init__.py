@@ -53,6 +53,7 @@ from mailpool_client.events import (
 from mailpool_client.reasons import Reason
 from mailpool_client.retry import DEFAULT_RECONNECT, DEFAULT_RETRY, RetryPolicy
 from mailpool_client.sync import SyncEventStream, SyncMailpoolClient
+from mailpool_client.webhooks import InvalidSignature, check_signature, verify_signature
 
 __all__ = [
     "DEFAULT_CHANNEL_OPTIONS",
@@ -70,6 +71,7 @@ __all__ = [
     "Heartbeat",
     "Internal",
     "InvalidArgument",
+    "InvalidSignature",
     "MailpoolClient",
     "MailpoolError",
     "NotFound",
@@ -86,5 +88,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "__version__",
+    "check_signature",
     "from_call",
+    "verify_signature",
 ]

@@ -27,6 +27,7 @@ from mailpool_server.service.models import (
     TimelineEntry,
 )
 from mailpool_server.service.outbound import OutgoingMessage
+from mailpool_server.service.webhook_models import PauseReason, WebhookEndpoint
 
 
 class WriteLockTimeout(Exception):
@@ -190,7 +191,57 @@ class DeliveryRepo(Protocol):
     ) -> None: ...
 
 
-class Tx(OrgRepo, IdentityRepo, SendRepo, ConversationRepo, EventRepo, DeliveryRepo, Protocol):
+class WebhookRepo(Protocol):
+    async def add_webhook(self, endpoint: WebhookEndpoint) -> None:
+        """One endpoint per org: a second one for the org is refused."""
+        ...
+
+    async def webhook_of_org(self, org_id: str) -> WebhookEndpoint | None: ...
+    async def webhook_by_id(self, endpoint_id: str) -> WebhookEndpoint | None: ...
+    async def set_webhook_url(self, endpoint_id: str, url: str) -> None: ...
+    async def set_webhook_secret(self, endpoint_id: str, secret: str) -> None: ...
+    async def pause_webhook(self, endpoint_id: str, reason: PauseReason, at: int) -> None: ...
+    async def enable_webhook(self, endpoint_id: str) -> None:
+        """Active again, with no pause reason and no failed deliveries counted."""
+        ...
+
+    async def set_webhook_failures(self, endpoint_id: str, failures: int) -> None: ...
+    async def webhook_cursors(self, endpoint_id: str) -> dict[str, int]:
+        """identity id → the last seq the relay is done with (delivered or dropped)."""
+        ...
+
+    async def set_webhook_cursors(self, endpoint_id: str, cursors: dict[str, int]) -> None:
+        """Insert or replace the cursors given; others stay."""
+        ...
+
+    async def claim_webhooks(
+        self, owner: str, now: int, lease_until: int, limit: int
+    ) -> list[WebhookEndpoint]:
+        """Lease active endpoints nobody holds (no lease, or one that ran out before
+        now) to `owner`. PostgreSQL: rows another relay is claiming are skipped."""
+        ...
+
+    async def renew_webhook_lease(
+        self, endpoint_id: str, owner: str, lease_until: int
+    ) -> WebhookEndpoint | None:
+        """Extend `owner`'s lease and return the endpoint as it is now, with its row
+        held until commit; None when `owner` no longer holds it (another relay took
+        it over): the fence every write of delivery progress goes through."""
+        ...
+
+    async def release_webhook_lease(self, endpoint_id: str, owner: str) -> None: ...
+
+
+class Tx(
+    OrgRepo,
+    IdentityRepo,
+    SendRepo,
+    ConversationRepo,
+    EventRepo,
+    DeliveryRepo,
+    WebhookRepo,
+    Protocol,
+):
     """Every repository, inside one transaction."""
 
 

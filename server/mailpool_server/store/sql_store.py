@@ -12,10 +12,17 @@ from mailpool_server.store.events import EventRepoSql
 from mailpool_server.store.identities import IdentityRepoSql
 from mailpool_server.store.orgs import OrgRepoSql
 from mailpool_server.store.sends import SendRepoSql
+from mailpool_server.store.webhooks import WebhookRepoSql
 
 
 class SqlTx(
-    OrgRepoSql, IdentityRepoSql, SendRepoSql, ConversationRepoSql, EventRepoSql, DeliveryRepoSql
+    OrgRepoSql,
+    IdentityRepoSql,
+    SendRepoSql,
+    ConversationRepoSql,
+    EventRepoSql,
+    DeliveryRepoSql,
+    WebhookRepoSql,
 ):
     """Every repository on one session, i.e. one transaction."""
 

@@ -207,3 +207,32 @@ class IdempotencyRow(Base):
     response: Mapped[str] = mapped_column(Text)  # JSON of the stored SendResult
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class WebhookEndpointRow(Base):
+    """An org's webhook endpoint (one per org). The secret is stored as given: it must
+    sign every delivery, so it cannot be hashed (like SMTP passwords)."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"), unique=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    paused_reason: Mapped[str | None] = mapped_column(String(16))
+    paused_at: Mapped[int | None] = mapped_column(BigInteger)
+    failed_deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    # The relay delivering this endpoint now, and until when (Unix ms).
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WebhookCursorRow(Base):
+    """How far the relay is through one identity's log for one endpoint: the last seq
+    delivered or dropped. No row: the identity's whole log (it came after the endpoint)."""
+
+    __tablename__ = "webhook_cursors"
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"), primary_key=True)
+    identity_id: Mapped[str] = mapped_column(ForeignKey("identities.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
