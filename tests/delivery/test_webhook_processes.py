@@ -95,6 +95,15 @@ async def append(app: App, count: int) -> None:
             )
 
 
+def once_each(seqs: dict[str, list[int]]) -> dict[str, list[int]]:
+    """Each identity's seqs with a repeat of the seq just before dropped: a delivery
+    resent after a crash repeats the last one, never an older one."""
+    return {
+        handle: [seq for n, seq in enumerate(got) if n == 0 or got[n - 1] != seq]
+        for handle, got in seqs.items()
+    }
+
+
 def per_identity(requests: list[Request]) -> dict[str, list[int]]:
     seqs: dict[str, list[int]] = defaultdict(list)
     for request in requests:
@@ -122,14 +131,20 @@ async def test_a_relay_killed_mid_delivery_loses_nothing_and_repeats_only_the_ev
         await first.wait()
     in_flight = receiver.requests[3]
     await receiver.until(in_flight.hung_up.is_set)
+    expected = await every_seq(app)
     async with relay_process(env):
-        await receiver.until(lambda: len(receiver.answered()) >= 10, timeout_s=60)
+        await receiver.until(
+            lambda: once_each(per_identity(receiver.answered())) == expected, timeout_s=60
+        )
     assert all(all(r.valid.values()) for r in receiver.requests)
-    # Every event delivered (answered 2xx) exactly once, in order per identity...
-    assert per_identity(receiver.answered()) == await every_seq(app)
-    # ...and the one in flight at the kill is the only event that was sent twice.
-    assert len(receiver.requests) == 11
-    assert [r.body for r in receiver.requests].count(in_flight.body) == 2
+    # Every event delivered (answered 2xx), in order per identity; a repeat can only
+    # be an event in flight at the kill, sent again right where the new relay resumes.
+    assert once_each(per_identity(receiver.answered())) == await every_seq(app)
+    # In flight at the kill: at most one event per identity being pushed (two here),
+    # the hung one among them; nothing else is sent twice.
+    bodies = [r.body for r in receiver.requests]
+    assert bodies.count(in_flight.body) == 2
+    assert 11 <= len(receiver.requests) <= 10 + len(HANDLES)
 
 
 @pytest.mark.skipif(POSTGRES is None, reason="needs MAILPOOL_TEST_POSTGRES")
@@ -157,8 +172,12 @@ async def test_two_replicas_on_postgres_deliver_each_event_once_in_order(
         holder.send_signal(signal.SIGKILL)
         await holder.wait()
         await append(app, 5)
-        await receiver.until(lambda: len(receiver.answered()) >= 18, timeout_s=60)
+        expected = await every_seq(app)
+        await receiver.until(
+            lambda: once_each(per_identity(receiver.answered())) == expected, timeout_s=60
+        )
     assert all(all(r.valid.values()) for r in receiver.requests)
-    assert per_identity(receiver.answered()) == await every_seq(app)
-    # The event in flight at the kill is the one duplicate (one endpoint: one in flight).
-    assert len(receiver.requests) == 19
+    assert once_each(per_identity(receiver.answered())) == await every_seq(app)
+    # The events in flight at the kill are the only duplicates: the hung one, and at
+    # most one more (one event in flight per identity; two identities here).
+    assert 19 <= len(receiver.requests) <= 18 + len(HANDLES)

@@ -8,7 +8,8 @@ the attempt timeout; any 2xx is success. After the last failed attempt the event
 dropped from push (the cursor moves past it; the events API still has it), and three
 such failed deliveries in a row pause the endpoint. A 410 pauses it at once, with the
 cursor left before that event. The cursor is written after each event, so a crash
-re-sends at most the event in flight (at-least-once, in order per identity).
+re-sends at most the events in flight: one per identity being pushed, and at most
+IDENTITIES_AT_ONCE (at-least-once, in order per identity).
 
 Only one relay delivers an endpoint at a time: it holds a lease on the endpoint row,
 renewed while it works, and every write of progress goes through the lease (a relay
@@ -30,6 +31,7 @@ from typing import Protocol
 from mailpool_server.service.clock import Clock, now_ms
 from mailpool_server.service.event_bus import EventBus, Waiter
 from mailpool_server.service.events import Event
+from mailpool_server.service.models import Identity
 from mailpool_server.service.ports import Store
 from mailpool_server.service.timer import Timer
 from mailpool_server.service.webhook_models import EndpointStatus, PauseReason, WebhookEndpoint
@@ -43,6 +45,8 @@ PAUSE_AFTER_FAILED_DELIVERIES = 3
 DEFAULT_LEASE_S = 30.0
 DEFAULT_POLL_S = 1.0
 PAGE = 100
+# Identities of one endpoint pushed at the same time (each one event at a time, in order).
+IDENTITIES_AT_ONCE = 8
 
 HEADER_EVENT_TYPE = "X-Inboxbase-Event-Type"
 HEADER_EVENT_ID = "X-Inboxbase-Event-Id"
@@ -215,21 +219,45 @@ class WebhookRelay:
             identities = await tx.identities_of(endpoint.org_id, "", 1_000_000)
             heads = await tx.head_seqs([i.id for i in identities])
             cursors = await tx.webhook_cursors(endpoint_id)
-        for identity in identities:
-            while cursors.get(identity.id, 0) < heads.get(identity.id, 0):
-                async with self._store.read() as tx:
-                    page = await tx.events_after(identity, cursors.get(identity.id, 0), (), PAGE)
-                if not page:
-                    break
-                for event in page:
-                    if self._stopping:
-                        return False
-                    outcome = await self._deliver(endpoint_id, event)
-                    if outcome is Outcome.STOPPED or not await self._record(
-                        endpoint_id, event, outcome
-                    ):
-                        return False
-                    cursors[identity.id] = event.seq
+        behind = [i for i in identities if cursors.get(i.id, 0) < heads.get(i.id, 0)]
+        # Order holds per identity, so identities are pushed side by side (one event
+        # in flight each, a few at a time): one slow identity does not hold the rest,
+        # and an org's throughput is not one round trip plus one commit per event.
+        # A TaskGroup ends every sibling when one fails, so no delivery outlives its
+        # round (the next round would start it again).
+        slots = asyncio.Semaphore(IDENTITIES_AT_ONCE)
+        keep: list[bool] = []
+
+        async def catch_up(identity: Identity) -> None:
+            async with slots:
+                keep.append(
+                    await self._catch_up(
+                        endpoint_id, identity, cursors.get(identity.id, 0), heads[identity.id]
+                    )
+                )
+
+        async with asyncio.TaskGroup() as group:
+            for identity in behind:
+                group.create_task(catch_up(identity))
+        return all(keep)
+
+    async def _catch_up(self, endpoint_id: str, identity: Identity, cursor: int, head: int) -> bool:
+        """Push one identity's events past its cursor, in seq order; False when the
+        endpoint is to be let go."""
+        while cursor < head:
+            async with self._store.read() as tx:
+                page = await tx.events_after(identity, cursor, (), PAGE)
+            if not page:
+                break
+            for event in page:
+                if self._stopping:
+                    return False
+                outcome = await self._deliver(endpoint_id, event)
+                if outcome is Outcome.STOPPED or not await self._record(
+                    endpoint_id, event, outcome
+                ):
+                    return False
+                cursor = event.seq
         return True
 
     async def _deliver(self, endpoint_id: str, event: Event) -> Outcome:
