@@ -240,9 +240,17 @@ class Metrics:
         self.lock_wait_seconds.observe(seconds)
 
     def exported_names(self) -> set[str]:
-        """Every sample name the registry exports now (a test checks the alert rules
-        against them)."""
-        return {sample.name for family in self.registry.collect() for sample in family.samples}
+        """Every series name the registry exports, including labelled families not
+        observed yet (a test checks the alert rules against them)."""
+        suffixes = {
+            "counter": ("_total",),
+            "histogram": ("_bucket", "_count", "_sum"),
+        }
+        names = set()
+        for family in self.registry.collect():
+            names.update(family.name + s for s in suffixes.get(family.type, ("",)))
+            names.update(sample.name for sample in family.samples)
+        return names
 
 
 class SnapshotRefresher:
