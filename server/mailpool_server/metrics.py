@@ -246,7 +246,7 @@ class Metrics:
             "counter": ("_total",),
             "histogram": ("_bucket", "_count", "_sum"),
         }
-        names = set()
+        names: set[str] = set()
         for family in self.registry.collect():
             names.update(family.name + s for s in suffixes.get(family.type, ("",)))
             names.update(sample.name for sample in family.samples)

@@ -76,7 +76,7 @@ async def get_identity(channel: grpc.aio.Channel, tenant: Tenant) -> str:
 
 async def health(channel: grpc.aio.Channel) -> int:
     stub = health_pb2_grpc.HealthStub(channel)
-    return (await stub.Check(health_pb2.HealthCheckRequest(), timeout=10)).status
+    return int((await stub.Check(health_pb2.HealthCheckRequest(), timeout=10)).status)
 
 
 def grpc_target(app: App) -> str:
