@@ -58,7 +58,7 @@ async def grpc_send(
         metadata.append(("x-request-id", rid))
     call = stub.Send(request(tenant, to="morgan@northwind.example", **fields), metadata=metadata)
     await call
-    trailing = {k: v for k, v in (await call.trailing_metadata()) or ()}  # type: ignore[misc]
+    trailing = {k: v for k, v in (await call.trailing_metadata()) or ()}
     return str(trailing["x-request-id"])
 
 
@@ -81,7 +81,7 @@ async def test_grpc_errors_carry_the_id_too(channel: grpc.aio.Channel, tenant: T
     )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call
-    trailing = dict(caught.value.trailing_metadata() or ())  # type: ignore[arg-type]
+    trailing = dict(caught.value.trailing_metadata() or ())
     assert trailing["x-request-id"] == "trace-err"
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
