@@ -102,7 +102,10 @@ async def test_counts_what_happens(
     assert value(found, "mailpool_queue_rows", state="queued") == 0
     assert value(found, "mailpool_queue_rows", state="sent") == 1
     assert value(found, "mailpool_queue_oldest_due_age_seconds") == 0
-    assert value(found, "mailpool_sqlite_group_commit_units_count") > 0
+    if app.database.dialect == "sqlite":
+        assert value(found, "mailpool_sqlite_group_commit_units_count") > 0
+    else:
+        assert value(found, "mailpool_db_pool_size") > 0
     assert value(found, "process_resident_memory_bytes") > 0
 
 

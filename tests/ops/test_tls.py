@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mailpool.v1 import identity_service_pb2 as identity_pb
 from mailpool.v1 import identity_service_pb2_grpc as identity_grpc
-from mailpool_server import cli
+from mailpool_server import cli, logs
 from mailpool_server.app import App
 from mailpool_server.config import Settings
 from mailpool_server.rest.server import start_http
@@ -215,6 +215,8 @@ def test_cli_says_one_line(
     pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    # cli.main routes logging to stderr; the test process keeps pytest's handlers.
+    monkeypatch.setattr(logs, "configure", lambda level="INFO": None)
     code = cli.main(
         [
             "serve",
