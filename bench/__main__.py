@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -259,7 +260,38 @@ async def webhook_scenario(
     }
 
 
-SCENARIOS = ("send", "stream", "fanout", "webhook")
+SCENARIOS = ("send", "stream", "fanout", "webhook", "metrics")
+# The metrics scenario alternates servers without and with --metrics-port this many times.
+METRICS_ROUNDS = 3
+
+
+async def metrics_cost(
+    out: dict[str, Any], plain: Process, metered: Process, seeded: Seeded, sends: int, conc: int
+) -> None:
+    """Send throughput of the same server without and with metrics, in alternating
+    rounds (the machine's load drifts); the ratio is what to compare."""
+    targets = [f"127.0.0.1:{port_of(p.lines[0])}" for p in (plain, metered)]
+    rates: list[list[float]] = [[], []]
+    async with (
+        grpc.aio.insecure_channel(targets[0]) as off,
+        grpc.aio.insecure_channel(targets[1]) as on,
+    ):
+        offset = 20_000_000
+        for channel in (off, on):  # warm-up
+            await unary(channel, seeded, min(200, sends), conc, offset=offset)
+            offset += 1_000_000
+        for _ in range(METRICS_ROUNDS):
+            for side, channel in enumerate((off, on)):
+                load = await unary(channel, seeded, sends, conc, offset=offset)
+                offset += 1_000_000
+                rates[side].append(load.per_s)
+    off_rate, on_rate = (round(sum(r) / len(r), 1) for r in rates)
+    out["metrics"] = {
+        "send_grpc_per_s_off": off_rate,
+        "send_grpc_per_s_on": on_rate,
+        "on_vs_off": round(on_rate / off_rate, 3),
+        "rounds": METRICS_ROUNDS,
+    }
 
 
 async def measure(
@@ -269,6 +301,7 @@ async def measure(
     seeded: Seeded,
     only: tuple[str, ...] = SCENARIOS,
     database: str = "",
+    metered: Process | None = None,
 ) -> dict[str, Any]:
     grpc_port, http_port = port_of(mailpool.lines[0]), port_of(mailpool.lines[1])
     out: dict[str, Any] = {"sizes": sizes, "rss_mb": {}}
@@ -294,6 +327,9 @@ async def measure(
             scenario("stream_replay")
             out["noop_stream_per_s"], out["stream_events_per_s"] = noop_stream, stream
             out["replay_vs_noop"] = round(stream / noop_stream, 3)
+
+        if metered is not None:
+            await metrics_cost(out, mailpool, metered, seeded, sends, conc)
 
         rtt = await run_load(
             lambda n: send_grpc.SendServiceStub(base).Send(
@@ -336,8 +372,11 @@ def main() -> None:
     sizes = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="mailpool-bench-") as folder:
         database = f"sqlite:///{Path(folder) / 'bench.db'}"
-        # The webhook scenario sends twice more (without and with an endpoint).
-        identities = sizes["sends"] * (7 if "webhook" in only else 3) // 2000 + 2
+        # Scale identities send 2000 a day each: enough of them for every round (the
+        # webhook scenario sends twice more, without and with an endpoint).
+        rounds = 3 + (4 if "webhook" in only else 0)
+        rounds += 2 * (METRICS_ROUNDS + 1) if "metrics" in only else 0
+        identities = sizes["sends"] * rounds // 2000 + 2
         backlog = sizes["backlog"] if "stream" in only else 0
         seeded = asyncio.run(seed(database, identities=identities, backlog=backlog))
         env = {
@@ -345,27 +384,31 @@ def main() -> None:
             "MAILPOOL_LOG_LEVEL": "WARNING",
             "MAILPOOL_COLD_GAP_MS": "0",
         }
+        serve = [
+            "-m",
+            "mailpool_server",
+            "serve",
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "0",
+            "--inbound-port",
+            "-1",
+            # The API path alone: delivery is another workload.
+            "--no-dispatcher",
+        ]
         with (
-            process(
-                [
-                    "-m",
-                    "mailpool_server",
-                    "serve",
-                    "--grpc-port",
-                    "0",
-                    "--http-port",
-                    "0",
-                    "--inbound-port",
-                    "-1",
-                    # The API path alone: delivery is another workload.
-                    "--no-dispatcher",
-                ],
-                env,
-                ready_lines=2,
-            ) as mailpool,
+            process(serve, env, ready_lines=2) as mailpool,
             process(["-m", "bench.noop_server"], env, ready_lines=1) as noop,
+            contextlib.ExitStack() as more,
         ):
-            result = asyncio.run(measure(sizes, mailpool, noop, seeded, only, database))
+            metered = None
+            if "metrics" in only:
+                # The same server with metrics on (their port announced as a third line).
+                metered = more.enter_context(
+                    process([*serve, "--metrics-port", "0"], env, ready_lines=3)
+                )
+            result = asyncio.run(measure(sizes, mailpool, noop, seeded, only, database, metered))
     print(json.dumps(result, indent=2))
 
 

@@ -43,6 +43,7 @@ def test_bench_quick_prints_every_figure() -> None:
         "fanout",
         "webhook",
     }
+    assert result["metrics"]["on_vs_off"] > 0
     webhook = result["webhook"]
     assert webhook["all_pushed"] and webhook["send_per_s_with_endpoint"] > 0
     fanout = result["fanout"]

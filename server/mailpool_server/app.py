@@ -12,11 +12,17 @@ from mailpool_server.delivery.maildir import MaildirTransport
 from mailpool_server.delivery.runner import DeliveryLoops
 from mailpool_server.delivery.smtp import SmtpTransport
 from mailpool_server.delivery.webhook_relay import WebhookRelayLoop, start_relay
+from mailpool_server.metrics import (
+    Metrics,
+    MetricsServer,
+    SnapshotRefresher,
+    start_metrics_server,
+)
 from mailpool_server.rest.server import RunningHttp, start_http
 from mailpool_server.rpc.server import GrpcServices, RunningGrpc, start_grpc
 from mailpool_server.service.admin import Admin
 from mailpool_server.service.auth import Authenticator
-from mailpool_server.service.clock import Clock, SystemClock
+from mailpool_server.service.clock import Clock, SystemClock, now_ms
 from mailpool_server.service.conversations import ConversationQueries
 from mailpool_server.service.dispatch import Dispatcher
 from mailpool_server.service.event_bus import EventBus
@@ -24,14 +30,18 @@ from mailpool_server.service.event_feed import EventFeed
 from mailpool_server.service.identities import IdentityQueries
 from mailpool_server.service.inbound import Inbound
 from mailpool_server.service.models import Transport
+from mailpool_server.service.observe import NO_OBSERVER
 from mailpool_server.service.outbound import MessageTransport
 from mailpool_server.service.send import Sender
 from mailpool_server.service.timer import LoopTimer, Timer
 from mailpool_server.service.timers import Timers
 from mailpool_server.startup import bind, check_database, database_url
-from mailpool_server.store.engine import Database, open_database
+from mailpool_server.store.engine import Database, PostgresDatabase, open_database
+from mailpool_server.store.ops_stats import queue_snapshot
 from mailpool_server.store.pg_notify import PgListener
 from mailpool_server.store.sql_store import SqlStore
+from mailpool_server.store.sqlite_db import SqliteDatabase
+from mailpool_server.tls import BadTls, ServerTls, shim_client_tls
 
 log = logging.getLogger("mailpool")
 
@@ -45,6 +55,7 @@ def listen_addresses(settings: Settings, *, grpc_server: bool = True) -> list[tu
         wanted.append(("http", settings.http_host, settings.http_port))
     wanted.append(("smtp", settings.inbound_host, settings.inbound_port))
     wanted.append(("lmtp", settings.inbound_host, settings.lmtp_port))
+    wanted.append(("metrics", settings.metrics_host, settings.metrics_port))
     return [(name, host, port) for name, host, port in wanted if port is not None]
 
 
@@ -67,6 +78,11 @@ class App:
     pg_listener: PgListener | None = None
     relay: WebhookRelayLoop | None = None
     listeners: dict[str, asyncio.Server] = field(default_factory=dict)
+    # Metrics (settings.metrics_port) and TLS (settings.tls_cert): None when off.
+    metrics: Metrics | None = None
+    tls: ServerTls | None = None
+    metrics_server: MetricsServer | None = None
+    refresher: SnapshotRefresher | None = None
 
     @classmethod
     async def open(
@@ -77,6 +93,8 @@ class App:
         stalls): tests inject both to move time instead of waiting for it."""
         clock = clock or SystemClock()
         timer = timer or LoopTimer()
+        tls = load_tls(settings)
+        metrics = Metrics() if settings.metrics_port is not None else None
         # A URL that cannot work, or a database that does not answer, is one line for
         # the operator (StartupError) before anything is created or migrated.
         settings.database_url = database_url(settings.database_url)
@@ -97,6 +115,7 @@ class App:
                 bus,
                 cold_gap_ms=settings.cold_gap_ms,
                 idempotency_wait_s=settings.idempotency_wait_s,
+                observer=metrics or NO_OBSERVER,
             ),
             conversations=ConversationQueries(store),
             events=EventFeed(store, bus, heartbeat_s=settings.heartbeat_s, timer=timer),
@@ -115,9 +134,11 @@ class App:
             bus,
             admin,
             services,
-            dispatcher=Dispatcher(store, clock, bus, transports),
+            dispatcher=Dispatcher(store, clock, bus, transports, observer=metrics or NO_OBSERVER),
             timers=Timers(store, clock, bus),
-            inbound=Inbound(store, clock, bus),
+            inbound=Inbound(store, clock, bus, observer=metrics or NO_OBSERVER),
+            metrics=metrics,
+            tls=tls,
         )
 
     async def start(self, *, grpc_server: bool = True) -> None:
@@ -129,6 +150,8 @@ class App:
         nothing."""
         http_socket = None
         try:
+            if self.metrics is not None and self.settings.metrics_port is not None:
+                self._start_metrics(self.metrics, self.settings.metrics_port)
             for name, port, lmtp in (
                 ("smtp", self.settings.inbound_port, False),
                 ("lmtp", self.settings.lmtp_port, True),
@@ -140,6 +163,7 @@ class App:
                         port,
                         lmtp=lmtp,
                         start_serving=False,
+                        tls_context=self.tls.smtp_context() if self.tls else None,
                     )
             if grpc_server and self.settings.http_port is not None:
                 http_socket = bind("http", self.settings.http_host, self.settings.http_port)
@@ -156,6 +180,8 @@ class App:
                     # at half that ends a revoked key's streams within one heartbeat.
                     reauth_s=self.settings.heartbeat_s / 2,
                     timer=self.timer,
+                    metrics=self.metrics,
+                    credentials=self.tls.grpc_credentials() if self.tls else None,
                 )
                 log.info("grpc serving", extra={"fields": {"port": self.grpc.port}})
                 if http_socket is not None:
@@ -165,6 +191,15 @@ class App:
                         self.settings.http_port or 0,
                         grace_s=self.settings.shutdown_grace_s,
                         sock=http_socket,
+                        metrics=self.metrics,
+                        tls=self.tls,
+                        grpc_tls=(
+                            shim_client_tls(
+                                self.tls, self.settings.tls_ca, self.settings.tls_server_name
+                            )
+                            if self.tls
+                            else None
+                        ),
                     )
                     http_socket = None  # the server owns it now
                     log.info("http serving", extra={"fields": {"port": self.http.port}})
@@ -214,7 +249,47 @@ class App:
         if self.pg_listener is not None:
             await self.pg_listener.stop()
             self.pg_listener = None
+        if self.refresher is not None:
+            await self.refresher.stop()
+            self.refresher = None
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+            self.metrics_server = None
         await self.database.dispose()  # idempotent: a disposed engine just reconnects
+
+    def _start_metrics(self, metrics: Metrics, port: int) -> None:
+        """The exposition port, the queue gauges' refresher, and the database's hooks
+        (SQLite's group commit, PostgreSQL's pool)."""
+        self.metrics_server = start_metrics_server(metrics, self.settings.metrics_host, port)
+        log.info("metrics serving", extra={"fields": {"port": self.metrics_server.port}})
+        database, clock = self.database, self.clock
+        if isinstance(database, SqliteDatabase):
+            database.on_commit = metrics.batch_committed
+            database.on_lock_wait = metrics.lock_waited
+        elif isinstance(database, PostgresDatabase):
+            pool = database.engine.sync_engine.pool
+            metrics.snapshots.pool = lambda: (
+                int(getattr(pool, "checkedout", lambda: 0)()),
+                int(getattr(pool, "size", lambda: 0)()),
+            )
+        self.refresher = SnapshotRefresher(metrics, lambda: queue_snapshot(database, now_ms(clock)))
+        self.refresher.start()
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.metrics_server.port if self.metrics_server else None
 
     def listener_port(self, name: str) -> int:
         return int(self.listeners[name].sockets[0].getsockname()[1])
+
+
+def load_tls(settings: Settings) -> ServerTls | None:
+    """The listeners' certificate and key (checked now: BadTls names a bad file), or None
+    without --tls-cert; half a pair, or a client CA without a certificate, is BadTls."""
+    if settings.tls_cert is None and settings.tls_key is None:
+        if settings.tls_client_ca is not None:
+            raise BadTls("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if settings.tls_cert is None or settings.tls_key is None:
+        raise BadTls("--tls-cert and --tls-key go together: give both or neither")
+    return ServerTls.load(settings.tls_cert, settings.tls_key, settings.tls_client_ca)

@@ -11,10 +11,11 @@ import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from mailpool_server import logs
-from mailpool_server.app import App, listen_addresses
+from mailpool_server.app import App, listen_addresses, load_tls
 from mailpool_server.config import Settings
 from mailpool_server.rest.server import start_http
 from mailpool_server.service.clock import iso_ms
@@ -30,6 +31,7 @@ from mailpool_server.startup import (
     database_url,
 )
 from mailpool_server.tail import add_tail_command, run_tail
+from mailpool_server.tls import ClientTls
 
 Command = Callable[[App, argparse.Namespace], Awaitable[int]]
 
@@ -39,6 +41,7 @@ PORT_FLAGS = {
     "http": "--http-port",
     "smtp": "--inbound-port",
     "lmtp": "--lmtp-port",
+    "metrics": "--metrics-port",
 }
 
 
@@ -89,6 +92,9 @@ def _announce(app: App) -> None:
     for name in app.listeners:
         port = app.listener_port(name)
         print(f"mailpool: {name.upper()} listening on {settings.inbound_host}:{port}", flush=True)
+    if app.metrics_port is not None:
+        where = f"{settings.metrics_host}:{app.metrics_port}"
+        print(f"mailpool: metrics at http://{where}/metrics", flush=True)
     if app.loops is not None:
         print(f"mailpool: dispatching (maildir at {settings.maildir()})", flush=True)
     if app.relay is not None:
@@ -121,10 +127,22 @@ def _shim(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        settings = Settings()
+        settings = tls_settings(Settings(), args)
         host = args.host or settings.http_host
         port = settings.http_port if args.http_port is None else args.http_port
-        http = await start_http(args.grpc_target, host, port or 0, grace_s=5.0)
+        grpc_tls = None
+        if args.tls_ca or args.tls_client_cert or args.tls_client_key:
+            grpc_tls = ClientTls.load(
+                args.tls_ca, args.tls_client_cert, args.tls_client_key, settings.tls_server_name
+            )
+        http = await start_http(
+            args.grpc_target,
+            host,
+            port or 0,
+            grace_s=5.0,
+            tls=load_tls(settings),
+            grpc_tls=grpc_tls,
+        )
         print(f"mailpool: HTTP listening on {host}:{http.port} -> {args.grpc_target}", flush=True)
         try:
             await stop.wait()
@@ -367,10 +385,30 @@ def build_parser() -> argparse.ArgumentParser:
             help="inbound LMTP port (default off; 0 = free port; -1 = off)",
         )
     dispatcher.set_defaults(inbound_port=-1, lmtp_port=-1)
+    for sub in (serve, dispatcher, inbound):
+        sub.add_argument(
+            "--metrics-port",
+            type=PORT_OR_OFF,
+            help="Prometheus /metrics port (default off; 0 = free port; -1 = off)",
+        )
+    for sub in (serve, inbound):
+        add_tls_flags(sub, serve=sub is serve)
     shim = commands.add_parser("shim", help="run only the HTTP shim, in front of a gRPC server")
     shim.add_argument("--grpc-target", required=True, help="host:port of a mailpool gRPC server")
     shim.add_argument("--http-port", type=PORT, help="HTTP port (default 8080; 0 = free port)")
     shim.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    add_tls_flags(shim, serve=False, listener="HTTPS")
+    shim.add_argument(
+        "--tls-ca", type=Path, help="dial --grpc-target over TLS, trusting this CA (PEM)"
+    )
+    shim.add_argument(
+        "--tls-client-cert", type=Path, help="client certificate for a gRPC server with mTLS"
+    )
+    shim.add_argument("--tls-client-key", type=Path, help="the client certificate's key")
+    shim.add_argument(
+        "--tls-server-name",
+        help="name the gRPC server's certificate carries, when not --grpc-target's host",
+    )
     shim.set_defaults(run=None, usage=shim)
     leaf(commands, "demo", _demo, "create a demo org, key and identity and say how to call it")
     add_tail_command(commands)
@@ -473,6 +511,47 @@ def settings_from(args: argparse.Namespace) -> Settings:
         settings.run_webhook_relay = False
     elif args.command == "relay":
         settings.run_webhook_relay = True
+    if getattr(args, "metrics_port", None) is not None:
+        settings.metrics_port = None if args.metrics_port < 0 else args.metrics_port
+    if getattr(args, "host", None) and not os.environ.get("MAILPOOL_METRICS_HOST"):
+        settings.metrics_host = args.host
+    return tls_settings(settings, args)
+
+
+def add_tls_flags(sub: argparse.ArgumentParser, *, serve: bool, listener: str = "") -> None:
+    """--tls-cert/--tls-key (and --tls-client-ca) for a command's listeners."""
+    what = listener or ("gRPC, HTTP and STARTTLS on inbound SMTP" if serve else "STARTTLS")
+    sub.add_argument(
+        "--tls-cert", type=Path, help=f"certificate chain (PEM) for {what} ($MAILPOOL_TLS_CERT)"
+    )
+    sub.add_argument("--tls-key", type=Path, help="its private key (PEM) ($MAILPOOL_TLS_KEY)")
+    if serve or listener:
+        sub.add_argument(
+            "--tls-client-ca",
+            type=Path,
+            help="require client certificates signed by this CA (mTLS) ($MAILPOOL_TLS_CLIENT_CA)",
+        )
+    if serve:
+        sub.add_argument(
+            "--tls-ca",
+            type=Path,
+            help="CA the built-in shim trusts for its own gRPC port "
+            "(default: the client CA, else the certificate file) ($MAILPOOL_TLS_CA)",
+        )
+        sub.add_argument(
+            "--tls-server-name",
+            help="name in the certificate, when it is not valid for 127.0.0.1, which the "
+            "built-in shim dials ($MAILPOOL_TLS_SERVER_NAME)",
+        )
+
+
+def tls_settings(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The TLS flags given, over the environment's."""
+    for name in ("tls_cert", "tls_key", "tls_client_ca", "tls_server_name"):
+        if getattr(args, name, None) is not None:
+            setattr(settings, name, getattr(args, name))
+    if args.command != "shim" and getattr(args, "tls_ca", None) is not None:
+        settings.tls_ca = args.tls_ca
     return settings
 
 
@@ -503,6 +582,8 @@ def explain(error: StartupError) -> str:
     if error.port_refused:
         return f"{error}; pass {flag} N (0 = free port)"
     host_flag = "--host" if error.listener in ("grpc", "http") else "MAILPOOL_INBOUND_HOST"
+    if error.listener == "metrics":
+        host_flag = "MAILPOOL_METRICS_HOST or --host"
     return f"{error}; check {host_flag}"
 
 

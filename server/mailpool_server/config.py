@@ -54,6 +54,12 @@ def _log_level() -> str:
     return level
 
 
+def env_path(name: str) -> Path | None:
+    """A file named by an environment variable; None when unset or empty."""
+    text = os.environ.get(name, "").strip()
+    return Path(text) if text else None
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get("MAILPOOL_DATA_DIR", ".mailpool"))
 
@@ -124,6 +130,27 @@ class Settings:
     # `admin webhook set` accepts http:// for loopback hosts (tests, local development).
     webhook_allow_http_loopback: bool = field(
         default_factory=lambda: env_flag("MAILPOOL_WEBHOOK_ALLOW_HTTP_LOOPBACK", False)
+    )
+
+    # Prometheus metrics on their own port (None: off, the default), so the public
+    # ports expose nothing new.
+    metrics_port: int | None = field(
+        default_factory=lambda: env_port("MAILPOOL_METRICS_PORT", None)
+    )
+    metrics_host: str = field(
+        default_factory=lambda: os.environ.get("MAILPOOL_METRICS_HOST", "127.0.0.1")
+    )
+    # TLS for gRPC, the HTTP shim and STARTTLS on inbound SMTP (PEM files). With a client
+    # CA, gRPC and HTTP require client certificates signed by it (mTLS). tls_ca: what the
+    # built-in shim trusts when dialing its own gRPC port (default: the client CA, else
+    # the certificate file itself); tls_server_name: the name it expects in the server
+    # certificate when that is not valid for 127.0.0.1.
+    tls_cert: Path | None = field(default_factory=lambda: env_path("MAILPOOL_TLS_CERT"))
+    tls_key: Path | None = field(default_factory=lambda: env_path("MAILPOOL_TLS_KEY"))
+    tls_client_ca: Path | None = field(default_factory=lambda: env_path("MAILPOOL_TLS_CLIENT_CA"))
+    tls_ca: Path | None = field(default_factory=lambda: env_path("MAILPOOL_TLS_CA"))
+    tls_server_name: str | None = field(
+        default_factory=lambda: os.environ.get("MAILPOOL_TLS_SERVER_NAME") or None
     )
 
     def maildir(self) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import secrets
 import sys
 import time
@@ -12,9 +13,26 @@ from typing import Any
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
+# The caller's id travels as gRPC metadata x-request-id and HTTP header X-Request-Id,
+# and comes back the same way, so one id follows a call from the shim into the logs.
+REQUEST_ID_KEY = "x-request-id"
+MAX_REQUEST_ID = 128
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")  # MAX_REQUEST_ID
+
 
 def new_request_id() -> str:
     return "req_" + secrets.token_hex(8)
+
+
+def accept_request_id(given: str | bytes | None) -> str:
+    """The caller's id when it is printable ASCII without spaces, at most 128
+    characters; a new one otherwise (an id that is not safe to log or echo is not
+    taken)."""
+    if isinstance(given, bytes):
+        given = given.decode("latin-1")
+    if given and _REQUEST_ID.fullmatch(given):
+        return given
+    return new_request_id()
 
 
 class JsonFormatter(logging.Formatter):

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import re
 import secrets
+import ssl
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser, HeaderParser
@@ -164,13 +165,19 @@ async def start_listener(
     lmtp: bool = False,
     hostname: str = "mailpool",
     start_serving: bool = True,
+    tls_context: ssl.SSLContext | None = None,
 ) -> asyncio.Server:
     """Listen on host:port (0 = a free port: read it from server.sockets). Without
     start_serving the port is bound but nothing is accepted until server.start_serving().
-    A port that cannot be bound is CannotListen (PortInUse when taken)."""
+    A port that cannot be bound is CannotListen (PortInUse when taken). With
+    `tls_context`, SMTP offers STARTTLS (not required: senders that cannot are still
+    accepted, as MTAs expect of a receiving server)."""
     protocol: Any = LMTP if lmtp else SMTP
     handler = Handler(inbound, lmtp=lmtp)
     loop = asyncio.get_running_loop()
+    tls: dict[str, Any] = {}
+    if tls_context is not None and not lmtp:
+        tls = {"tls_context": tls_context, "require_starttls": False}
     try:
         return await loop.create_server(
             lambda: protocol(
@@ -179,6 +186,7 @@ async def start_listener(
                 data_size_limit=MAX_MESSAGE_BYTES,
                 loop=loop,
                 enable_SMTPUTF8=True,
+                **tls,
             ),
             host=host,
             port=port,

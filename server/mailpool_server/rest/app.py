@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,7 +20,10 @@ from mailpool.v1 import (
     event_service_pb2_grpc,
     send_service_pb2_grpc,
 )
+from mailpool_server.logs import REQUEST_ID_KEY, request_id
+from mailpool_server.metrics import Metrics
 from mailpool_server.rest import parse, render
+from mailpool_server.rest.middleware import RequestContext
 from mailpool_server.rest.openapi import document as openapi_document
 from mailpool_server.rest.status import error_response, rpc_error_response
 from mailpool_server.service.limits import MAX_LONG_POLL_MS
@@ -38,10 +42,14 @@ MAX_AUTHORIZATION = 1024
 
 def _metadata(request: Request) -> list[tuple[str, str]]:
     # Every Authorization header goes on, so the server (which refuses more than one)
-    # decides for HTTP and gRPC callers alike which one counts.
+    # decides for HTTP and gRPC callers alike which one counts. The request id (set by
+    # RequestContext) goes on too: one id in the shim's and the server's logs.
     return [
-        ("authorization", _printable(value[:MAX_AUTHORIZATION]))
-        for value in request.headers.getlist("authorization")
+        *(
+            ("authorization", _printable(value[:MAX_AUTHORIZATION]))
+            for value in request.headers.getlist("authorization")
+        ),
+        (REQUEST_ID_KEY, request_id.get()),
     ]
 
 
@@ -156,7 +164,7 @@ async def _internal(request: Request, error: Exception) -> Response:
     return error_response(500, "internal error")
 
 
-def build_app(channel: grpc.aio.Channel) -> Starlette:
+def build_app(channel: grpc.aio.Channel, metrics: Metrics | None = None) -> Starlette:
     shim = Shim(channel)
     base = "/v1/identities/{handle}"
     return Starlette(
@@ -172,4 +180,5 @@ def build_app(channel: grpc.aio.Channel) -> Starlette:
             Route("/openapi.json", _openapi, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _internal},
+        middleware=[Middleware(RequestContext, metrics=metrics)],
     )

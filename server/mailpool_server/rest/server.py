@@ -9,8 +9,10 @@ from dataclasses import dataclass
 import grpc
 import uvicorn
 
+from mailpool_server.metrics import Metrics
 from mailpool_server.rest.app import build_app
 from mailpool_server.startup import bind
+from mailpool_server.tls import ClientTls, ServerTls
 
 
 @dataclass
@@ -35,24 +37,35 @@ async def start_http(
     *,
     grace_s: float,
     sock: socket.socket | None = None,
+    metrics: Metrics | None = None,
+    tls: ServerTls | None = None,
+    grpc_tls: ClientTls | None = None,
 ) -> RunningHttp:
     """Serve the shim on host:port (0 picks a free port), or on `sock` already bound
     there, calling `grpc_target`. A port that cannot be bound is CannotListen.
 
     uvicorn's public startup/main_loop/shutdown are driven here instead of serve(),
     which would install its own signal handlers over the process's. The socket is bound
-    here rather than by uvicorn, which logs a failed bind and calls sys.exit."""
+    here rather than by uvicorn, which logs a failed bind and calls sys.exit.
+
+    `tls`: serve HTTPS (with its client CA: require client certificates); `grpc_tls`:
+    dial the gRPC target over TLS."""
     if sock is None:
         sock = bind("http", host, port)
-    channel = grpc.aio.insecure_channel(grpc_target)
+    channel = (
+        grpc_tls.channel(grpc_target)
+        if grpc_tls is not None
+        else grpc.aio.insecure_channel(grpc_target)
+    )
     config = uvicorn.Config(
-        build_app(channel),
+        build_app(channel, metrics),
         host=host,
         port=port,
         log_config=None,
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=int(grace_s) or 1,
+        **(tls.uvicorn_options() if tls is not None else {}),
     )
     config.load()
     server = uvicorn.Server(config)

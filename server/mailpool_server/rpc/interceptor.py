@@ -16,7 +16,8 @@ from typing import Any, TypeAlias, cast
 import grpc
 from grpc_status import rpc_status
 
-from mailpool_server.logs import new_request_id, request_id
+from mailpool_server.logs import REQUEST_ID_KEY, accept_request_id, request_id
+from mailpool_server.metrics import Metrics
 from mailpool_server.rpc.request_check import check_request, tolerant
 from mailpool_server.rpc.stall_watch import StallWatch
 from mailpool_server.rpc.status import internal_status, status_for
@@ -28,6 +29,8 @@ log = logging.getLogger("mailpool.rpc")
 
 _org: contextvars.ContextVar[str] = contextvars.ContextVar("org_id")
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+LIST_EVENTS = "/mailpool.v1.EventService/ListEvents"
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def current_org() -> str:
@@ -60,7 +63,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         stall_s: float = DEFAULT_STALL_S,
         reauth_s: float = DEFAULT_REAUTH_S,
         timer: Timer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._auth = authenticator
         self._timer = timer or LoopTimer()
         self._stalls = StallWatch(stall_s, self._timer)
@@ -102,27 +107,42 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         _org.set(await self._auth.org_for(values[0] if values else None))
 
     def _unary(self, method: str, behaviour: UnaryBehaviour, open_method: bool) -> UnaryBehaviour:
+        metrics = self._metrics
+        long_poll = method == LIST_EVENTS
+
         async def call(request: Any, context: Context) -> Any:
-            request_id.set(new_request_id())
+            _take_request_id(context)
             started = time.perf_counter()
+            polling = metrics is not None and long_poll and request.timeout_ms > 0
+            if polling:
+                metrics.long_polls.inc()  # type: ignore[union-attr]
             try:
                 check_request(request)
                 if not open_method:
                     await self._authenticate(context)
                 response = await behaviour(request, context)
             except Exception as error:
-                await _abort(context, method, error, started)
+                await _abort(context, method, error, started, metrics)
+            finally:
+                if polling:
+                    metrics.long_polls.dec()  # type: ignore[union-attr]
+            if metrics is not None:
+                metrics.rpc_done(method, "OK", time.perf_counter() - started)
             log.debug("ok", extra={"fields": {"method": method, "ms": _ms(started)}})
             return response
 
         return call
 
     def _stream(self, method: str, behaviour: StreamBehaviour, open_method: bool) -> StreamCall:
+        metrics = self._metrics
+
         async def call(request: Any, context: Context) -> None:
-            request_id.set(new_request_id())
+            _take_request_id(context)
             started = time.perf_counter()
             timer = self._timer
             guard = None
+            if metrics is not None:
+                metrics.streams.labels(method).inc()
             try:
                 check_request(request)
                 if not open_method:
@@ -138,25 +158,54 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     await context.write(response)
                     guard.writing_since = None
                     if guard.stalled is not None:
+                        if metrics is not None:
+                            metrics.stalled.inc()
                         # The status can only follow the held-back message on the
                         # stream: it reaches the client once that drains, or never
                         # if the connection dies (keepalive then ends the call).
                         raise await guard.stalled
             except Exception as error:
-                await _abort(context, method, error, started)
+                await _abort(context, method, error, started, metrics)
             finally:
                 if guard is not None:
                     self._stalls.close(guard)
+                if metrics is not None:
+                    metrics.streams.labels(method).dec()
+            if metrics is not None:
+                metrics.rpc_done(method, "OK", time.perf_counter() - started)
 
         return call
+
+
+def _take_request_id(context: Context) -> None:
+    """The caller's x-request-id when it is a usable one, else a new id; set for the
+    logs and returned to the caller in the trailing metadata (on errors too)."""
+    given = None
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY:
+            given = value
+            break
+    rid = accept_request_id(given)
+    request_id.set(rid)
+    context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
 
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-async def _abort(context: Context, method: str, error: Exception, started: float) -> None:
+async def _abort(
+    context: Context,
+    method: str,
+    error: Exception,
+    started: float,
+    metrics: Metrics | None = None,
+) -> None:
     if isinstance(error, grpc.aio.AbortError):
+        if metrics is not None:
+            aborted = context.code()
+            name = aborted.name if isinstance(aborted, grpc.StatusCode) else "UNKNOWN"
+            metrics.rpc_done(method, name, time.perf_counter() - started)
         raise error
     if isinstance(error, MailpoolError):
         status = status_for(error)
@@ -174,4 +223,15 @@ async def _abort(context: Context, method: str, error: Exception, started: float
             }
         },
     )
-    await context.abort_with_status(rpc_status.to_status(status))
+    if metrics is not None:
+        name = _CODES[status.code].name if status.code in _CODES else "UNKNOWN"
+        metrics.rpc_done(method, name, time.perf_counter() - started)
+        if isinstance(error, MailpoolError):
+            metrics.rpc_refused(name, error.reason.value)
+    rich = rpc_status.to_status(status)
+    # abort's trailing metadata replaces what was set before: carry the request id on.
+    await context.abort(
+        rich.code,
+        rich.details,
+        (*rich.trailing_metadata, (REQUEST_ID_KEY, request_id.get())),
+    )

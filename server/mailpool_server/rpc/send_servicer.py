@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailpool.v1 import send_service_pb2 as pb
 from mailpool.v1 import send_service_pb2_grpc as pb_grpc
+from mailpool_server.logs import request_id
 from mailpool_server.rpc import encode
 from mailpool_server.rpc.interceptor import Context, current_org
 from mailpool_server.service.send import Sender
@@ -37,7 +38,9 @@ class SendServicer(pb_grpc.SendServiceServicer):
 
     async def Send(self, request: pb.SendRequest, context: Context) -> pb.SendResponse:
         # A whole rejection is an AllRecipientsRejected error, mapped like every other.
-        outcome = await self._sender.send(current_org(), decode(request))
+        outcome = await self._sender.send(
+            current_org(), decode(request), request_id=request_id.get()
+        )
         if outcome.replayed:
             await context.send_initial_metadata(((REPLAYED_HEADER, "true"),))
         return encode.send_response(outcome.result)

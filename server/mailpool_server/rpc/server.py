@@ -18,6 +18,7 @@ from mailpool.v1 import (
     send_service_pb2,
     send_service_pb2_grpc,
 )
+from mailpool_server.metrics import Metrics
 from mailpool_server.rpc.conversation_servicer import ConversationServicer
 from mailpool_server.rpc.event_servicer import EventServicer
 from mailpool_server.rpc.identity_servicer import IdentityServicer
@@ -81,9 +82,12 @@ async def start_grpc(
     stall_s: float = DEFAULT_STALL_S,
     reauth_s: float = DEFAULT_REAUTH_S,
     timer: Timer | None = None,
+    metrics: Metrics | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> RunningGrpc:
+    """Serve on host:port (0 = a free port): with `credentials`, over TLS only."""
     interceptor = CallInterceptor(
-        services.authenticator, stall_s=stall_s, reauth_s=reauth_s, timer=timer
+        services.authenticator, stall_s=stall_s, reauth_s=reauth_s, timer=timer, metrics=metrics
     )
     server = grpc.aio.server(
         interceptors=[interceptor],
@@ -108,7 +112,11 @@ async def start_grpc(
     # grpc core's own log line about it; a port taken between the two still fails below.
     check_free("grpc", host, port)
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError:  # grpcio raises "Failed to bind to address …"
         bound = 0
     if bound == 0:

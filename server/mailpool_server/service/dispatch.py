@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 
+from mailpool_server.logs import request_id as current_request_id
 from mailpool_server.service.clock import Clock, now_ms, utc_day
 from mailpool_server.service.event_log import EventsByIdentity, announce, append_all, merge
 from mailpool_server.service.events import (
@@ -22,6 +24,7 @@ from mailpool_server.service.events import (
 )
 from mailpool_server.service.health import hit
 from mailpool_server.service.models import MailboxRef, Transport
+from mailpool_server.service.observe import NO_OBSERVER, Observer
 from mailpool_server.service.outbound import (
     MessageTransport,
     OutgoingMessage,
@@ -56,7 +59,9 @@ class Dispatcher:
         batch: int = 32,
         concurrency: int = 8,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
+        self._observer = observer
         self._store = store
         self._clock = clock
         self._listener = listener
@@ -75,9 +80,13 @@ class Dispatcher:
         return len(claimed)
 
     async def _deliver(self, message: OutgoingMessage) -> None:
+        # Each delivery runs in its own task (gather), so this is its own context: the
+        # logs of this delivery carry the id of the request that queued it.
+        current_request_id.set(message.request_id or "-")
         async with self._slots:
             transport = self._transports[message.mailbox.transport]
             error: Exception | None = None
+            started = time.perf_counter()
             try:
                 await transport.deliver(message)
             except (TransientDeliveryError, PermanentDeliveryError) as failure:
@@ -85,9 +94,24 @@ class Dispatcher:
             except Exception as failure:  # a transport bug must not lose the row
                 log.exception("transport failed", extra={"fields": {"pending": message.pending_id}})
                 error = TransientDeliveryError(f"{type(failure).__name__}: {failure}")
-            await self._record(message, error)
+            seconds = time.perf_counter() - started
+            outcome = await self._record(message, error)
+            if outcome is not None:
+                self._observer.delivery(message.mailbox.transport.value, outcome, seconds)
+                fields = {
+                    "pending": message.pending_id,
+                    "transport": message.mailbox.transport.value,
+                    "attempt": message.attempt,
+                    "outcome": outcome,
+                    "ms": round(seconds * 1000, 2),
+                }
+                if error is not None:
+                    fields["error"] = str(error)[:200]
+                log.info("delivery", extra={"fields": fields})
 
-    async def _record(self, message: OutgoingMessage, error: Exception | None) -> None:
+    async def _record(self, message: OutgoingMessage, error: Exception | None) -> str | None:
+        """Record the attempt's outcome: sent, retry or failed; None when this claim
+        lost the row (nothing recorded)."""
         now = now_ms(self._clock)
         day = utc_day(now)
         events: EventsByIdentity = {}
@@ -95,8 +119,9 @@ class Dispatcher:
             # Lock order, everywhere: the identity row first (as Send does), then rows.
             identity = await tx.lock_identity(message.identity_id)
             if error is None:
+                outcome = "sent"
                 if not await tx.finish_sent(message.pending_id, message.attempt, now):
-                    return
+                    return None
                 await tx.count_delivery(message.mailbox.id, day)
                 sent = SentMessage(
                     message.message_id,
@@ -111,11 +136,15 @@ class Dispatcher:
                 ]
             elif isinstance(error, TransientDeliveryError) and message.attempt < self._max_attempts:
                 retry_at = now + backoff_ms(message.attempt)
-                await tx.retry_later(message.pending_id, message.attempt, retry_at, str(error))
-                return
+                if not await tx.retry_later(
+                    message.pending_id, message.attempt, retry_at, str(error)
+                ):
+                    return None
+                return "retry"
             else:
+                outcome = "failed"
                 if not await tx.finish_failed(message.pending_id, message.attempt, str(error)):
-                    return
+                    return None
                 failure = EmailSendFailedPermanently(
                     message.pending_id, message.recipient, str(error), message.attempt
                 )
@@ -124,3 +153,4 @@ class Dispatcher:
                     merge(events, await hit(tx, message.mailbox, HealthHit.AUTH_FAILURE, day))
             heads = await append_all(tx, events, now, locked=identity)
         announce(self._listener, heads)
+        return outcome

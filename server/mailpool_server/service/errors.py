@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mailpool_server.service.models import SendResult
+    from mailpool_server.service.policy import Tier
 
 
 class ErrorReason(enum.StrEnum):
@@ -234,3 +235,4 @@ class AllRecipientsRejected(ResourceExhausted):
         self.result = result
         self.reason = reason
         self.retry_after_ms = retry_after_ms
+        self.tier: Tier | None = None  # of the identity, for metrics

@@ -27,6 +27,7 @@ from mailpool_server.service.models import (
     TimelineEntry,
     TimelineType,
 )
+from mailpool_server.service.observe import NO_OBSERVER, Observer
 from mailpool_server.service.policy import HealthHit
 from mailpool_server.service.ports import EventListener, Store, Tx
 from mailpool_server.service.threading import references_after, snippet
@@ -62,7 +63,15 @@ class InboundMail:
 
 
 class Inbound:
-    def __init__(self, store: Store, clock: Clock, listener: EventListener) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        listener: EventListener,
+        *,
+        observer: Observer = NO_OBSERVER,
+    ) -> None:
+        self._observer = observer
         self._store = store
         self._clock = clock
         self._listener = listener
@@ -81,18 +90,19 @@ class Inbound:
             identity = await tx.lock_identity(mailbox.identity_id)  # lock order: identity first
             if mail.report is not None:
                 events = await self._bounce(tx, mail.report, identity, now)
+                kind = "bounce_hard" if mail.report.hard else "bounce_soft"
             else:
-                events = {
-                    mailbox.identity_id: [
-                        await self._message(tx, mail, mailbox.id, mailbox.identity_id, now)
-                    ]
-                }
+                event, kind = await self._message(tx, mail, mailbox.id, mailbox.identity_id, now)
+                events = {mailbox.identity_id: [event]}
             heads = await append_all(tx, events, now, locked=identity)
         announce(self._listener, heads)
+        self._observer.inbound(kind)
 
     async def _message(
         self, tx: Tx, mail: InboundMail, mailbox_id: str, identity_id: str, now: int
-    ) -> NewEvent:
+    ) -> tuple[NewEvent, str]:
+        """The stored message's event, and its kind: reply (threads onto a
+        conversation) or new."""
         sender = normalize(mail.from_address)
         chain = [h for h in (mail.in_reply_to, *reversed(mail.references)) if h]
         conversation = await tx.conversation_by_message_ids(identity_id, chain)
@@ -158,7 +168,8 @@ class Inbound:
                 last_reply_at=now,
             )
         )
-        return inbound(message, threaded=conversation is not None)
+        threaded = conversation is not None
+        return inbound(message, threaded=threaded), "reply" if threaded else "new"
 
     async def _bounce(
         self, tx: Tx, report: DeliveryReport, identity: Identity, now: int

@@ -255,6 +255,8 @@ class PendingSend:
     dispatch_at: int
     created_at: int
     attempts: int = 0
+    # The id of the request that queued it (logged when it is delivered).
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)

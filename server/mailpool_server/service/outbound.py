@@ -25,6 +25,7 @@ class OutgoingMessage:
     in_reply_to: str | None
     references: tuple[str, ...]
     attempt: int  # the claim this delivery belongs to (attempts so far, this one included)
+    request_id: str | None = None  # of the request that queued it, for the logs
 
 
 class TransientDeliveryError(Exception):

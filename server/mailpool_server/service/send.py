@@ -39,9 +39,10 @@ from mailpool_server.service.models import (
     TimelineEntry,
     TimelineType,
 )
+from mailpool_server.service.observe import NO_OBSERVER, Observer
 from mailpool_server.service.pacing import next_working_time
 from mailpool_server.service.picker import Candidate, classify, pick
-from mailpool_server.service.policy import tier_policy
+from mailpool_server.service.policy import Tier, tier_policy
 from mailpool_server.service.ports import (
     EventListener,
     IdempotencyRecord,
@@ -72,6 +73,7 @@ _STATE_REJECTIONS = {
 class SendOutcome:
     result: SendResult
     replayed: bool
+    tier: Tier | None = None  # of the identity, for metrics (None on a replay)
 
 
 def _replay(record: IdempotencyRecord, fingerprint: str) -> SendOutcome:
@@ -129,16 +131,35 @@ class Sender:
         *,
         cold_gap_ms: int = DEFAULT_COLD_GAP_MS,
         idempotency_wait_s: float = IDEMPOTENCY_WAIT_S,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
+        self._observer = observer
         self._store = store
         self._clock = clock
         self._listener = listener
         self._cold_gap_ms = cold_gap_ms
         self._idempotency_wait_s = idempotency_wait_s
 
-    async def send(self, org_id: str, command: SendCommand) -> SendOutcome:
+    async def send(
+        self, org_id: str, command: SendCommand, *, request_id: str | None = None
+    ) -> SendOutcome:
         """Queue a send. Raises AllRecipientsRejected when nothing was queued (and
-        then nothing is stored, so a retry with the same key may succeed later)."""
+        then nothing is stored, so a retry with the same key may succeed later).
+        `request_id` (the call's, for the logs) is kept with each queued row, so the
+        dispatcher that delivers it logs the id of the request that queued it."""
+        try:
+            outcome = await self._send(org_id, command, request_id)
+        except AllRecipientsRejected as rejected:
+            if rejected.tier is not None:
+                self._observer.send_decided(rejected.tier, rejected.result)
+            raise
+        if outcome.replayed:
+            self._observer.send_replayed()
+        elif outcome.tier is not None:
+            self._observer.send_decided(outcome.tier, outcome.result)
+        return outcome
+
+    async def _send(self, org_id: str, command: SendCommand, request_id: str | None) -> SendOutcome:
         valid = validate(command)
         key = command.idempotency_key
         fingerprint = command.fingerprint() if key else ""
@@ -161,19 +182,23 @@ class Sender:
                     if existing is not None:
                         return _replay(existing, fingerprint)
                 identity = await identity_in_org(tx, org_id, command.identity, lock=True)
-                placement = await self._place(tx, identity, valid, now)
+                placement = await self._place(tx, identity, valid, now, request_id)
                 result = placement.result()
                 if result.accepted == 0:
-                    raise _all_rejected(result, now)  # rolls the claim back too
+                    rejected = _all_rejected(result, now)
+                    rejected.tier = identity.tier
+                    raise rejected  # rolls the claim back too
                 heads = await append_all(tx, {identity.id: placement.events}, now, locked=identity)
                 if key:
                     await tx.complete_idempotency_key(org_id, key, result)
         except WriteLockTimeout:
             raise IdempotencyKeyInUse() from None
         announce(self._listener, heads)
-        return SendOutcome(result, replayed=False)
+        return SendOutcome(result, replayed=False, tier=identity.tier)
 
-    async def _place(self, tx: Tx, identity: Identity, valid: ValidSend, now: int) -> _Placement:
+    async def _place(
+        self, tx: Tx, identity: Identity, valid: ValidSend, now: int, request_id: str | None
+    ) -> _Placement:
         """Decide every recipient in request order: reject it with a reason, or pick a
         mailbox and queue it."""
         placement = await self._load(tx, identity, valid, now)
@@ -203,7 +228,9 @@ class Sender:
                 placement.outcomes.append(RecipientOutcome(given, reason=reason))
                 continue
             candidate, affinity = choice
-            await self._queue(tx, placement, valid, given, address, contact, candidate, affinity)
+            await self._queue(
+                tx, placement, valid, given, address, contact, candidate, affinity, request_id
+            )
         await self._commit_counters(tx, placement, utc_day(now))
         return placement
 
@@ -253,6 +280,7 @@ class Sender:
         contact: Contact | None,
         candidate: Candidate,
         affinity: Affinity,
+        request_id: str | None,
     ) -> None:
         """Queue one accepted recipient: count it, schedule it, write its message,
         conversation, queued row and contact, and record its outcome and event."""
@@ -277,6 +305,7 @@ class Sender:
                 status=PendingStatus.QUEUED,
                 dispatch_at=dispatch_at,
                 created_at=placement.now,
+                request_id=request_id,
             )
         )
         await tx.save_contact(_contact_after_outbound(placement, address, contact, candidate))

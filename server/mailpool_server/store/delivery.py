@@ -83,6 +83,7 @@ class DeliveryRepoSql(TxBase):
                 in_reply_to=message.in_reply_to,
                 references=tuple(json.loads(message.references)),
                 attempt=pending.attempts,
+                request_id=pending.request_id,
             )
             for pending, message, mailbox, handle in rows
         ]

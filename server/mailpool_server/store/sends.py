@@ -220,5 +220,6 @@ class SendRepoSql(TxBase):
                 "dispatch_at": pending.dispatch_at,
                 "attempts": pending.attempts,
                 "created_at": pending.created_at,
+                "request_id": pending.request_id,
             },
         )

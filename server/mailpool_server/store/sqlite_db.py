@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -114,6 +115,10 @@ class SqliteDatabase:
         self._queue: deque[asyncio.Future[None]] = deque()
         self._commits: set[asyncio.Task[None]] = set()
         self.stats = GroupCommitStats()
+        # Metrics hooks (metrics.py sets them when metrics are on): units per COMMIT,
+        # and seconds a writer waited for its turn.
+        self.on_commit: Callable[[int], None] | None = None
+        self.on_lock_wait: Callable[[float], None] | None = None
 
     def migrate(self) -> None:
         """Bring the schema up to date (at start-up, before any unit of work). The
@@ -131,7 +136,12 @@ class SqliteDatabase:
             return
         loop = asyncio.get_running_loop()
         deadline = None if lock_timeout_s is None else loop.time() + lock_timeout_s
-        await self._take_turn(lock_timeout_s)
+        if self.on_lock_wait is None:
+            await self._take_turn(lock_timeout_s)
+        else:
+            started = time.perf_counter()
+            await self._take_turn(lock_timeout_s)
+            self.on_lock_wait(time.perf_counter() - started)
         try:
             batch = await self._begin_batch(deadline)
         except BaseException:
@@ -253,6 +263,8 @@ class SqliteDatabase:
             batch.committed.set_result(None)
             self.stats.batches += 1
             self.stats.units += batch.members
+            if self.on_commit is not None:
+                self.on_commit(batch.members)
         finally:
             self._release_turn()
 

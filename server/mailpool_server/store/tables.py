@@ -178,6 +178,8 @@ class PendingSendRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # The request that queued it (x-request-id), logged by the dispatcher that delivers it.
+    request_id: Mapped[str | None] = mapped_column(String(128))
     __table_args__ = (
         Index("ix_pending_due", "status", "dispatch_at"),
         Index("ix_pending_identity_recipient", "identity_id", "recipient", "status"),
