@@ -18,6 +18,7 @@ from mailpool.v1 import (
     conversation_service_pb2,
     conversation_service_pb2_grpc,
     event_service_pb2_grpc,
+    send_service_pb2,
     send_service_pb2_grpc,
 )
 from mailpool_server.logs import REQUEST_ID_KEY, request_id
@@ -184,6 +185,18 @@ class Shim:
         )
         return JSONResponse(render.conversation_detail(response))
 
+    async def cancel_send(self, request: Request) -> Response:
+        # No body is read: the path names the send.
+        response = await self._send.CancelSend(
+            send_service_pb2.CancelSendRequest(
+                identity=request.path_params["handle"],
+                pending_id=request.path_params["pending_id"],
+            ),
+            metadata=_metadata(request),
+            timeout=CALL_TIMEOUT_S,
+        )
+        return JSONResponse(render.cancelled_send(response))
+
     async def list_events(self, request: Request) -> Response:
         message = parse.list_events(request.path_params["handle"], request.query_params)
         timeout = CALL_TIMEOUT_S + max(0, min(message.timeout_ms, MAX_LONG_POLL_MS)) / 1000
@@ -245,6 +258,9 @@ def build_app(channel: grpc.aio.Channel, metrics: Metrics | None = None) -> Star
                 f"{base}/conversations/{{conv_id}}/labels/remove",
                 _guarded(shim.remove_labels),
                 methods=["POST"],
+            ),
+            Route(
+                f"{base}/sends/{{pending_id}}/cancel", _guarded(shim.cancel_send), methods=["POST"]
             ),
             Route(f"{base}/events", _guarded(shim.list_events), methods=["GET"]),
             Route("/openapi.json", _openapi, methods=["GET"]),

@@ -50,6 +50,7 @@ SHAPES: dict[str, object] = {
     "ConversationDetail": shapes.ConversationDetail,
     "Event": shapes.Event,
     "EventList": shapes.EventList,
+    "CancelledSend": shapes.CancelledSend,
 }
 REFS = {shape: name for name, shape in SHAPES.items()}
 
@@ -69,7 +70,8 @@ def _errors(*statuses: int) -> JSON:
         401: "missing api key | invalid api key format | invalid api key",
         404: "identity not found in org | conversation not found",
         405: "method not allowed",
-        409: "Idempotency-Key reused with a different body | Idempotency-Key in use",
+        409: "Idempotency-Key reused with a different body | Idempotency-Key in use | "
+        "send already dispatched",
         413: "Body over 1 MiB.",
         415: "Not application/json.",
         500: "Server error; retry with the same Idempotency-Key.",
@@ -245,6 +247,26 @@ def document() -> JSON:
                 }
             },
             **_conversation_actions(common),
+            "/v1/identities/{handle}/sends/{pendingId}/cancel": {
+                "post": {
+                    "operationId": "cancelSend",
+                    "summary": "Cancel a queued send (email.cancelled, reason admin); "
+                    "cancelling a cancelled send is a no-op.",
+                    "parameters": [
+                        HANDLE,
+                        {
+                            "name": "pendingId",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _ok("CancelledSend", "The send is cancelled."),
+                        **_errors(*common, 409),
+                    },
+                }
+            },
             "/v1/identities/{handle}/events": {
                 "get": {
                     "operationId": "listEvents",

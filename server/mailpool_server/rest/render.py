@@ -259,3 +259,13 @@ def event_list(response: event_service_pb2.ListEventsResponse) -> shapes.EventLi
         "cursor": response.cursor,
         "hasMore": response.has_more,
     }
+
+
+def cancelled_send(response: send_service_pb2.CancelSendResponse) -> shapes.CancelledSend:
+    return {
+        "identity": response.identity,
+        "pendingId": response.pending_id,
+        "convId": response.conv_id,
+        "to": response.recipient,
+        "status": "cancelled",
+    }
