@@ -56,6 +56,12 @@ class NoopSend(send_grpc.SendServiceServicer):
     async def Send(self, request: send_pb.SendRequest, context: Any) -> send_pb.SendResponse:
         return self._response
 
+    async def CancelSend(
+        self, request: send_pb.CancelSendRequest, context: Any
+    ) -> send_pb.CancelSendResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of the baseline")
+        raise AssertionError("abort raises")
+
 
 class NoopEvents(event_grpc.EventServiceServicer):
     async def ListEvents(

@@ -47,6 +47,7 @@ from mailpool_server.service.ports import (
     CancelledSend,
     IdempotencyRecord,
     MailboxDay,
+    PendingRef,
     Store,
     Tx,
     WriteLockTimeout,
@@ -661,6 +662,7 @@ class MemoryTx:
         mailbox_id: str | None = None,
         identity_ids: list[str] | None = None,
         recipient: str | None = None,
+        pending_id: str | None = None,
     ) -> list[CancelledSend]:
         t = self._write()
 
@@ -670,6 +672,7 @@ class MemoryTx:
                 and (mailbox_id is None or send.mailbox_id == mailbox_id)
                 and (identity_ids is None or send.identity_id in identity_ids)
                 and (recipient is None or send.recipient == recipient)
+                and (pending_id is None or send.id == pending_id)
             )
 
         cancelled = sorted(
@@ -684,6 +687,13 @@ class MemoryTx:
     async def pending_status(self, pending_id: str) -> PendingStatus | None:
         row = self._read().pending.get(pending_id)
         return None if row is None else row.send.status
+
+    async def pending_ref(self, pending_id: str) -> PendingRef | None:
+        row = self._read().pending.get(pending_id)
+        if row is None:
+            return None
+        send = row.send
+        return PendingRef(send.id, send.identity_id, send.conv_id, send.recipient, send.status)
 
     async def due_no_reply(self, now: int, limit: int, *, lock: bool) -> list[Conversation]:
         due = [

@@ -117,7 +117,7 @@ class App:
                 idempotency_wait_s=settings.idempotency_wait_s,
                 observer=metrics or NO_OBSERVER,
             ),
-            conversations=ConversationQueries(store),
+            conversations=ConversationQueries(store, clock),
             events=EventFeed(store, bus, heartbeat_s=settings.heartbeat_s, timer=timer),
         )
         admin = Admin(store, clock, mailbox_domain=settings.mailbox_domain)

@@ -1,7 +1,8 @@
 """Golden contract cases: each file in golden/ is a scenario, a list of exchanges.
 
 A request may use {key}, {handle}, {conv} (the first convId a response returned) and
-{otherConv} (a conversation of another org's identity). Responses are compared after
+{otherConv} (a conversation of another org's identity) and {pending} (the first
+pendingId a response returned). Responses are compared after
 the values that differ between runs (random ids, Message-IDs) are replaced by
 placeholders; times are fixed by the fake clock. Run with GOLDEN_UPDATE=1 to rewrite
 the expected responses (then read the diff: it is the contract).

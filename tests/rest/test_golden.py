@@ -62,6 +62,12 @@ def _first_conv(body: Any) -> str | None:
     return text[start + 1 : start + 22] if start >= 0 else None
 
 
+def _first_pending(body: Any) -> str | None:
+    text = json.dumps(body)
+    start = text.find('"psn_')
+    return text[start + 1 : start + 21] if start >= 0 else None
+
+
 @pytest.mark.parametrize("name", scenarios())
 async def test_golden(
     name: str, app: App, http: httpx.AsyncClient, channel: Any, clock: FakeClock
@@ -87,6 +93,8 @@ async def test_golden(
         openapi_check.check(request["method"], request["path"], response.status_code, body)
         if (conv := _first_conv(body)) and "conv" not in values:
             values["conv"] = conv
+        if (pending := _first_pending(body)) and "pending" not in values:
+            values["pending"] = pending
         got: dict[str, Any] = {"status": response.status_code, "body": normalize(body)}
         if response.headers.get("idempotent-replayed"):
             got["headers"] = {"Idempotent-Replayed": response.headers["idempotent-replayed"]}

@@ -20,5 +20,10 @@ async def test_served_document_is_the_committed_one(http: httpx.AsyncClient) -> 
         "/v1/identities/{handle}/send",
         "/v1/identities/{handle}/conversations",
         "/v1/identities/{handle}/conversations/{convId}",
+        "/v1/identities/{handle}/conversations/{convId}/archive",
+        "/v1/identities/{handle}/conversations/{convId}/unarchive",
+        "/v1/identities/{handle}/conversations/{convId}/labels",
+        "/v1/identities/{handle}/conversations/{convId}/labels/remove",
+        "/v1/identities/{handle}/sends/{pendingId}/cancel",
         "/v1/identities/{handle}/events",
     }

@@ -77,3 +77,12 @@ class Reason(StrEnum):
     INTERNAL = "INTERNAL"
     """INTERNAL (500), "internal error"; logged with the request id, which is in the metadata.
     Safe to retry with the same Idempotency-Key."""
+
+    PENDING_SEND_NOT_FOUND = "PENDING_SEND_NOT_FOUND"
+    """NOT_FOUND (404), "pending send not found"; the pending id is not a send of this identity;
+    metadata {"pendingId": ...}."""
+
+    SEND_ALREADY_DISPATCHED = "SEND_ALREADY_DISPATCHED"
+    """FAILED_PRECONDITION (409), "send already dispatched"; a dispatcher has claimed the send
+    (it is being delivered, was sent or failed), so it can no longer be cancelled; metadata
+    {"pendingId", "status"}."""

@@ -18,6 +18,7 @@ from mailpool.v1 import (
     conversation_service_pb2,
     conversation_service_pb2_grpc,
     event_service_pb2_grpc,
+    send_service_pb2,
     send_service_pb2_grpc,
 )
 from mailpool_server.logs import REQUEST_ID_KEY, request_id
@@ -137,6 +138,65 @@ class Shim:
         )
         return JSONResponse(render.conversation_detail(response))
 
+    async def archive_conversation(self, request: Request) -> Response:
+        # No body is read: the path says everything (a body, if any, is ignored).
+        response = await self._conversations.ArchiveConversation(
+            conversation_service_pb2.ArchiveConversationRequest(
+                identity=request.path_params["handle"], conv_id=request.path_params["conv_id"]
+            ),
+            metadata=_metadata(request),
+            timeout=CALL_TIMEOUT_S,
+        )
+        return JSONResponse(render.conversation_detail(response))
+
+    async def unarchive_conversation(self, request: Request) -> Response:
+        response = await self._conversations.UnarchiveConversation(
+            conversation_service_pb2.UnarchiveConversationRequest(
+                identity=request.path_params["handle"], conv_id=request.path_params["conv_id"]
+            ),
+            metadata=_metadata(request),
+            timeout=CALL_TIMEOUT_S,
+        )
+        return JSONResponse(render.conversation_detail(response))
+
+    async def add_labels(self, request: Request) -> Response:
+        labels = parse.labels(await _json_body(request))
+        response = await self._conversations.AddLabels(
+            conversation_service_pb2.AddLabelsRequest(
+                identity=request.path_params["handle"],
+                conv_id=request.path_params["conv_id"],
+                labels=labels,
+            ),
+            metadata=_metadata(request),
+            timeout=CALL_TIMEOUT_S,
+        )
+        return JSONResponse(render.conversation_detail(response))
+
+    async def remove_labels(self, request: Request) -> Response:
+        labels = parse.labels(await _json_body(request))
+        response = await self._conversations.RemoveLabels(
+            conversation_service_pb2.RemoveLabelsRequest(
+                identity=request.path_params["handle"],
+                conv_id=request.path_params["conv_id"],
+                labels=labels,
+            ),
+            metadata=_metadata(request),
+            timeout=CALL_TIMEOUT_S,
+        )
+        return JSONResponse(render.conversation_detail(response))
+
+    async def cancel_send(self, request: Request) -> Response:
+        # No body is read: the path names the send.
+        response = await self._send.CancelSend(
+            send_service_pb2.CancelSendRequest(
+                identity=request.path_params["handle"],
+                pending_id=request.path_params["pending_id"],
+            ),
+            metadata=_metadata(request),
+            timeout=CALL_TIMEOUT_S,
+        )
+        return JSONResponse(render.cancelled_send(response))
+
     async def list_events(self, request: Request) -> Response:
         message = parse.list_events(request.path_params["handle"], request.query_params)
         timeout = CALL_TIMEOUT_S + max(0, min(message.timeout_ms, MAX_LONG_POLL_MS)) / 1000
@@ -175,6 +235,32 @@ def build_app(channel: grpc.aio.Channel, metrics: Metrics | None = None) -> Star
                 f"{base}/conversations/{{conv_id}}",
                 _guarded(shim.get_conversation),
                 methods=["GET"],
+            ),
+            Route(
+                f"{base}/conversations/{{conv_id}}/archive",
+                _guarded(shim.archive_conversation),
+                methods=["POST"],
+            ),
+            Route(
+                f"{base}/conversations/{{conv_id}}/unarchive",
+                _guarded(shim.unarchive_conversation),
+                methods=["POST"],
+            ),
+            # Removal is a POST with a body rather than DELETE …/labels/{label}: a label
+            # may hold any printable character, "/" included, which a path segment
+            # cannot carry (the router decodes %2F before matching).
+            Route(
+                f"{base}/conversations/{{conv_id}}/labels",
+                _guarded(shim.add_labels),
+                methods=["POST"],
+            ),
+            Route(
+                f"{base}/conversations/{{conv_id}}/labels/remove",
+                _guarded(shim.remove_labels),
+                methods=["POST"],
+            ),
+            Route(
+                f"{base}/sends/{{pending_id}}/cancel", _guarded(shim.cancel_send), methods=["POST"]
             ),
             Route(f"{base}/events", _guarded(shim.list_events), methods=["GET"]),
             Route("/openapi.json", _openapi, methods=["GET"]),

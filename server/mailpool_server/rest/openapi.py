@@ -50,13 +50,14 @@ SHAPES: dict[str, object] = {
     "ConversationDetail": shapes.ConversationDetail,
     "Event": shapes.Event,
     "EventList": shapes.EventList,
+    "CancelledSend": shapes.CancelledSend,
 }
 REFS = {shape: name for name, shape in SHAPES.items()}
 
 
 def _schemas() -> JSON:
     derived = {name: expand(shape, REFS) for name, shape in SHAPES.items()}
-    return {"SendRequest": SEND_REQUEST, **derived}
+    return {"SendRequest": SEND_REQUEST, "LabelsRequest": LABELS_REQUEST, **derived}
 
 
 def _ref(name: str) -> JSON:
@@ -69,7 +70,8 @@ def _errors(*statuses: int) -> JSON:
         401: "missing api key | invalid api key format | invalid api key",
         404: "identity not found in org | conversation not found",
         405: "method not allowed",
-        409: "Idempotency-Key reused with a different body | Idempotency-Key in use",
+        409: "Idempotency-Key reused with a different body | Idempotency-Key in use | "
+        "send already dispatched",
         413: "Body over 1 MiB.",
         415: "Not application/json.",
         500: "Server error; retry with the same Idempotency-Key.",
@@ -102,6 +104,60 @@ HANDLE = {
     "schema": {"type": "string"},
     "description": "The identity handle, raw (alice@x) or percent-encoded (alice%40x).",
 }
+
+
+def _conv_id() -> JSON:
+    return {
+        "name": "convId",
+        "in": "path",
+        "required": True,
+        "schema": schema_of(shapes.ConvId, REFS),
+    }
+
+
+LABELS_REQUEST: JSON = {
+    "type": "object",
+    "required": ["labels"],
+    "properties": {
+        "labels": {
+            **_STRINGS,
+            "minItems": 1,
+            "maxItems": 20,
+            "description": "Each 1..64 printable characters; duplicates count once.",
+        }
+    },
+}
+
+
+def _conversation_actions(common: tuple[int, ...]) -> JSON:
+    """The changes a user makes to a conversation; each answers the detail of 3.5."""
+    base = "/v1/identities/{handle}/conversations/{convId}"
+    actions = {
+        "archive": ("archiveConversation", "Archive; already archived is a no-op.", False),
+        "unarchive": ("unarchiveConversation", "Unarchive; not archived is a no-op.", False),
+        "labels": ("addLabels", "Add the labels not set yet (label_added items).", True),
+        "labels/remove": ("removeLabels", "Remove the labels set (label_removed items).", True),
+    }
+    paths: JSON = {}
+    for suffix, (operation, summary, with_body) in actions.items():
+        post: JSON = {
+            "operationId": operation,
+            "summary": summary,
+            "description": "Appends timeline items but no events (the contract's event "
+            "list has none for these); a change to the state it is already in adds nothing.",
+            "parameters": [HANDLE, _conv_id()],
+            "responses": {
+                "200": _ok("ConversationDetail", "The conversation after the change."),
+                **_errors(*common, *((413, 415) if with_body else ())),
+            },
+        }
+        if with_body:
+            post["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("LabelsRequest")}},
+            }
+        paths[f"{base}/{suffix}"] = {"post": post}
+    return paths
 
 
 @cache
@@ -187,6 +243,27 @@ def document() -> JSON:
                     "responses": {
                         "200": _ok("ConversationDetail", "With its timeline."),
                         **_errors(*common),
+                    },
+                }
+            },
+            **_conversation_actions(common),
+            "/v1/identities/{handle}/sends/{pendingId}/cancel": {
+                "post": {
+                    "operationId": "cancelSend",
+                    "summary": "Cancel a queued send (email.cancelled, reason admin); "
+                    "cancelling a cancelled send is a no-op.",
+                    "parameters": [
+                        HANDLE,
+                        {
+                            "name": "pendingId",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _ok("CancelledSend", "The send is cancelled."),
+                        **_errors(*common, 409),
                     },
                 }
             },

@@ -165,3 +165,8 @@ def list_events(handle: str, query: QueryParams) -> event_service_pb2.ListEvents
     if (timeout := _int(query, "timeoutMs", INT32_MAX)) is not None:
         request.timeout_ms = timeout
     return request
+
+
+def labels(body: dict[str, Any]) -> list[str]:
+    """The "labels" list of a labels body; the server judges the labels themselves."""
+    return _strings(body, "labels")

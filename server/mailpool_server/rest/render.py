@@ -129,9 +129,17 @@ def timeline_item(item: conversation_pb2.TimelineItem) -> shapes.TimelineItem:
     raise ValueError("timeline item has no case")
 
 
-def conversation_detail(
-    response: conversation_service_pb2.GetConversationResponse,
-) -> shapes.ConversationDetail:
+# Every response that carries a conversation with its timeline (the same three fields).
+DetailResponse = (
+    conversation_service_pb2.GetConversationResponse
+    | conversation_service_pb2.ArchiveConversationResponse
+    | conversation_service_pb2.UnarchiveConversationResponse
+    | conversation_service_pb2.AddLabelsResponse
+    | conversation_service_pb2.RemoveLabelsResponse
+)
+
+
+def conversation_detail(response: DetailResponse) -> shapes.ConversationDetail:
     c = response.conversation
     no_reply_at, no_reply_at_iso = optional_stamp(
         c.no_reply_time if c.HasField("no_reply_time") else None
@@ -250,4 +258,14 @@ def event_list(response: event_service_pb2.ListEventsResponse) -> shapes.EventLi
         "events": [event(e) for e in response.events],
         "cursor": response.cursor,
         "hasMore": response.has_more,
+    }
+
+
+def cancelled_send(response: send_service_pb2.CancelSendResponse) -> shapes.CancelledSend:
+    return {
+        "identity": response.identity,
+        "pendingId": response.pending_id,
+        "convId": response.conv_id,
+        "to": response.recipient,
+        "status": "cancelled",
     }

@@ -267,3 +267,13 @@ class EventList(TypedDict):
 class ErrorBody(TypedDict):
     error: str
     details: NotRequired[dict[str, str]]
+
+
+class CancelledSend(TypedDict):
+    """POST /v1/identities/{handle}/sends/{pendingId}/cancel."""
+
+    identity: str
+    pendingId: str
+    convId: ConvId
+    to: str
+    status: Literal["cancelled"]

@@ -16,7 +16,9 @@ from mailpool_server.rest import render
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    # The state of what the request names forbids it (a send already being delivered):
+    # a conflict with the resource, not a malformed request.
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
     grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.NOT_FOUND: 404,

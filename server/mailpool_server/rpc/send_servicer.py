@@ -44,3 +44,16 @@ class SendServicer(pb_grpc.SendServiceServicer):
         if outcome.replayed:
             await context.send_initial_metadata(((REPLAYED_HEADER, "true"),))
         return encode.send_response(outcome.result)
+
+    async def CancelSend(
+        self, request: pb.CancelSendRequest, context: Context
+    ) -> pb.CancelSendResponse:
+        handle, cancelled = await self._sender.cancel(
+            current_org(), request.identity, request.pending_id
+        )
+        return pb.CancelSendResponse(
+            identity=handle,
+            pending_id=cancelled.pending_id,
+            conv_id=cancelled.conv_id,
+            recipient=cancelled.recipient,
+        )

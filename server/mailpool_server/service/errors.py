@@ -35,6 +35,8 @@ class ErrorReason(enum.StrEnum):
     SHUTTING_DOWN = "SHUTTING_DOWN"
     CONTENTION = "CONTENTION"
     INTERNAL = "INTERNAL"
+    PENDING_SEND_NOT_FOUND = "PENDING_SEND_NOT_FOUND"
+    SEND_ALREADY_DISPATCHED = "SEND_ALREADY_DISPATCHED"
 
 
 @dataclass(frozen=True)
@@ -236,3 +238,21 @@ class AllRecipientsRejected(ResourceExhausted):
         self.reason = reason
         self.retry_after_ms = retry_after_ms
         self.tier: Tier | None = None  # of the identity, for metrics
+
+
+class PendingSendNotFound(NotFound):
+    reason = ErrorReason.PENDING_SEND_NOT_FOUND
+
+    def __init__(self, pending_id: str) -> None:
+        super().__init__("pending send not found", {"pendingId": pending_id})
+
+
+class FailedPrecondition(MailpoolError):
+    """The request is fine but the state of what it names does not allow it."""
+
+
+class SendAlreadyDispatched(FailedPrecondition):
+    reason = ErrorReason.SEND_ALREADY_DISPATCHED
+
+    def __init__(self, pending_id: str, status: str) -> None:
+        super().__init__("send already dispatched", {"pendingId": pending_id, "status": status})

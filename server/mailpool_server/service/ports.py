@@ -54,6 +54,17 @@ class CancelledSend:
 
 
 @dataclass(frozen=True)
+class PendingRef:
+    """Whose a queued send is, and where it stands."""
+
+    pending_id: str
+    identity_id: str
+    conv_id: str
+    recipient: str
+    status: PendingStatus
+
+
+@dataclass(frozen=True)
 class MailboxDay:
     """One UTC day of a mailbox: deliveries and health penalties."""
 
@@ -179,8 +190,14 @@ class DeliveryRepo(Protocol):
         mailbox_id: str | None = None,
         identity_ids: list[str] | None = None,
         recipient: str | None = None,
-    ) -> list[CancelledSend]: ...
+        pending_id: str | None = None,
+    ) -> list[CancelledSend]:
+        """Cancel the QUEUED sends matching every filter given (a claimed one is left
+        alone, also when a dispatcher claims it concurrently)."""
+        ...
+
     async def pending_status(self, pending_id: str) -> PendingStatus | None: ...
+    async def pending_ref(self, pending_id: str) -> PendingRef | None: ...
     async def due_no_reply(self, now: int, limit: int, *, lock: bool) -> list[Conversation]: ...
     async def mailboxes_to_close(self, today: str) -> list[Mailbox]: ...
     async def mailbox_days(

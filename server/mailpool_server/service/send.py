@@ -14,9 +14,11 @@ from mailpool_server.service.errors import (
     ErrorReason,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    PendingSendNotFound,
+    SendAlreadyDispatched,
 )
 from mailpool_server.service.event_log import announce, append_all
-from mailpool_server.service.events import EmailQueued, NewEvent
+from mailpool_server.service.events import CancelReason, EmailCancelled, EmailQueued, NewEvent
 from mailpool_server.service.ids import new_id
 from mailpool_server.service.models import (
     Affinity,
@@ -46,6 +48,7 @@ from mailpool_server.service.policy import Tier, tier_policy
 from mailpool_server.service.ports import (
     EventListener,
     IdempotencyRecord,
+    PendingRef,
     Store,
     Tx,
     WriteLockTimeout,
@@ -139,6 +142,32 @@ class Sender:
         self._listener = listener
         self._cold_gap_ms = cold_gap_ms
         self._idempotency_wait_s = idempotency_wait_s
+
+    async def cancel(self, org_id: str, handle: str, pending_id: str) -> tuple[str, PendingRef]:
+        """Cancel a queued send (email.cancelled, reason admin); return the identity's
+        handle and the send. A cancelled one is a no-op answered alike; one a dispatcher
+        claimed is SendAlreadyDispatched."""
+        now = now_ms(self._clock)
+        heads: dict[str, int] = {}
+        async with self._store.write() as tx:
+            identity = await identity_in_org(tx, org_id, handle, lock=True)
+            ref = await tx.pending_ref(pending_id)
+            if ref is None or ref.identity_id != identity.id:
+                raise PendingSendNotFound(pending_id)
+            if ref.status is PendingStatus.QUEUED:
+                # Conditional on QUEUED: a dispatcher may claim it meanwhile (PostgreSQL).
+                if await tx.cancel_queued(pending_id=pending_id, identity_ids=[identity.id]):
+                    event = EmailCancelled(pending_id, ref.recipient, CancelReason.ADMIN)
+                    heads = await append_all(
+                        tx, {identity.id: [NewEvent(ref.conv_id, event)]}, now, locked=identity
+                    )
+                else:
+                    ref = await tx.pending_ref(pending_id)
+                    assert ref is not None
+            if ref.status not in (PendingStatus.QUEUED, PendingStatus.CANCELLED):
+                raise SendAlreadyDispatched(pending_id, ref.status.value)
+        announce(self._listener, heads)
+        return identity.handle, ref
 
     async def send(
         self, org_id: str, command: SendCommand, *, request_id: str | None = None

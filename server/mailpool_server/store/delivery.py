@@ -9,7 +9,7 @@ from sqlalchemy import and_, or_, select, update
 
 from mailpool_server.service.models import Conversation, Mailbox, PendingStatus
 from mailpool_server.service.outbound import OutgoingMessage
-from mailpool_server.service.ports import CancelledSend, MailboxDay
+from mailpool_server.service.ports import CancelledSend, MailboxDay, PendingRef
 from mailpool_server.store.base import TxBase
 from mailpool_server.store.conversations import conversation_from_row
 from mailpool_server.store.identities import mailbox_from_row
@@ -180,6 +180,7 @@ class DeliveryRepoSql(TxBase):
         mailbox_id: str | None = None,
         identity_ids: list[str] | None = None,
         recipient: str | None = None,
+        pending_id: str | None = None,
     ) -> list[CancelledSend]:
         """Cancel queued (not yet claimed) sends, and say which."""
         p = PendingSendRow
@@ -193,6 +194,8 @@ class DeliveryRepoSql(TxBase):
             query = query.where(p.identity_id.in_(identity_ids))
         if recipient is not None:
             query = query.where(p.recipient == recipient)
+        if pending_id is not None:
+            query = query.where(p.id == pending_id)
         cancelled = await self.session.execute(
             query.values(status=CANCELLED).returning(p.id, p.identity_id, p.conv_id, p.recipient)
         )
@@ -209,6 +212,18 @@ class DeliveryRepoSql(TxBase):
             select(PendingSendRow.status).where(PendingSendRow.id == pending_id)
         )
         return None if status is None else PendingStatus(status)
+
+    async def pending_ref(self, pending_id: str) -> PendingRef | None:
+        p = PendingSendRow
+        row = (
+            await self.session.execute(
+                select(p.identity_id, p.conv_id, p.recipient, p.status).where(p.id == pending_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        identity_id, conv_id, recipient, status = row
+        return PendingRef(pending_id, identity_id, conv_id, recipient, PendingStatus(status))
 
     async def due_no_reply(self, now: int, limit: int, *, lock: bool) -> list[Conversation]:
         query = (

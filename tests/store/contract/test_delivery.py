@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from mailpool_server.service.models import Contact, PendingSend, PendingStatus, SendClass
 from mailpool_server.service.outbound import OutgoingMessage
-from mailpool_server.service.ports import CancelledSend, MailboxDay, Store
+from mailpool_server.service.ports import CancelledSend, MailboxDay, PendingRef, Store
 from tests.store.contract.seed import (
     DAY,
     T0,
@@ -311,3 +311,24 @@ async def test_due_no_reply_timers_come_oldest_first(store: Store, world: World)
                 "conv_0005",
             ]
             assert await tx.due_no_reply(T0 - 1, 10, lock=lock) == []
+
+
+async def test_one_send_is_cancelled_by_id_and_its_owner_is_known(
+    store: Store, world: World
+) -> None:
+    s1 = await queue_send(store, world, 1)
+    s2 = await queue_send(store, world, 2, to="carol@example.com")
+    async with store.read() as tx:
+        assert await tx.pending_ref("psn_missing") is None
+        assert await tx.pending_ref(s1.id) == PendingRef(
+            s1.id, world.identity.id, s1.conv_id, s1.recipient, PendingStatus.QUEUED
+        )
+    async with store.write() as tx:
+        assert await tx.cancel_queued(pending_id=s1.id) == [
+            CancelledSend(s1.id, s1.identity_id, s1.conv_id, s1.recipient)
+        ]
+        assert await tx.cancel_queued(pending_id=s1.id) == []
+    async with store.read() as tx:
+        ref = await tx.pending_ref(s1.id)
+        assert ref is not None and ref.status is PendingStatus.CANCELLED
+    assert await status(store, s2) is PendingStatus.QUEUED

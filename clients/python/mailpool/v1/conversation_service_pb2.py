@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from mailpool.v1 import conversation_pb2 as mailpool_dot_v1_dot_conversation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&mailpool/v1/conversation_service.proto\x12\x0bmailpool.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1emailpool/v1/conversation.proto\"\xca\x02\n\x18ListConversationsRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x15\n\x08\x61rchived\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x1a\n\rcorrespondent\x18\x03 \x01(\tH\x01\x88\x01\x01\x12!\n\x14\x63orrespondent_domain\x18\x04 \x01(\tH\x02\x88\x01\x01\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\tpage_size\x18\x07 \x01(\x05H\x03\x88\x01\x01\x12\x12\n\npage_token\x18\x08 \x01(\tB\x0b\n\t_archivedB\x10\n\x0e_correspondentB\x17\n\x15_correspondent_domainB\x0c\n\n_page_size\"x\n\x19ListConversationsResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x30\n\rconversations\x18\x02 \x03(\x0b\x32\x19.mailpool.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\";\n\x16GetConversationRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0f\n\x07\x63onv_id\x18\x02 \x01(\t\"\x89\x01\n\x17GetConversationResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12/\n\x0c\x63onversation\x18\x02 \x01(\x0b\x32\x19.mailpool.v1.Conversation\x12+\n\x08timeline\x18\x03 \x03(\x0b\x32\x19.mailpool.v1.TimelineItem2\xe1\x01\n\x13\x43onversationService\x12g\n\x11ListConversations\x12%.mailpool.v1.ListConversationsRequest\x1a&.mailpool.v1.ListConversationsResponse\"\x03\x90\x02\x01\x12\x61\n\x0fGetConversation\x12#.mailpool.v1.GetConversationRequest\x1a$.mailpool.v1.GetConversationResponse\"\x03\x90\x02\x01\x42\x99\x01\n\x0eio.mailpool.v1B\x18\x43onversationServiceProtoP\x01Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\xa2\x02\x03MPX\xaa\x02\x0bMailpool.V1\xca\x02\x0bMailpool\\V1\xea\x02\x0cMailpool::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&mailpool/v1/conversation_service.proto\x12\x0bmailpool.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1emailpool/v1/conversation.proto\"\xca\x02\n\x18ListConversationsRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x15\n\x08\x61rchived\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x1a\n\rcorrespondent\x18\x03 \x01(\tH\x01\x88\x01\x01\x12!\n\x14\x63orrespondent_domain\x18\x04 \x01(\tH\x02\x88\x01\x01\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\tpage_size\x18\x07 \x01(\x05H\x03\x88\x01\x01\x12\x12\n\npage_token\x18\x08 \x01(\tB\x0b\n\t_archivedB\x10\n\x0e_correspondentB\x17\n\x15_correspondent_domainB\x0c\n\n_page_size\"x\n\x19ListConversationsResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x30\n\rconversations\x18\x02 \x03(\x0b\x32\x19.mailpool.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\";\n\x16GetConversationRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0f\n\x07\x63onv_id\x18\x02 \x01(\t\"\x89\x01\n\x17GetConversationResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12/\n\x0c\x63onversation\x18\x02 \x01(\x0b\x32\x19.mailpool.v1.Conversation\x12+\n\x08timeline\x18\x03 \x03(\x0b\x32\x19.mailpool.v1.TimelineItem\"?\n\x1a\x41rchiveConversationRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0f\n\x07\x63onv_id\x18\x02 \x01(\t\"\x8d\x01\n\x1b\x41rchiveConversationResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12/\n\x0c\x63onversation\x18\x02 \x01(\x0b\x32\x19.mailpool.v1.Conversation\x12+\n\x08timeline\x18\x03 \x03(\x0b\x32\x19.mailpool.v1.TimelineItem\"A\n\x1cUnarchiveConversationRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0f\n\x07\x63onv_id\x18\x02 \x01(\t\"\x8f\x01\n\x1dUnarchiveConversationResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12/\n\x0c\x63onversation\x18\x02 \x01(\x0b\x32\x19.mailpool.v1.Conversation\x12+\n\x08timeline\x18\x03 \x03(\x0b\x32\x19.mailpool.v1.TimelineItem\"E\n\x10\x41\x64\x64LabelsRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0f\n\x07\x63onv_id\x18\x02 \x01(\t\x12\x0e\n\x06labels\x18\x03 \x03(\t\"\x83\x01\n\x11\x41\x64\x64LabelsResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12/\n\x0c\x63onversation\x18\x02 \x01(\x0b\x32\x19.mailpool.v1.Conversation\x12+\n\x08timeline\x18\x03 \x03(\x0b\x32\x19.mailpool.v1.TimelineItem\"H\n\x13RemoveLabelsRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0f\n\x07\x63onv_id\x18\x02 \x01(\t\x12\x0e\n\x06labels\x18\x03 \x03(\t\"\x86\x01\n\x14RemoveLabelsResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12/\n\x0c\x63onversation\x18\x02 \x01(\x0b\x32\x19.mailpool.v1.Conversation\x12+\n\x08timeline\x18\x03 \x03(\x0b\x32\x19.mailpool.v1.TimelineItem2\xf0\x04\n\x13\x43onversationService\x12g\n\x11ListConversations\x12%.mailpool.v1.ListConversationsRequest\x1a&.mailpool.v1.ListConversationsResponse\"\x03\x90\x02\x01\x12\x61\n\x0fGetConversation\x12#.mailpool.v1.GetConversationRequest\x1a$.mailpool.v1.GetConversationResponse\"\x03\x90\x02\x01\x12m\n\x13\x41rchiveConversation\x12\'.mailpool.v1.ArchiveConversationRequest\x1a(.mailpool.v1.ArchiveConversationResponse\"\x03\x90\x02\x02\x12s\n\x15UnarchiveConversation\x12).mailpool.v1.UnarchiveConversationRequest\x1a*.mailpool.v1.UnarchiveConversationResponse\"\x03\x90\x02\x02\x12O\n\tAddLabels\x12\x1d.mailpool.v1.AddLabelsRequest\x1a\x1e.mailpool.v1.AddLabelsResponse\"\x03\x90\x02\x02\x12X\n\x0cRemoveLabels\x12 .mailpool.v1.RemoveLabelsRequest\x1a!.mailpool.v1.RemoveLabelsResponse\"\x03\x90\x02\x02\x42\x99\x01\n\x0eio.mailpool.v1B\x18\x43onversationServiceProtoP\x01Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\xa2\x02\x03MPX\xaa\x02\x0bMailpool.V1\xca\x02\x0bMailpool\\V1\xea\x02\x0cMailpool::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONVERSATIONSERVICE'].methods_by_name['ListConversations']._serialized_options = b'\220\002\001'
   _globals['_CONVERSATIONSERVICE'].methods_by_name['GetConversation']._loaded_options = None
   _globals['_CONVERSATIONSERVICE'].methods_by_name['GetConversation']._serialized_options = b'\220\002\001'
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['ArchiveConversation']._loaded_options = None
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['ArchiveConversation']._serialized_options = b'\220\002\002'
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['UnarchiveConversation']._loaded_options = None
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['UnarchiveConversation']._serialized_options = b'\220\002\002'
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['AddLabels']._loaded_options = None
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['AddLabels']._serialized_options = b'\220\002\002'
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['RemoveLabels']._loaded_options = None
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['RemoveLabels']._serialized_options = b'\220\002\002'
   _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=121
   _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=451
   _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=453
@@ -46,6 +54,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCONVERSATIONREQUEST']._serialized_end=634
   _globals['_GETCONVERSATIONRESPONSE']._serialized_start=637
   _globals['_GETCONVERSATIONRESPONSE']._serialized_end=774
-  _globals['_CONVERSATIONSERVICE']._serialized_start=777
-  _globals['_CONVERSATIONSERVICE']._serialized_end=1002
+  _globals['_ARCHIVECONVERSATIONREQUEST']._serialized_start=776
+  _globals['_ARCHIVECONVERSATIONREQUEST']._serialized_end=839
+  _globals['_ARCHIVECONVERSATIONRESPONSE']._serialized_start=842
+  _globals['_ARCHIVECONVERSATIONRESPONSE']._serialized_end=983
+  _globals['_UNARCHIVECONVERSATIONREQUEST']._serialized_start=985
+  _globals['_UNARCHIVECONVERSATIONREQUEST']._serialized_end=1050
+  _globals['_UNARCHIVECONVERSATIONRESPONSE']._serialized_start=1053
+  _globals['_UNARCHIVECONVERSATIONRESPONSE']._serialized_end=1196
+  _globals['_ADDLABELSREQUEST']._serialized_start=1198
+  _globals['_ADDLABELSREQUEST']._serialized_end=1267
+  _globals['_ADDLABELSRESPONSE']._serialized_start=1270
+  _globals['_ADDLABELSRESPONSE']._serialized_end=1401
+  _globals['_REMOVELABELSREQUEST']._serialized_start=1403
+  _globals['_REMOVELABELSREQUEST']._serialized_end=1475
+  _globals['_REMOVELABELSRESPONSE']._serialized_start=1478
+  _globals['_REMOVELABELSRESPONSE']._serialized_end=1612
+  _globals['_CONVERSATIONSERVICE']._serialized_start=1615
+  _globals['_CONVERSATIONSERVICE']._serialized_end=2239
 # @@protoc_insertion_point(module_scope)

@@ -191,3 +191,275 @@ class GetConversationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetConversationResponse: _TypeAlias = GetConversationResponse  # noqa: Y015
+
+@_typing.final
+class ArchiveConversationRequest(_message.Message):
+    """ArchiveConversationRequest names the conversation to archive."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    CONV_ID_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle the conversation belongs to."""
+    conv_id: _builtins.str
+    """conv_id is "conv_" + lowercase hex."""
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        conv_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conv_id", b"conv_id", "identity", b"identity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveConversationRequest: _TypeAlias = ArchiveConversationRequest  # noqa: Y015
+
+@_typing.final
+class ArchiveConversationResponse(_message.Message):
+    """ArchiveConversationResponse is the conversation after the change, as GetConversation
+    returns it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    TIMELINE_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle."""
+    @_builtins.property
+    def conversation(self) -> _conversation_pb2.Conversation:
+        """conversation is the summary, labels and timer fields after the change."""
+
+    @_builtins.property
+    def timeline(self) -> _containers.RepeatedCompositeFieldContainer[_conversation_pb2.TimelineItem]:
+        """timeline is every item of the conversation, oldest first, the new ones
+        included (HTTP "conversation.events").
+        """
+
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        conversation: _conversation_pb2.Conversation | None = ...,
+        timeline: _abc.Iterable[_conversation_pb2.TimelineItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "identity", b"identity", "timeline", b"timeline"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveConversationResponse: _TypeAlias = ArchiveConversationResponse  # noqa: Y015
+
+@_typing.final
+class UnarchiveConversationRequest(_message.Message):
+    """UnarchiveConversationRequest names the conversation to unarchive."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    CONV_ID_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle the conversation belongs to."""
+    conv_id: _builtins.str
+    """conv_id is "conv_" + lowercase hex."""
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        conv_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conv_id", b"conv_id", "identity", b"identity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnarchiveConversationRequest: _TypeAlias = UnarchiveConversationRequest  # noqa: Y015
+
+@_typing.final
+class UnarchiveConversationResponse(_message.Message):
+    """UnarchiveConversationResponse is the conversation after the change, as GetConversation
+    returns it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    TIMELINE_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle."""
+    @_builtins.property
+    def conversation(self) -> _conversation_pb2.Conversation:
+        """conversation is the summary, labels and timer fields after the change."""
+
+    @_builtins.property
+    def timeline(self) -> _containers.RepeatedCompositeFieldContainer[_conversation_pb2.TimelineItem]:
+        """timeline is every item of the conversation, oldest first, the new ones
+        included (HTTP "conversation.events").
+        """
+
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        conversation: _conversation_pb2.Conversation | None = ...,
+        timeline: _abc.Iterable[_conversation_pb2.TimelineItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "identity", b"identity", "timeline", b"timeline"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnarchiveConversationResponse: _TypeAlias = UnarchiveConversationResponse  # noqa: Y015
+
+@_typing.final
+class AddLabelsRequest(_message.Message):
+    """AddLabelsRequest names the conversation and the labels to add."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    CONV_ID_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle the conversation belongs to."""
+    conv_id: _builtins.str
+    """conv_id is "conv_" + lowercase hex."""
+    @_builtins.property
+    def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """labels are the labels to add: 1..20, each 1..64 printable characters;
+        duplicates count once.
+        """
+
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        conv_id: _builtins.str = ...,
+        labels: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conv_id", b"conv_id", "identity", b"identity", "labels", b"labels"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddLabelsRequest: _TypeAlias = AddLabelsRequest  # noqa: Y015
+
+@_typing.final
+class AddLabelsResponse(_message.Message):
+    """AddLabelsResponse is the conversation after the change, as GetConversation
+    returns it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    TIMELINE_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle."""
+    @_builtins.property
+    def conversation(self) -> _conversation_pb2.Conversation:
+        """conversation is the summary, labels and timer fields after the change."""
+
+    @_builtins.property
+    def timeline(self) -> _containers.RepeatedCompositeFieldContainer[_conversation_pb2.TimelineItem]:
+        """timeline is every item of the conversation, oldest first, the new ones
+        included (HTTP "conversation.events").
+        """
+
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        conversation: _conversation_pb2.Conversation | None = ...,
+        timeline: _abc.Iterable[_conversation_pb2.TimelineItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "identity", b"identity", "timeline", b"timeline"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddLabelsResponse: _TypeAlias = AddLabelsResponse  # noqa: Y015
+
+@_typing.final
+class RemoveLabelsRequest(_message.Message):
+    """RemoveLabelsRequest names the conversation and the labels to remove."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    CONV_ID_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle the conversation belongs to."""
+    conv_id: _builtins.str
+    """conv_id is "conv_" + lowercase hex."""
+    @_builtins.property
+    def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """labels are the labels to remove: 1..20, each 1..64 printable characters;
+        duplicates count once.
+        """
+
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        conv_id: _builtins.str = ...,
+        labels: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conv_id", b"conv_id", "identity", b"identity", "labels", b"labels"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveLabelsRequest: _TypeAlias = RemoveLabelsRequest  # noqa: Y015
+
+@_typing.final
+class RemoveLabelsResponse(_message.Message):
+    """RemoveLabelsResponse is the conversation after the change, as GetConversation
+    returns it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    TIMELINE_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle."""
+    @_builtins.property
+    def conversation(self) -> _conversation_pb2.Conversation:
+        """conversation is the summary, labels and timer fields after the change."""
+
+    @_builtins.property
+    def timeline(self) -> _containers.RepeatedCompositeFieldContainer[_conversation_pb2.TimelineItem]:
+        """timeline is every item of the conversation, oldest first, the new ones
+        included (HTTP "conversation.events").
+        """
+
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        conversation: _conversation_pb2.Conversation | None = ...,
+        timeline: _abc.Iterable[_conversation_pb2.TimelineItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "identity", b"identity", "timeline", b"timeline"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveLabelsResponse: _TypeAlias = RemoveLabelsResponse  # noqa: Y015

@@ -26,9 +26,17 @@ if _version_not_supported:
 
 
 class ConversationServiceStub:
-    """ConversationService reads an identity's conversations. Auth as for
-    IdentityService; a handle outside the key's org is NOT_FOUND /
-    IDENTITY_NOT_FOUND.
+    """ConversationService reads an identity's conversations and applies the
+    user's changes to one (archive, labels). Auth as for IdentityService; a
+    handle outside the key's org is NOT_FOUND / IDENTITY_NOT_FOUND.
+
+    The changes append timeline items (archived, unarchived, label_added,
+    label_removed) at the server's current time, which becomes the
+    conversation's last_event_time, but no events: the contract fixes the event
+    list and it has no type for them, so subscribers are not told (they read
+    the conversation). A change that finds the conversation already in the asked
+    state is a no-op: no timeline item, nothing written, the same answer.
+    Concurrent changes (and sends) of one identity apply one after the other.
     """
 
     def __init__(self, channel):
@@ -47,12 +55,40 @@ class ConversationServiceStub:
                 request_serializer=mailpool_dot_v1_dot_conversation__service__pb2.GetConversationRequest.SerializeToString,
                 response_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.GetConversationResponse.FromString,
                 _registered_method=True)
+        self.ArchiveConversation = channel.unary_unary(
+                '/mailpool.v1.ConversationService/ArchiveConversation',
+                request_serializer=mailpool_dot_v1_dot_conversation__service__pb2.ArchiveConversationRequest.SerializeToString,
+                response_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.ArchiveConversationResponse.FromString,
+                _registered_method=True)
+        self.UnarchiveConversation = channel.unary_unary(
+                '/mailpool.v1.ConversationService/UnarchiveConversation',
+                request_serializer=mailpool_dot_v1_dot_conversation__service__pb2.UnarchiveConversationRequest.SerializeToString,
+                response_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.UnarchiveConversationResponse.FromString,
+                _registered_method=True)
+        self.AddLabels = channel.unary_unary(
+                '/mailpool.v1.ConversationService/AddLabels',
+                request_serializer=mailpool_dot_v1_dot_conversation__service__pb2.AddLabelsRequest.SerializeToString,
+                response_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.AddLabelsResponse.FromString,
+                _registered_method=True)
+        self.RemoveLabels = channel.unary_unary(
+                '/mailpool.v1.ConversationService/RemoveLabels',
+                request_serializer=mailpool_dot_v1_dot_conversation__service__pb2.RemoveLabelsRequest.SerializeToString,
+                response_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.RemoveLabelsResponse.FromString,
+                _registered_method=True)
 
 
 class ConversationServiceServicer:
-    """ConversationService reads an identity's conversations. Auth as for
-    IdentityService; a handle outside the key's org is NOT_FOUND /
-    IDENTITY_NOT_FOUND.
+    """ConversationService reads an identity's conversations and applies the
+    user's changes to one (archive, labels). Auth as for IdentityService; a
+    handle outside the key's org is NOT_FOUND / IDENTITY_NOT_FOUND.
+
+    The changes append timeline items (archived, unarchived, label_added,
+    label_removed) at the server's current time, which becomes the
+    conversation's last_event_time, but no events: the contract fixes the event
+    list and it has no type for them, so subscribers are not told (they read
+    the conversation). A change that finds the conversation already in the asked
+    state is a no-op: no timeline item, nothing written, the same answer.
+    Concurrent changes (and sends) of one identity apply one after the other.
     """
 
     def ListConversations(self, request, context):
@@ -75,6 +111,50 @@ class ConversationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ArchiveConversation(self, request, context):
+        """ArchiveConversation sets the archived flag and appends an "archived"
+        timeline item; an archived conversation is a no-op (no item). Errors as
+        for GetConversation. HTTP: POST
+        /v1/identities/{handle}/conversations/{convId}/archive (no body).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnarchiveConversation(self, request, context):
+        """UnarchiveConversation clears the archived flag and appends an
+        "unarchived" timeline item; a conversation that is not archived is a
+        no-op (no item). Errors as for GetConversation. HTTP: POST
+        /v1/identities/{handle}/conversations/{convId}/unarchive (no body).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddLabels(self, request, context):
+        """AddLabels adds the labels not set yet, after the existing ones in the
+        order given, with one "label_added" timeline item each; labels already set
+        are skipped (all set: a no-op). Errors: INVALID_ARGUMENT / INVALID_ARGUMENT
+        for an empty list, more than 20 labels or a label that is not 1..64
+        printable characters, otherwise as for GetConversation. HTTP: POST
+        /v1/identities/{handle}/conversations/{convId}/labels with
+        {"labels": [...]}.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveLabels(self, request, context):
+        """RemoveLabels removes the labels that are set, with one "label_removed"
+        timeline item each; labels not set are skipped (none set: a no-op).
+        Errors as for AddLabels. HTTP: DELETE
+        /v1/identities/{handle}/conversations/{convId}/labels/{label} (one label,
+        percent-encoded in the path).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -88,6 +168,26 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     request_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.GetConversationRequest.FromString,
                     response_serializer=mailpool_dot_v1_dot_conversation__service__pb2.GetConversationResponse.SerializeToString,
             ),
+            'ArchiveConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveConversation,
+                    request_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.ArchiveConversationRequest.FromString,
+                    response_serializer=mailpool_dot_v1_dot_conversation__service__pb2.ArchiveConversationResponse.SerializeToString,
+            ),
+            'UnarchiveConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnarchiveConversation,
+                    request_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.UnarchiveConversationRequest.FromString,
+                    response_serializer=mailpool_dot_v1_dot_conversation__service__pb2.UnarchiveConversationResponse.SerializeToString,
+            ),
+            'AddLabels': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddLabels,
+                    request_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.AddLabelsRequest.FromString,
+                    response_serializer=mailpool_dot_v1_dot_conversation__service__pb2.AddLabelsResponse.SerializeToString,
+            ),
+            'RemoveLabels': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveLabels,
+                    request_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.RemoveLabelsRequest.FromString,
+                    response_serializer=mailpool_dot_v1_dot_conversation__service__pb2.RemoveLabelsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'mailpool.v1.ConversationService', rpc_method_handlers)
@@ -97,9 +197,17 @@ def add_ConversationServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ConversationService:
-    """ConversationService reads an identity's conversations. Auth as for
-    IdentityService; a handle outside the key's org is NOT_FOUND /
-    IDENTITY_NOT_FOUND.
+    """ConversationService reads an identity's conversations and applies the
+    user's changes to one (archive, labels). Auth as for IdentityService; a
+    handle outside the key's org is NOT_FOUND / IDENTITY_NOT_FOUND.
+
+    The changes append timeline items (archived, unarchived, label_added,
+    label_removed) at the server's current time, which becomes the
+    conversation's last_event_time, but no events: the contract fixes the event
+    list and it has no type for them, so subscribers are not told (they read
+    the conversation). A change that finds the conversation already in the asked
+    state is a no-op: no timeline item, nothing written, the same answer.
+    Concurrent changes (and sends) of one identity apply one after the other.
     """
 
     @staticmethod
@@ -146,6 +254,114 @@ class ConversationService:
             '/mailpool.v1.ConversationService/GetConversation',
             mailpool_dot_v1_dot_conversation__service__pb2.GetConversationRequest.SerializeToString,
             mailpool_dot_v1_dot_conversation__service__pb2.GetConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailpool.v1.ConversationService/ArchiveConversation',
+            mailpool_dot_v1_dot_conversation__service__pb2.ArchiveConversationRequest.SerializeToString,
+            mailpool_dot_v1_dot_conversation__service__pb2.ArchiveConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnarchiveConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailpool.v1.ConversationService/UnarchiveConversation',
+            mailpool_dot_v1_dot_conversation__service__pb2.UnarchiveConversationRequest.SerializeToString,
+            mailpool_dot_v1_dot_conversation__service__pb2.UnarchiveConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddLabels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailpool.v1.ConversationService/AddLabels',
+            mailpool_dot_v1_dot_conversation__service__pb2.AddLabelsRequest.SerializeToString,
+            mailpool_dot_v1_dot_conversation__service__pb2.AddLabelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveLabels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailpool.v1.ConversationService/RemoveLabels',
+            mailpool_dot_v1_dot_conversation__service__pb2.RemoveLabelsRequest.SerializeToString,
+            mailpool_dot_v1_dot_conversation__service__pb2.RemoveLabelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

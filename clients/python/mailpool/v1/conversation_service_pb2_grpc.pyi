@@ -27,9 +27,17 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ConversationServiceStub:
-    """ConversationService reads an identity's conversations. Auth as for
-    IdentityService; a handle outside the key's org is NOT_FOUND /
-    IDENTITY_NOT_FOUND.
+    """ConversationService reads an identity's conversations and applies the
+    user's changes to one (archive, labels). Auth as for IdentityService; a
+    handle outside the key's org is NOT_FOUND / IDENTITY_NOT_FOUND.
+
+    The changes append timeline items (archived, unarchived, label_added,
+    label_removed) at the server's current time, which becomes the
+    conversation's last_event_time, but no events: the contract fixes the event
+    list and it has no type for them, so subscribers are not told (they read
+    the conversation). A change that finds the conversation already in the asked
+    state is a no-op: no timeline item, nothing written, the same answer.
+    Concurrent changes (and sends) of one identity apply one after the other.
     """
 
     @_typing.overload
@@ -48,12 +56,48 @@ class ConversationServiceStub:
     lowercase hex digits, NOT_FOUND / CONVERSATION_NOT_FOUND when it is not on
     this identity. HTTP: GET /v1/identities/{handle}/conversations/{convId}.
     """
+    ArchiveConversation: _grpc.UnaryUnaryMultiCallable[_conversation_service_pb2.ArchiveConversationRequest, _conversation_service_pb2.ArchiveConversationResponse]
+    """ArchiveConversation sets the archived flag and appends an "archived"
+    timeline item; an archived conversation is a no-op (no item). Errors as
+    for GetConversation. HTTP: POST
+    /v1/identities/{handle}/conversations/{convId}/archive (no body).
+    """
+    UnarchiveConversation: _grpc.UnaryUnaryMultiCallable[_conversation_service_pb2.UnarchiveConversationRequest, _conversation_service_pb2.UnarchiveConversationResponse]
+    """UnarchiveConversation clears the archived flag and appends an
+    "unarchived" timeline item; a conversation that is not archived is a
+    no-op (no item). Errors as for GetConversation. HTTP: POST
+    /v1/identities/{handle}/conversations/{convId}/unarchive (no body).
+    """
+    AddLabels: _grpc.UnaryUnaryMultiCallable[_conversation_service_pb2.AddLabelsRequest, _conversation_service_pb2.AddLabelsResponse]
+    """AddLabels adds the labels not set yet, after the existing ones in the
+    order given, with one "label_added" timeline item each; labels already set
+    are skipped (all set: a no-op). Errors: INVALID_ARGUMENT / INVALID_ARGUMENT
+    for an empty list, more than 20 labels or a label that is not 1..64
+    printable characters, otherwise as for GetConversation. HTTP: POST
+    /v1/identities/{handle}/conversations/{convId}/labels with
+    {"labels": [...]}.
+    """
+    RemoveLabels: _grpc.UnaryUnaryMultiCallable[_conversation_service_pb2.RemoveLabelsRequest, _conversation_service_pb2.RemoveLabelsResponse]
+    """RemoveLabels removes the labels that are set, with one "label_removed"
+    timeline item each; labels not set are skipped (none set: a no-op).
+    Errors as for AddLabels. HTTP: DELETE
+    /v1/identities/{handle}/conversations/{convId}/labels/{label} (one label,
+    percent-encoded in the path).
+    """
 
 @_typing.type_check_only
 class ConversationServiceAsyncStub(ConversationServiceStub):
-    """ConversationService reads an identity's conversations. Auth as for
-    IdentityService; a handle outside the key's org is NOT_FOUND /
-    IDENTITY_NOT_FOUND.
+    """ConversationService reads an identity's conversations and applies the
+    user's changes to one (archive, labels). Auth as for IdentityService; a
+    handle outside the key's org is NOT_FOUND / IDENTITY_NOT_FOUND.
+
+    The changes append timeline items (archived, unarchived, label_added,
+    label_removed) at the server's current time, which becomes the
+    conversation's last_event_time, but no events: the contract fixes the event
+    list and it has no type for them, so subscribers are not told (they read
+    the conversation). A change that finds the conversation already in the asked
+    state is a no-op: no timeline item, nothing written, the same answer.
+    Concurrent changes (and sends) of one identity apply one after the other.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -69,11 +113,47 @@ class ConversationServiceAsyncStub(ConversationServiceStub):
     lowercase hex digits, NOT_FOUND / CONVERSATION_NOT_FOUND when it is not on
     this identity. HTTP: GET /v1/identities/{handle}/conversations/{convId}.
     """
+    ArchiveConversation: _aio.UnaryUnaryMultiCallable[_conversation_service_pb2.ArchiveConversationRequest, _conversation_service_pb2.ArchiveConversationResponse]  # type: ignore[assignment]
+    """ArchiveConversation sets the archived flag and appends an "archived"
+    timeline item; an archived conversation is a no-op (no item). Errors as
+    for GetConversation. HTTP: POST
+    /v1/identities/{handle}/conversations/{convId}/archive (no body).
+    """
+    UnarchiveConversation: _aio.UnaryUnaryMultiCallable[_conversation_service_pb2.UnarchiveConversationRequest, _conversation_service_pb2.UnarchiveConversationResponse]  # type: ignore[assignment]
+    """UnarchiveConversation clears the archived flag and appends an
+    "unarchived" timeline item; a conversation that is not archived is a
+    no-op (no item). Errors as for GetConversation. HTTP: POST
+    /v1/identities/{handle}/conversations/{convId}/unarchive (no body).
+    """
+    AddLabels: _aio.UnaryUnaryMultiCallable[_conversation_service_pb2.AddLabelsRequest, _conversation_service_pb2.AddLabelsResponse]  # type: ignore[assignment]
+    """AddLabels adds the labels not set yet, after the existing ones in the
+    order given, with one "label_added" timeline item each; labels already set
+    are skipped (all set: a no-op). Errors: INVALID_ARGUMENT / INVALID_ARGUMENT
+    for an empty list, more than 20 labels or a label that is not 1..64
+    printable characters, otherwise as for GetConversation. HTTP: POST
+    /v1/identities/{handle}/conversations/{convId}/labels with
+    {"labels": [...]}.
+    """
+    RemoveLabels: _aio.UnaryUnaryMultiCallable[_conversation_service_pb2.RemoveLabelsRequest, _conversation_service_pb2.RemoveLabelsResponse]  # type: ignore[assignment]
+    """RemoveLabels removes the labels that are set, with one "label_removed"
+    timeline item each; labels not set are skipped (none set: a no-op).
+    Errors as for AddLabels. HTTP: DELETE
+    /v1/identities/{handle}/conversations/{convId}/labels/{label} (one label,
+    percent-encoded in the path).
+    """
 
 class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
-    """ConversationService reads an identity's conversations. Auth as for
-    IdentityService; a handle outside the key's org is NOT_FOUND /
-    IDENTITY_NOT_FOUND.
+    """ConversationService reads an identity's conversations and applies the
+    user's changes to one (archive, labels). Auth as for IdentityService; a
+    handle outside the key's org is NOT_FOUND / IDENTITY_NOT_FOUND.
+
+    The changes append timeline items (archived, unarchived, label_added,
+    label_removed) at the server's current time, which becomes the
+    conversation's last_event_time, but no events: the contract fixes the event
+    list and it has no type for them, so subscribers are not told (they read
+    the conversation). A change that finds the conversation already in the asked
+    state is a no-op: no timeline item, nothing written, the same answer.
+    Concurrent changes (and sends) of one identity apply one after the other.
     """
 
     @_abc_1.abstractmethod
@@ -98,6 +178,58 @@ class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ARGUMENT when conv_id is not "conv_" followed by one or more
         lowercase hex digits, NOT_FOUND / CONVERSATION_NOT_FOUND when it is not on
         this identity. HTTP: GET /v1/identities/{handle}/conversations/{convId}.
+        """
+
+    @_abc_1.abstractmethod
+    def ArchiveConversation(
+        self,
+        request: _conversation_service_pb2.ArchiveConversationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_service_pb2.ArchiveConversationResponse, _abc.Awaitable[_conversation_service_pb2.ArchiveConversationResponse]]:
+        """ArchiveConversation sets the archived flag and appends an "archived"
+        timeline item; an archived conversation is a no-op (no item). Errors as
+        for GetConversation. HTTP: POST
+        /v1/identities/{handle}/conversations/{convId}/archive (no body).
+        """
+
+    @_abc_1.abstractmethod
+    def UnarchiveConversation(
+        self,
+        request: _conversation_service_pb2.UnarchiveConversationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_service_pb2.UnarchiveConversationResponse, _abc.Awaitable[_conversation_service_pb2.UnarchiveConversationResponse]]:
+        """UnarchiveConversation clears the archived flag and appends an
+        "unarchived" timeline item; a conversation that is not archived is a
+        no-op (no item). Errors as for GetConversation. HTTP: POST
+        /v1/identities/{handle}/conversations/{convId}/unarchive (no body).
+        """
+
+    @_abc_1.abstractmethod
+    def AddLabels(
+        self,
+        request: _conversation_service_pb2.AddLabelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_service_pb2.AddLabelsResponse, _abc.Awaitable[_conversation_service_pb2.AddLabelsResponse]]:
+        """AddLabels adds the labels not set yet, after the existing ones in the
+        order given, with one "label_added" timeline item each; labels already set
+        are skipped (all set: a no-op). Errors: INVALID_ARGUMENT / INVALID_ARGUMENT
+        for an empty list, more than 20 labels or a label that is not 1..64
+        printable characters, otherwise as for GetConversation. HTTP: POST
+        /v1/identities/{handle}/conversations/{convId}/labels with
+        {"labels": [...]}.
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveLabels(
+        self,
+        request: _conversation_service_pb2.RemoveLabelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_service_pb2.RemoveLabelsResponse, _abc.Awaitable[_conversation_service_pb2.RemoveLabelsResponse]]:
+        """RemoveLabels removes the labels that are set, with one "label_removed"
+        timeline item each; labels not set are skipped (none set: a no-op).
+        Errors as for AddLabels. HTTP: DELETE
+        /v1/identities/{handle}/conversations/{convId}/labels/{label} (one label,
+        percent-encoded in the path).
         """
 
 def add_ConversationServiceServicer_to_server(servicer: ConversationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -100,6 +100,17 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     request id, which is in the metadata. Safe to retry with the same
     Idempotency-Key.
     """
+    ERROR_REASON_PENDING_SEND_NOT_FOUND: _ErrorReason.ValueType  # 19
+    """ERROR_REASON_PENDING_SEND_NOT_FOUND: NOT_FOUND (404), "pending send not
+    found"; the pending id is not a send of this identity; metadata
+    {"pendingId": ...}.
+    """
+    ERROR_REASON_SEND_ALREADY_DISPATCHED: _ErrorReason.ValueType  # 20
+    """ERROR_REASON_SEND_ALREADY_DISPATCHED: FAILED_PRECONDITION (409), "send
+    already dispatched"; a dispatcher has claimed the send (it is being
+    delivered, was sent or failed), so it can no longer be cancelled;
+    metadata {"pendingId", "status"}.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists every value mailpool puts in google.rpc.ErrorInfo.reason
@@ -187,5 +198,16 @@ ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 17
 """ERROR_REASON_INTERNAL: INTERNAL (500), "internal error"; logged with the
 request id, which is in the metadata. Safe to retry with the same
 Idempotency-Key.
+"""
+ERROR_REASON_PENDING_SEND_NOT_FOUND: ErrorReason.ValueType  # 19
+"""ERROR_REASON_PENDING_SEND_NOT_FOUND: NOT_FOUND (404), "pending send not
+found"; the pending id is not a send of this identity; metadata
+{"pendingId": ...}.
+"""
+ERROR_REASON_SEND_ALREADY_DISPATCHED: ErrorReason.ValueType  # 20
+"""ERROR_REASON_SEND_ALREADY_DISPATCHED: FAILED_PRECONDITION (409), "send
+already dispatched"; a dispatcher has claimed the send (it is being
+delivered, was sent or failed), so it can no longer be cancelled;
+metadata {"pendingId", "status"}.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from mailpool.v1 import send_pb2 as mailpool_dot_v1_dot_send__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emailpool/v1/send_service.proto\x12\x0bmailpool.v1\x1a\x16mailpool/v1/send.proto\"\xe3\x02\n\x0bSendRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x03(\t\x12\x14\n\x07subject\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04text\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x11\n\x04html\x18\x05 \x01(\tH\x02\x88\x01\x01\x12\x14\n\x07\x63onv_id\x18\x06 \x01(\tH\x03\x88\x01\x01\x12\x18\n\x0bin_reply_to\x18\x07 \x01(\tH\x04\x88\x01\x01\x12\x12\n\nreferences\x18\x08 \x03(\t\x12\x0e\n\x06labels\x18\t \x03(\t\x12!\n\x14no_reply_event_after\x18\n \x01(\tH\x05\x88\x01\x01\x12\x1c\n\x0fidempotency_key\x18\x0b \x01(\tH\x06\x88\x01\x01\x42\n\n\x08_subjectB\x07\n\x05_textB\x07\n\x05_htmlB\n\n\x08_conv_idB\x0e\n\x0c_in_reply_toB\x17\n\x15_no_reply_event_afterB\x12\n\x10_idempotency_key\"\x86\x01\n\x0cSendResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x10\n\x08rejected\x18\x03 \x01(\x05\x12\x11\n\tremaining\x18\x04 \x01(\x05\x12-\n\x07results\x18\x05 \x03(\x0b\x32\x1c.mailpool.v1.RecipientResult2O\n\x0bSendService\x12@\n\x04Send\x12\x18.mailpool.v1.SendRequest\x1a\x19.mailpool.v1.SendResponse\"\x03\x90\x02\x02\x42\x91\x01\n\x0eio.mailpool.v1B\x10SendServiceProtoP\x01Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\xa2\x02\x03MPX\xaa\x02\x0bMailpool.V1\xca\x02\x0bMailpool\\V1\xea\x02\x0cMailpool::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emailpool/v1/send_service.proto\x12\x0bmailpool.v1\x1a\x16mailpool/v1/send.proto\"9\n\x11\x43\x61ncelSendRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x12\n\npending_id\x18\x02 \x01(\t\"^\n\x12\x43\x61ncelSendResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x12\n\npending_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63onv_id\x18\x03 \x01(\t\x12\x11\n\trecipient\x18\x04 \x01(\t\"\xe3\x02\n\x0bSendRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x03(\t\x12\x14\n\x07subject\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04text\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x11\n\x04html\x18\x05 \x01(\tH\x02\x88\x01\x01\x12\x14\n\x07\x63onv_id\x18\x06 \x01(\tH\x03\x88\x01\x01\x12\x18\n\x0bin_reply_to\x18\x07 \x01(\tH\x04\x88\x01\x01\x12\x12\n\nreferences\x18\x08 \x03(\t\x12\x0e\n\x06labels\x18\t \x03(\t\x12!\n\x14no_reply_event_after\x18\n \x01(\tH\x05\x88\x01\x01\x12\x1c\n\x0fidempotency_key\x18\x0b \x01(\tH\x06\x88\x01\x01\x42\n\n\x08_subjectB\x07\n\x05_textB\x07\n\x05_htmlB\n\n\x08_conv_idB\x0e\n\x0c_in_reply_toB\x17\n\x15_no_reply_event_afterB\x12\n\x10_idempotency_key\"\x86\x01\n\x0cSendResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x10\n\x08rejected\x18\x03 \x01(\x05\x12\x11\n\tremaining\x18\x04 \x01(\x05\x12-\n\x07results\x18\x05 \x03(\x0b\x32\x1c.mailpool.v1.RecipientResult2\xa3\x01\n\x0bSendService\x12@\n\x04Send\x12\x18.mailpool.v1.SendRequest\x1a\x19.mailpool.v1.SendResponse\"\x03\x90\x02\x02\x12R\n\nCancelSend\x12\x1e.mailpool.v1.CancelSendRequest\x1a\x1f.mailpool.v1.CancelSendResponse\"\x03\x90\x02\x02\x42\x91\x01\n\x0eio.mailpool.v1B\x10SendServiceProtoP\x01Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\xa2\x02\x03MPX\xaa\x02\x0bMailpool.V1\xca\x02\x0bMailpool\\V1\xea\x02\x0cMailpool::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\016io.mailpool.v1B\020SendServiceProtoP\001Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\242\002\003MPX\252\002\013Mailpool.V1\312\002\013Mailpool\\V1\352\002\014Mailpool::V1'
   _globals['_SENDSERVICE'].methods_by_name['Send']._loaded_options = None
   _globals['_SENDSERVICE'].methods_by_name['Send']._serialized_options = b'\220\002\002'
-  _globals['_SENDREQUEST']._serialized_start=72
-  _globals['_SENDREQUEST']._serialized_end=427
-  _globals['_SENDRESPONSE']._serialized_start=430
-  _globals['_SENDRESPONSE']._serialized_end=564
-  _globals['_SENDSERVICE']._serialized_start=566
-  _globals['_SENDSERVICE']._serialized_end=645
+  _globals['_SENDSERVICE'].methods_by_name['CancelSend']._loaded_options = None
+  _globals['_SENDSERVICE'].methods_by_name['CancelSend']._serialized_options = b'\220\002\002'
+  _globals['_CANCELSENDREQUEST']._serialized_start=71
+  _globals['_CANCELSENDREQUEST']._serialized_end=128
+  _globals['_CANCELSENDRESPONSE']._serialized_start=130
+  _globals['_CANCELSENDRESPONSE']._serialized_end=224
+  _globals['_SENDREQUEST']._serialized_start=227
+  _globals['_SENDREQUEST']._serialized_end=582
+  _globals['_SENDRESPONSE']._serialized_start=585
+  _globals['_SENDRESPONSE']._serialized_end=719
+  _globals['_SENDSERVICE']._serialized_start=722
+  _globals['_SENDSERVICE']._serialized_end=885
 # @@protoc_insertion_point(module_scope)

@@ -20,6 +20,68 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class CancelSendRequest(_message.Message):
+    """CancelSendRequest names the queued send to cancel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    PENDING_ID_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle of the identity that queued it."""
+    pending_id: _builtins.str
+    """pending_id is the send's id, "psn_" + lowercase hex (a Send result's
+    pending_id).
+    """
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        pending_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity", "pending_id", b"pending_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelSendRequest: _TypeAlias = CancelSendRequest  # noqa: Y015
+
+@_typing.final
+class CancelSendResponse(_message.Message):
+    """CancelSendResponse describes the cancelled send."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    PENDING_ID_FIELD_NUMBER: _builtins.int
+    CONV_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle."""
+    pending_id: _builtins.str
+    """pending_id is the cancelled send's id."""
+    conv_id: _builtins.str
+    """conv_id is the conversation the send belongs to."""
+    recipient: _builtins.str
+    """recipient is the address it would have gone to."""
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        pending_id: _builtins.str = ...,
+        conv_id: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conv_id", b"conv_id", "identity", b"identity", "pending_id", b"pending_id", "recipient", b"recipient"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelSendResponse: _TypeAlias = CancelSendResponse  # noqa: Y015
+
+@_typing.final
 class SendRequest(_message.Message):
     """SendRequest has two shapes. New conversation: `to` and `subject` (plus
     text and/or html). Reply: `conv_id` (plus text and/or html); the server

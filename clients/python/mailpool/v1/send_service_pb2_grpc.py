@@ -40,6 +40,11 @@ class SendServiceStub:
                 request_serializer=mailpool_dot_v1_dot_send__service__pb2.SendRequest.SerializeToString,
                 response_deserializer=mailpool_dot_v1_dot_send__service__pb2.SendResponse.FromString,
                 _registered_method=True)
+        self.CancelSend = channel.unary_unary(
+                '/mailpool.v1.SendService/CancelSend',
+                request_serializer=mailpool_dot_v1_dot_send__service__pb2.CancelSendRequest.SerializeToString,
+                response_deserializer=mailpool_dot_v1_dot_send__service__pb2.CancelSendResponse.FromString,
+                _registered_method=True)
 
 
 class SendServiceServicer:
@@ -71,6 +76,20 @@ class SendServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelSend(self, request, context):
+        """CancelSend drops a queued send before a dispatcher claims it: the send
+        becomes cancelled and an email.cancelled event with reason "admin" is
+        appended. Cancelling a cancelled send is a no-op (the same answer, no
+        second event). The daily cap slot is not given back. Errors: NOT_FOUND
+        (IDENTITY_NOT_FOUND; PENDING_SEND_NOT_FOUND when pending_id is not a send
+        of this identity), FAILED_PRECONDITION / SEND_ALREADY_DISPATCHED (HTTP
+        409) once a dispatcher has claimed it (sending, sent or failed). HTTP:
+        POST /v1/identities/{handle}/sends/{pendingId}/cancel (no body).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SendServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +97,11 @@ def add_SendServiceServicer_to_server(servicer, server):
                     servicer.Send,
                     request_deserializer=mailpool_dot_v1_dot_send__service__pb2.SendRequest.FromString,
                     response_serializer=mailpool_dot_v1_dot_send__service__pb2.SendResponse.SerializeToString,
+            ),
+            'CancelSend': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSend,
+                    request_deserializer=mailpool_dot_v1_dot_send__service__pb2.CancelSendRequest.FromString,
+                    response_serializer=mailpool_dot_v1_dot_send__service__pb2.CancelSendResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -108,6 +132,33 @@ class SendService:
             '/mailpool.v1.SendService/Send',
             mailpool_dot_v1_dot_send__service__pb2.SendRequest.SerializeToString,
             mailpool_dot_v1_dot_send__service__pb2.SendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailpool.v1.SendService/CancelSend',
+            mailpool_dot_v1_dot_send__service__pb2.CancelSendRequest.SerializeToString,
+            mailpool_dot_v1_dot_send__service__pb2.CancelSendResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,16 @@ class SendServiceStub:
     (IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_KEY_IN_USE), INTERNAL (retry with
     the same idempotency key).
     """
+    CancelSend: _grpc.UnaryUnaryMultiCallable[_send_service_pb2.CancelSendRequest, _send_service_pb2.CancelSendResponse]
+    """CancelSend drops a queued send before a dispatcher claims it: the send
+    becomes cancelled and an email.cancelled event with reason "admin" is
+    appended. Cancelling a cancelled send is a no-op (the same answer, no
+    second event). The daily cap slot is not given back. Errors: NOT_FOUND
+    (IDENTITY_NOT_FOUND; PENDING_SEND_NOT_FOUND when pending_id is not a send
+    of this identity), FAILED_PRECONDITION / SEND_ALREADY_DISPATCHED (HTTP
+    409) once a dispatcher has claimed it (sending, sent or failed). HTTP:
+    POST /v1/identities/{handle}/sends/{pendingId}/cancel (no body).
+    """
 
 @_typing.type_check_only
 class SendServiceAsyncStub(SendServiceStub):
@@ -80,6 +90,16 @@ class SendServiceAsyncStub(SendServiceStub):
     (IDENTITY_NOT_FOUND, CONVERSATION_NOT_FOUND), ABORTED
     (IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_KEY_IN_USE), INTERNAL (retry with
     the same idempotency key).
+    """
+    CancelSend: _aio.UnaryUnaryMultiCallable[_send_service_pb2.CancelSendRequest, _send_service_pb2.CancelSendResponse]  # type: ignore[assignment]
+    """CancelSend drops a queued send before a dispatcher claims it: the send
+    becomes cancelled and an email.cancelled event with reason "admin" is
+    appended. Cancelling a cancelled send is a no-op (the same answer, no
+    second event). The daily cap slot is not given back. Errors: NOT_FOUND
+    (IDENTITY_NOT_FOUND; PENDING_SEND_NOT_FOUND when pending_id is not a send
+    of this identity), FAILED_PRECONDITION / SEND_ALREADY_DISPATCHED (HTTP
+    409) once a dispatcher has claimed it (sending, sent or failed). HTTP:
+    POST /v1/identities/{handle}/sends/{pendingId}/cancel (no body).
     """
 
 class SendServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -110,6 +130,22 @@ class SendServiceServicer(metaclass=_abc_1.ABCMeta):
         (IDENTITY_NOT_FOUND, CONVERSATION_NOT_FOUND), ABORTED
         (IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_KEY_IN_USE), INTERNAL (retry with
         the same idempotency key).
+        """
+
+    @_abc_1.abstractmethod
+    def CancelSend(
+        self,
+        request: _send_service_pb2.CancelSendRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_send_service_pb2.CancelSendResponse, _abc.Awaitable[_send_service_pb2.CancelSendResponse]]:
+        """CancelSend drops a queued send before a dispatcher claims it: the send
+        becomes cancelled and an email.cancelled event with reason "admin" is
+        appended. Cancelling a cancelled send is a no-op (the same answer, no
+        second event). The daily cap slot is not given back. Errors: NOT_FOUND
+        (IDENTITY_NOT_FOUND; PENDING_SEND_NOT_FOUND when pending_id is not a send
+        of this identity), FAILED_PRECONDITION / SEND_ALREADY_DISPATCHED (HTTP
+        409) once a dispatcher has claimed it (sending, sent or failed). HTTP:
+        POST /v1/identities/{handle}/sends/{pendingId}/cancel (no body).
         """
 
 def add_SendServiceServicer_to_server(servicer: SendServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
