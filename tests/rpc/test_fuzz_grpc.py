@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -33,22 +34,26 @@ from tests.processes import run_cli, serve
 
 pytestmark = pytest.mark.slow
 
-UNARY: dict[str, type[Message]] = {
-    "/mailpool.v1.SendService/Send": send_service_pb2.SendRequest,
-    "/mailpool.v1.IdentityService/GetIdentity": identity_service_pb2.GetIdentityRequest,
-    "/mailpool.v1.IdentityService/ListIdentities": identity_service_pb2.ListIdentitiesRequest,
-    "/mailpool.v1.ConversationService/ListConversations": (
-        conversation_service_pb2.ListConversationsRequest
-    ),
-    "/mailpool.v1.ConversationService/GetConversation": (
-        conversation_service_pb2.GetConversationRequest
-    ),
-    "/mailpool.v1.EventService/ListEvents": event_service_pb2.ListEventsRequest,
-}
-STREAM = {"/mailpool.v1.EventService/StreamEvents": event_service_pb2.StreamEventsRequest}
+
+def _methods() -> tuple[dict[str, type[Message]], dict[str, type[Message]]]:
+    """Every RPC of every mailpool service, read from the descriptors (a new RPC is
+    fuzzed without anyone listing it): unary ones and server-streaming ones."""
+    unary: dict[str, type[Message]] = {}
+    stream: dict[str, type[Message]] = {}
+    for module in (send_service_pb2, identity_service_pb2, conversation_service_pb2,
+                   event_service_pb2):  # fmt: skip
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                path = f"/{service.full_name}/{method.name}"
+                request = message_factory.GetMessageClass(method.input_type)
+                (stream if method.server_streaming else unary)[path] = request
+    return unary, stream
+
+
+UNARY, STREAM = _methods()
 METHODS = {**UNARY, **STREAM}
-# Per method and backend; with 7 methods and two backends (CI) that is over 10,000.
-EXAMPLES_PER_METHOD = 600
+# Per method and backend; with 12 methods and two backends (CI) that is over 10,000.
+EXAMPLES_PER_METHOD = 450
 RAW_EXAMPLES = 1_000
 # What the server must never answer, whatever it is sent.
 BUG_CODES = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
