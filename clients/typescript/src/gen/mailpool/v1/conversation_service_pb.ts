@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mailpool/v1/conversation_service.proto.
  */
 export const file_mailpool_v1_conversation_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZtYWlscG9vbC92MS9jb252ZXJzYXRpb25fc2VydmljZS5wcm90bxILbWFpbHBvb2wudjEiygIKGExpc3RDb252ZXJzYXRpb25zUmVxdWVzdBIQCghpZGVudGl0eRgBIAEoCRIVCghhcmNoaXZlZBgCIAEoCEgAiAEBEhoKDWNvcnJlc3BvbmRlbnQYAyABKAlIAYgBARIhChRjb3JyZXNwb25kZW50X2RvbWFpbhgEIAEoCUgCiAEBEikKBXNpbmNlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoJcGFnZV9zaXplGAcgASgFSAOIAQESEgoKcGFnZV90b2tlbhgIIAEoCUILCglfYXJjaGl2ZWRCEAoOX2NvcnJlc3BvbmRlbnRCFwoVX2NvcnJlc3BvbmRlbnRfZG9tYWluQgwKCl9wYWdlX3NpemUieAoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRIQCghpZGVudGl0eRgBIAEoCRIwCg1jb252ZXJzYXRpb25zGAIgAygLMhkubWFpbHBvb2wudjEuQ29udmVyc2F0aW9uEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSI7ChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EhAKCGlkZW50aXR5GAEgASgJEg8KB2NvbnZfaWQYAiABKAkiiQEKF0dldENvbnZlcnNhdGlvblJlc3BvbnNlEhAKCGlkZW50aXR5GAEgASgJEi8KDGNvbnZlcnNhdGlvbhgCIAEoCzIZLm1haWxwb29sLnYxLkNvbnZlcnNhdGlvbhIrCgh0aW1lbGluZRgDIAMoCzIZLm1haWxwb29sLnYxLlRpbWVsaW5lSXRlbTLhAQoTQ29udmVyc2F0aW9uU2VydmljZRJnChFMaXN0Q29udmVyc2F0aW9ucxIlLm1haWxwb29sLnYxLkxpc3RDb252ZXJzYXRpb25zUmVxdWVzdBomLm1haWxwb29sLnYxLkxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2UiA5ACARJhCg9HZXRDb252ZXJzYXRpb24SIy5tYWlscG9vbC52MS5HZXRDb252ZXJzYXRpb25SZXF1ZXN0GiQubWFpbHBvb2wudjEuR2V0Q29udmVyc2F0aW9uUmVzcG9uc2UiA5ACAUKZAQoOaW8ubWFpbHBvb2wudjFCGENvbnZlcnNhdGlvblNlcnZpY2VQcm90b1ABWjpnaXRodWIuY29tL21haWxwb29sL21haWxwb29sL2dlbi9nby9tYWlscG9vbC92MTttYWlscG9vbHYxogIDTVBYqgILTWFpbHBvb2wuVjHKAgtNYWlscG9vbFxWMeoCDE1haWxwb29sOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_mailpool_v1_conversation]);
+  fileDesc("CiZtYWlscG9vbC92MS9jb252ZXJzYXRpb25fc2VydmljZS5wcm90bxILbWFpbHBvb2wudjEiygIKGExpc3RDb252ZXJzYXRpb25zUmVxdWVzdBIQCghpZGVudGl0eRgBIAEoCRIVCghhcmNoaXZlZBgCIAEoCEgAiAEBEhoKDWNvcnJlc3BvbmRlbnQYAyABKAlIAYgBARIhChRjb3JyZXNwb25kZW50X2RvbWFpbhgEIAEoCUgCiAEBEikKBXNpbmNlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoJcGFnZV9zaXplGAcgASgFSAOIAQESEgoKcGFnZV90b2tlbhgIIAEoCUILCglfYXJjaGl2ZWRCEAoOX2NvcnJlc3BvbmRlbnRCFwoVX2NvcnJlc3BvbmRlbnRfZG9tYWluQgwKCl9wYWdlX3NpemUieAoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRIQCghpZGVudGl0eRgBIAEoCRIwCg1jb252ZXJzYXRpb25zGAIgAygLMhkubWFpbHBvb2wudjEuQ29udmVyc2F0aW9uEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSI7ChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EhAKCGlkZW50aXR5GAEgASgJEg8KB2NvbnZfaWQYAiABKAkiiQEKF0dldENvbnZlcnNhdGlvblJlc3BvbnNlEhAKCGlkZW50aXR5GAEgASgJEi8KDGNvbnZlcnNhdGlvbhgCIAEoCzIZLm1haWxwb29sLnYxLkNvbnZlcnNhdGlvbhIrCgh0aW1lbGluZRgDIAMoCzIZLm1haWxwb29sLnYxLlRpbWVsaW5lSXRlbSI/ChpBcmNoaXZlQ29udmVyc2F0aW9uUmVxdWVzdBIQCghpZGVudGl0eRgBIAEoCRIPCgdjb252X2lkGAIgASgJIo0BChtBcmNoaXZlQ29udmVyc2F0aW9uUmVzcG9uc2USEAoIaWRlbnRpdHkYASABKAkSLwoMY29udmVyc2F0aW9uGAIgASgLMhkubWFpbHBvb2wudjEuQ29udmVyc2F0aW9uEisKCHRpbWVsaW5lGAMgAygLMhkubWFpbHBvb2wudjEuVGltZWxpbmVJdGVtIkEKHFVuYXJjaGl2ZUNvbnZlcnNhdGlvblJlcXVlc3QSEAoIaWRlbnRpdHkYASABKAkSDwoHY29udl9pZBgCIAEoCSKPAQodVW5hcmNoaXZlQ29udmVyc2F0aW9uUmVzcG9uc2USEAoIaWRlbnRpdHkYASABKAkSLwoMY29udmVyc2F0aW9uGAIgASgLMhkubWFpbHBvb2wudjEuQ29udmVyc2F0aW9uEisKCHRpbWVsaW5lGAMgAygLMhkubWFpbHBvb2wudjEuVGltZWxpbmVJdGVtIkUKEEFkZExhYmVsc1JlcXVlc3QSEAoIaWRlbnRpdHkYASABKAkSDwoHY29udl9pZBgCIAEoCRIOCgZsYWJlbHMYAyADKAkigwEKEUFkZExhYmVsc1Jlc3BvbnNlEhAKCGlkZW50aXR5GAEgASgJEi8KDGNvbnZlcnNhdGlvbhgCIAEoCzIZLm1haWxwb29sLnYxLkNvbnZlcnNhdGlvbhIrCgh0aW1lbGluZRgDIAMoCzIZLm1haWxwb29sLnYxLlRpbWVsaW5lSXRlbSJIChNSZW1vdmVMYWJlbHNSZXF1ZXN0EhAKCGlkZW50aXR5GAEgASgJEg8KB2NvbnZfaWQYAiABKAkSDgoGbGFiZWxzGAMgAygJIoYBChRSZW1vdmVMYWJlbHNSZXNwb25zZRIQCghpZGVudGl0eRgBIAEoCRIvCgxjb252ZXJzYXRpb24YAiABKAsyGS5tYWlscG9vbC52MS5Db252ZXJzYXRpb24SKwoIdGltZWxpbmUYAyADKAsyGS5tYWlscG9vbC52MS5UaW1lbGluZUl0ZW0y8AQKE0NvbnZlcnNhdGlvblNlcnZpY2USZwoRTGlzdENvbnZlcnNhdGlvbnMSJS5tYWlscG9vbC52MS5MaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QaJi5tYWlscG9vbC52MS5MaXN0Q29udmVyc2F0aW9uc1Jlc3BvbnNlIgOQAgESYQoPR2V0Q29udmVyc2F0aW9uEiMubWFpbHBvb2wudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBokLm1haWxwb29sLnYxLkdldENvbnZlcnNhdGlvblJlc3BvbnNlIgOQAgESbQoTQXJjaGl2ZUNvbnZlcnNhdGlvbhInLm1haWxwb29sLnYxLkFyY2hpdmVDb252ZXJzYXRpb25SZXF1ZXN0GigubWFpbHBvb2wudjEuQXJjaGl2ZUNvbnZlcnNhdGlvblJlc3BvbnNlIgOQAgIScwoVVW5hcmNoaXZlQ29udmVyc2F0aW9uEikubWFpbHBvb2wudjEuVW5hcmNoaXZlQ29udmVyc2F0aW9uUmVxdWVzdBoqLm1haWxwb29sLnYxLlVuYXJjaGl2ZUNvbnZlcnNhdGlvblJlc3BvbnNlIgOQAgISTwoJQWRkTGFiZWxzEh0ubWFpbHBvb2wudjEuQWRkTGFiZWxzUmVxdWVzdBoeLm1haWxwb29sLnYxLkFkZExhYmVsc1Jlc3BvbnNlIgOQAgISWAoMUmVtb3ZlTGFiZWxzEiAubWFpbHBvb2wudjEuUmVtb3ZlTGFiZWxzUmVxdWVzdBohLm1haWxwb29sLnYxLlJlbW92ZUxhYmVsc1Jlc3BvbnNlIgOQAgJCmQEKDmlvLm1haWxwb29sLnYxQhhDb252ZXJzYXRpb25TZXJ2aWNlUHJvdG9QAVo6Z2l0aHViLmNvbS9tYWlscG9vbC9tYWlscG9vbC9nZW4vZ28vbWFpbHBvb2wvdjE7bWFpbHBvb2x2MaICA01QWKoCC01haWxwb29sLlYxygILTWFpbHBvb2xcVjHqAgxNYWlscG9vbDo6VjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_mailpool_v1_conversation]);
 
 /**
  * ListConversationsRequest filters and pages conversations.
@@ -191,9 +191,293 @@ export const GetConversationResponseSchema: GenMessage<GetConversationResponse> 
   messageDesc(file_mailpool_v1_conversation_service, 3);
 
 /**
- * ConversationService reads an identity's conversations. Auth as for
- * IdentityService; a handle outside the key's org is NOT_FOUND /
- * IDENTITY_NOT_FOUND.
+ * ArchiveConversationRequest names the conversation to archive.
+ *
+ * @generated from message mailpool.v1.ArchiveConversationRequest
+ */
+export type ArchiveConversationRequest = Message<"mailpool.v1.ArchiveConversationRequest"> & {
+  /**
+   * identity is the handle the conversation belongs to.
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+
+  /**
+   * conv_id is "conv_" + lowercase hex.
+   *
+   * @generated from field: string conv_id = 2;
+   */
+  convId: string;
+};
+
+/**
+ * Describes the message mailpool.v1.ArchiveConversationRequest.
+ * Use `create(ArchiveConversationRequestSchema)` to create a new message.
+ */
+export const ArchiveConversationRequestSchema: GenMessage<ArchiveConversationRequest> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_conversation_service, 4);
+
+/**
+ * ArchiveConversationResponse is the conversation after the change, as GetConversation
+ * returns it.
+ *
+ * @generated from message mailpool.v1.ArchiveConversationResponse
+ */
+export type ArchiveConversationResponse = Message<"mailpool.v1.ArchiveConversationResponse"> & {
+  /**
+   * identity is the handle.
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+
+  /**
+   * conversation is the summary, labels and timer fields after the change.
+   *
+   * @generated from field: mailpool.v1.Conversation conversation = 2;
+   */
+  conversation?: Conversation | undefined;
+
+  /**
+   * timeline is every item of the conversation, oldest first, the new ones
+   * included (HTTP "conversation.events").
+   *
+   * @generated from field: repeated mailpool.v1.TimelineItem timeline = 3;
+   */
+  timeline: TimelineItem[];
+};
+
+/**
+ * Describes the message mailpool.v1.ArchiveConversationResponse.
+ * Use `create(ArchiveConversationResponseSchema)` to create a new message.
+ */
+export const ArchiveConversationResponseSchema: GenMessage<ArchiveConversationResponse> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_conversation_service, 5);
+
+/**
+ * UnarchiveConversationRequest names the conversation to unarchive.
+ *
+ * @generated from message mailpool.v1.UnarchiveConversationRequest
+ */
+export type UnarchiveConversationRequest = Message<"mailpool.v1.UnarchiveConversationRequest"> & {
+  /**
+   * identity is the handle the conversation belongs to.
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+
+  /**
+   * conv_id is "conv_" + lowercase hex.
+   *
+   * @generated from field: string conv_id = 2;
+   */
+  convId: string;
+};
+
+/**
+ * Describes the message mailpool.v1.UnarchiveConversationRequest.
+ * Use `create(UnarchiveConversationRequestSchema)` to create a new message.
+ */
+export const UnarchiveConversationRequestSchema: GenMessage<UnarchiveConversationRequest> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_conversation_service, 6);
+
+/**
+ * UnarchiveConversationResponse is the conversation after the change, as GetConversation
+ * returns it.
+ *
+ * @generated from message mailpool.v1.UnarchiveConversationResponse
+ */
+export type UnarchiveConversationResponse = Message<"mailpool.v1.UnarchiveConversationResponse"> & {
+  /**
+   * identity is the handle.
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+
+  /**
+   * conversation is the summary, labels and timer fields after the change.
+   *
+   * @generated from field: mailpool.v1.Conversation conversation = 2;
+   */
+  conversation?: Conversation | undefined;
+
+  /**
+   * timeline is every item of the conversation, oldest first, the new ones
+   * included (HTTP "conversation.events").
+   *
+   * @generated from field: repeated mailpool.v1.TimelineItem timeline = 3;
+   */
+  timeline: TimelineItem[];
+};
+
+/**
+ * Describes the message mailpool.v1.UnarchiveConversationResponse.
+ * Use `create(UnarchiveConversationResponseSchema)` to create a new message.
+ */
+export const UnarchiveConversationResponseSchema: GenMessage<UnarchiveConversationResponse> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_conversation_service, 7);
+
+/**
+ * AddLabelsRequest names the conversation and the labels to add.
+ *
+ * @generated from message mailpool.v1.AddLabelsRequest
+ */
+export type AddLabelsRequest = Message<"mailpool.v1.AddLabelsRequest"> & {
+  /**
+   * identity is the handle the conversation belongs to.
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+
+  /**
+   * conv_id is "conv_" + lowercase hex.
+   *
+   * @generated from field: string conv_id = 2;
+   */
+  convId: string;
+
+  /**
+   * labels are the labels to add: 1..20, each 1..64 printable characters;
+   * duplicates count once.
+   *
+   * @generated from field: repeated string labels = 3;
+   */
+  labels: string[];
+};
+
+/**
+ * Describes the message mailpool.v1.AddLabelsRequest.
+ * Use `create(AddLabelsRequestSchema)` to create a new message.
+ */
+export const AddLabelsRequestSchema: GenMessage<AddLabelsRequest> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_conversation_service, 8);
+
+/**
+ * AddLabelsResponse is the conversation after the change, as GetConversation
+ * returns it.
+ *
+ * @generated from message mailpool.v1.AddLabelsResponse
+ */
+export type AddLabelsResponse = Message<"mailpool.v1.AddLabelsResponse"> & {
+  /**
+   * identity is the handle.
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+
+  /**
+   * conversation is the summary, labels and timer fields after the change.
+   *
+   * @generated from field: mailpool.v1.Conversation conversation = 2;
+   */
+  conversation?: Conversation | undefined;
+
+  /**
+   * timeline is every item of the conversation, oldest first, the new ones
+   * included (HTTP "conversation.events").
+   *
+   * @generated from field: repeated mailpool.v1.TimelineItem timeline = 3;
+   */
+  timeline: TimelineItem[];
+};
+
+/**
+ * Describes the message mailpool.v1.AddLabelsResponse.
+ * Use `create(AddLabelsResponseSchema)` to create a new message.
+ */
+export const AddLabelsResponseSchema: GenMessage<AddLabelsResponse> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_conversation_service, 9);
+
+/**
+ * RemoveLabelsRequest names the conversation and the labels to remove.
+ *
+ * @generated from message mailpool.v1.RemoveLabelsRequest
+ */
+export type RemoveLabelsRequest = Message<"mailpool.v1.RemoveLabelsRequest"> & {
+  /**
+   * identity is the handle the conversation belongs to.
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+
+  /**
+   * conv_id is "conv_" + lowercase hex.
+   *
+   * @generated from field: string conv_id = 2;
+   */
+  convId: string;
+
+  /**
+   * labels are the labels to remove: 1..20, each 1..64 printable characters;
+   * duplicates count once.
+   *
+   * @generated from field: repeated string labels = 3;
+   */
+  labels: string[];
+};
+
+/**
+ * Describes the message mailpool.v1.RemoveLabelsRequest.
+ * Use `create(RemoveLabelsRequestSchema)` to create a new message.
+ */
+export const RemoveLabelsRequestSchema: GenMessage<RemoveLabelsRequest> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_conversation_service, 10);
+
+/**
+ * RemoveLabelsResponse is the conversation after the change, as GetConversation
+ * returns it.
+ *
+ * @generated from message mailpool.v1.RemoveLabelsResponse
+ */
+export type RemoveLabelsResponse = Message<"mailpool.v1.RemoveLabelsResponse"> & {
+  /**
+   * identity is the handle.
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+
+  /**
+   * conversation is the summary, labels and timer fields after the change.
+   *
+   * @generated from field: mailpool.v1.Conversation conversation = 2;
+   */
+  conversation?: Conversation | undefined;
+
+  /**
+   * timeline is every item of the conversation, oldest first, the new ones
+   * included (HTTP "conversation.events").
+   *
+   * @generated from field: repeated mailpool.v1.TimelineItem timeline = 3;
+   */
+  timeline: TimelineItem[];
+};
+
+/**
+ * Describes the message mailpool.v1.RemoveLabelsResponse.
+ * Use `create(RemoveLabelsResponseSchema)` to create a new message.
+ */
+export const RemoveLabelsResponseSchema: GenMessage<RemoveLabelsResponse> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_conversation_service, 11);
+
+/**
+ * ConversationService reads an identity's conversations and applies the
+ * user's changes to one (archive, labels). Auth as for IdentityService; a
+ * handle outside the key's org is NOT_FOUND / IDENTITY_NOT_FOUND.
+ *
+ * The changes append timeline items (archived, unarchived, label_added,
+ * label_removed) at the server's current time, which becomes the
+ * conversation's last_event_time, but no events: the contract fixes the event
+ * list and it has no type for them, so subscribers are not told (they read
+ * the conversation). A change that finds the conversation already in the asked
+ * state is a no-op: no timeline item, nothing written, the same answer.
+ * Concurrent changes (and sends) of one identity apply one after the other.
  *
  * @generated from service mailpool.v1.ConversationService
  */
@@ -223,6 +507,62 @@ export const ConversationService: GenService<{
     methodKind: "unary";
     input: typeof GetConversationRequestSchema;
     output: typeof GetConversationResponseSchema;
+  },
+  /**
+   * ArchiveConversation sets the archived flag and appends an "archived"
+   * timeline item; an archived conversation is a no-op (no item). Errors as
+   * for GetConversation. HTTP: POST
+   * /v1/identities/{handle}/conversations/{convId}/archive (no body).
+   *
+   * @generated from rpc mailpool.v1.ConversationService.ArchiveConversation
+   */
+  archiveConversation: {
+    methodKind: "unary";
+    input: typeof ArchiveConversationRequestSchema;
+    output: typeof ArchiveConversationResponseSchema;
+  },
+  /**
+   * UnarchiveConversation clears the archived flag and appends an
+   * "unarchived" timeline item; a conversation that is not archived is a
+   * no-op (no item). Errors as for GetConversation. HTTP: POST
+   * /v1/identities/{handle}/conversations/{convId}/unarchive (no body).
+   *
+   * @generated from rpc mailpool.v1.ConversationService.UnarchiveConversation
+   */
+  unarchiveConversation: {
+    methodKind: "unary";
+    input: typeof UnarchiveConversationRequestSchema;
+    output: typeof UnarchiveConversationResponseSchema;
+  },
+  /**
+   * AddLabels adds the labels not set yet, after the existing ones in the
+   * order given, with one "label_added" timeline item each; labels already set
+   * are skipped (all set: a no-op). Errors: INVALID_ARGUMENT / INVALID_ARGUMENT
+   * for an empty list, more than 20 labels or a label that is not 1..64
+   * printable characters, otherwise as for GetConversation. HTTP: POST
+   * /v1/identities/{handle}/conversations/{convId}/labels with
+   * {"labels": [...]}.
+   *
+   * @generated from rpc mailpool.v1.ConversationService.AddLabels
+   */
+  addLabels: {
+    methodKind: "unary";
+    input: typeof AddLabelsRequestSchema;
+    output: typeof AddLabelsResponseSchema;
+  },
+  /**
+   * RemoveLabels removes the labels that are set, with one "label_removed"
+   * timeline item each; labels not set are skipped (none set: a no-op).
+   * Errors as for AddLabels. HTTP: DELETE
+   * /v1/identities/{handle}/conversations/{convId}/labels/{label} (one label,
+   * percent-encoded in the path).
+   *
+   * @generated from rpc mailpool.v1.ConversationService.RemoveLabels
+   */
+  removeLabels: {
+    methodKind: "unary";
+    input: typeof RemoveLabelsRequestSchema;
+    output: typeof RemoveLabelsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_mailpool_v1_conversation_service, 0);

@@ -12,7 +12,78 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mailpool/v1/send_service.proto.
  */
 export const file_mailpool_v1_send_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5tYWlscG9vbC92MS9zZW5kX3NlcnZpY2UucHJvdG8SC21haWxwb29sLnYxIuMCCgtTZW5kUmVxdWVzdBIQCghpZGVudGl0eRgBIAEoCRIKCgJ0bxgCIAMoCRIUCgdzdWJqZWN0GAMgASgJSACIAQESEQoEdGV4dBgEIAEoCUgBiAEBEhEKBGh0bWwYBSABKAlIAogBARIUCgdjb252X2lkGAYgASgJSAOIAQESGAoLaW5fcmVwbHlfdG8YByABKAlIBIgBARISCgpyZWZlcmVuY2VzGAggAygJEg4KBmxhYmVscxgJIAMoCRIhChRub19yZXBseV9ldmVudF9hZnRlchgKIAEoCUgFiAEBEhwKD2lkZW1wb3RlbmN5X2tleRgLIAEoCUgGiAEBQgoKCF9zdWJqZWN0QgcKBV90ZXh0QgcKBV9odG1sQgoKCF9jb252X2lkQg4KDF9pbl9yZXBseV90b0IXChVfbm9fcmVwbHlfZXZlbnRfYWZ0ZXJCEgoQX2lkZW1wb3RlbmN5X2tleSKGAQoMU2VuZFJlc3BvbnNlEhAKCGlkZW50aXR5GAEgASgJEhAKCGFjY2VwdGVkGAIgASgFEhAKCHJlamVjdGVkGAMgASgFEhEKCXJlbWFpbmluZxgEIAEoBRItCgdyZXN1bHRzGAUgAygLMhwubWFpbHBvb2wudjEuUmVjaXBpZW50UmVzdWx0Mk8KC1NlbmRTZXJ2aWNlEkAKBFNlbmQSGC5tYWlscG9vbC52MS5TZW5kUmVxdWVzdBoZLm1haWxwb29sLnYxLlNlbmRSZXNwb25zZSIDkAICQpEBCg5pby5tYWlscG9vbC52MUIQU2VuZFNlcnZpY2VQcm90b1ABWjpnaXRodWIuY29tL21haWxwb29sL21haWxwb29sL2dlbi9nby9tYWlscG9vbC92MTttYWlscG9vbHYxogIDTVBYqgILTWFpbHBvb2wuVjHKAgtNYWlscG9vbFxWMeoCDE1haWxwb29sOjpWMWIGcHJvdG8z", [file_mailpool_v1_send]);
+  fileDesc("Ch5tYWlscG9vbC92MS9zZW5kX3NlcnZpY2UucHJvdG8SC21haWxwb29sLnYxIjkKEUNhbmNlbFNlbmRSZXF1ZXN0EhAKCGlkZW50aXR5GAEgASgJEhIKCnBlbmRpbmdfaWQYAiABKAkiXgoSQ2FuY2VsU2VuZFJlc3BvbnNlEhAKCGlkZW50aXR5GAEgASgJEhIKCnBlbmRpbmdfaWQYAiABKAkSDwoHY29udl9pZBgDIAEoCRIRCglyZWNpcGllbnQYBCABKAki4wIKC1NlbmRSZXF1ZXN0EhAKCGlkZW50aXR5GAEgASgJEgoKAnRvGAIgAygJEhQKB3N1YmplY3QYAyABKAlIAIgBARIRCgR0ZXh0GAQgASgJSAGIAQESEQoEaHRtbBgFIAEoCUgCiAEBEhQKB2NvbnZfaWQYBiABKAlIA4gBARIYCgtpbl9yZXBseV90bxgHIAEoCUgEiAEBEhIKCnJlZmVyZW5jZXMYCCADKAkSDgoGbGFiZWxzGAkgAygJEiEKFG5vX3JlcGx5X2V2ZW50X2FmdGVyGAogASgJSAWIAQESHAoPaWRlbXBvdGVuY3lfa2V5GAsgASgJSAaIAQFCCgoIX3N1YmplY3RCBwoFX3RleHRCBwoFX2h0bWxCCgoIX2NvbnZfaWRCDgoMX2luX3JlcGx5X3RvQhcKFV9ub19yZXBseV9ldmVudF9hZnRlckISChBfaWRlbXBvdGVuY3lfa2V5IoYBCgxTZW5kUmVzcG9uc2USEAoIaWRlbnRpdHkYASABKAkSEAoIYWNjZXB0ZWQYAiABKAUSEAoIcmVqZWN0ZWQYAyABKAUSEQoJcmVtYWluaW5nGAQgASgFEi0KB3Jlc3VsdHMYBSADKAsyHC5tYWlscG9vbC52MS5SZWNpcGllbnRSZXN1bHQyowEKC1NlbmRTZXJ2aWNlEkAKBFNlbmQSGC5tYWlscG9vbC52MS5TZW5kUmVxdWVzdBoZLm1haWxwb29sLnYxLlNlbmRSZXNwb25zZSIDkAICElIKCkNhbmNlbFNlbmQSHi5tYWlscG9vbC52MS5DYW5jZWxTZW5kUmVxdWVzdBofLm1haWxwb29sLnYxLkNhbmNlbFNlbmRSZXNwb25zZSIDkAICQpEBCg5pby5tYWlscG9vbC52MUIQU2VuZFNlcnZpY2VQcm90b1ABWjpnaXRodWIuY29tL21haWxwb29sL21haWxwb29sL2dlbi9nby9tYWlscG9vbC92MTttYWlscG9vbHYxogIDTVBYqgILTWFpbHBvb2wuVjHKAgtNYWlscG9vbFxWMeoCDE1haWxwb29sOjpWMWIGcHJvdG8z", [file_mailpool_v1_send]);
+
+/**
+ * CancelSendRequest names the queued send to cancel.
+ *
+ * @generated from message mailpool.v1.CancelSendRequest
+ */
+export type CancelSendRequest = Message<"mailpool.v1.CancelSendRequest"> & {
+  /**
+   * identity is the handle of the identity that queued it.
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+
+  /**
+   * pending_id is the send's id, "psn_" + lowercase hex (a Send result's
+   * pending_id).
+   *
+   * @generated from field: string pending_id = 2;
+   */
+  pendingId: string;
+};
+
+/**
+ * Describes the message mailpool.v1.CancelSendRequest.
+ * Use `create(CancelSendRequestSchema)` to create a new message.
+ */
+export const CancelSendRequestSchema: GenMessage<CancelSendRequest> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_send_service, 0);
+
+/**
+ * CancelSendResponse describes the cancelled send.
+ *
+ * @generated from message mailpool.v1.CancelSendResponse
+ */
+export type CancelSendResponse = Message<"mailpool.v1.CancelSendResponse"> & {
+  /**
+   * identity is the handle.
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+
+  /**
+   * pending_id is the cancelled send's id.
+   *
+   * @generated from field: string pending_id = 2;
+   */
+  pendingId: string;
+
+  /**
+   * conv_id is the conversation the send belongs to.
+   *
+   * @generated from field: string conv_id = 3;
+   */
+  convId: string;
+
+  /**
+   * recipient is the address it would have gone to.
+   *
+   * @generated from field: string recipient = 4;
+   */
+  recipient: string;
+};
+
+/**
+ * Describes the message mailpool.v1.CancelSendResponse.
+ * Use `create(CancelSendResponseSchema)` to create a new message.
+ */
+export const CancelSendResponseSchema: GenMessage<CancelSendResponse> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_send_service, 1);
 
 /**
  * SendRequest has two shapes. New conversation: `to` and `subject` (plus
@@ -120,7 +191,7 @@ export type SendRequest = Message<"mailpool.v1.SendRequest"> & {
  * Use `create(SendRequestSchema)` to create a new message.
  */
 export const SendRequestSchema: GenMessage<SendRequest> = /*@__PURE__*/
-  messageDesc(file_mailpool_v1_send_service, 0);
+  messageDesc(file_mailpool_v1_send_service, 2);
 
 /**
  * SendResponse reports every recipient, in request order.
@@ -170,7 +241,7 @@ export type SendResponse = Message<"mailpool.v1.SendResponse"> & {
  * Use `create(SendResponseSchema)` to create a new message.
  */
 export const SendResponseSchema: GenMessage<SendResponse> = /*@__PURE__*/
-  messageDesc(file_mailpool_v1_send_service, 1);
+  messageDesc(file_mailpool_v1_send_service, 3);
 
 /**
  * SendService queues email from an identity. Auth as for IdentityService.
@@ -205,6 +276,23 @@ export const SendService: GenService<{
     methodKind: "unary";
     input: typeof SendRequestSchema;
     output: typeof SendResponseSchema;
+  },
+  /**
+   * CancelSend drops a queued send before a dispatcher claims it: the send
+   * becomes cancelled and an email.cancelled event with reason "admin" is
+   * appended. Cancelling a cancelled send is a no-op (the same answer, no
+   * second event). The daily cap slot is not given back. Errors: NOT_FOUND
+   * (IDENTITY_NOT_FOUND; PENDING_SEND_NOT_FOUND when pending_id is not a send
+   * of this identity), FAILED_PRECONDITION / SEND_ALREADY_DISPATCHED (HTTP
+   * 409) once a dispatcher has claimed it (sending, sent or failed). HTTP:
+   * POST /v1/identities/{handle}/sends/{pendingId}/cancel (no body).
+   *
+   * @generated from rpc mailpool.v1.SendService.CancelSend
+   */
+  cancelSend: {
+    methodKind: "unary";
+    input: typeof CancelSendRequestSchema;
+    output: typeof CancelSendResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_mailpool_v1_send_service, 0);
