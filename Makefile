@@ -58,7 +58,8 @@ test: install
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # The developer's loop: everything but the end-to-end scenarios marked slow (fuzzing,
-# replicas, the bench smoke run, the 20,000-event stall); .ci/run runs them all.
+# replicas, the bench smoke run, the 20,000-event stall, CLI runs of many commands);
+# .ci/run runs them all.
 test-fast: install
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow"
 

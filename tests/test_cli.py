@@ -33,6 +33,7 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
     return _run
 
 
+@pytest.mark.slow  # one subprocess per command: a CLI end-to-end scenario
 def test_admin_round_trip(run) -> None:  # type: ignore[no-untyped-def]
     run("admin", "org", "create", "acme")
     key = run("admin", "key", "create", "--org", "acme").stdout
@@ -96,6 +97,7 @@ def test_admin_round_trip(run) -> None:  # type: ignore[no-untyped-def]
     assert "revoked" in run("admin", "key", "list", "--org", "acme").stdout
 
 
+@pytest.mark.slow  # one subprocess per command: a CLI end-to-end scenario
 def test_admin_errors_are_clear(run) -> None:  # type: ignore[no-untyped-def]
     assert "no org named 'nope'" in run("admin", "key", "create", "--org", "nope", ok=False).stderr
     run("admin", "org", "create", "acme")
@@ -115,6 +117,7 @@ def test_admin_errors_are_clear(run) -> None:  # type: ignore[no-untyped-def]
     assert "must look like an email address" in bad.stderr
 
 
+@pytest.mark.slow  # one subprocess per command: a CLI end-to-end scenario
 def test_demo_is_repeatable(run) -> None:  # type: ignore[no-untyped-def]
     first = run("demo").stdout
     second = run("demo").stdout

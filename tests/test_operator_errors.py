@@ -136,6 +136,7 @@ def assert_serving(ports: dict[str, int]) -> None:
 # -- a port in use -----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # one subprocess per command: a CLI end-to-end scenario
 def test_a_second_serve_on_the_same_ports_says_which_flag_to_pass(tmp_path: Path) -> None:
     db = tmp_path / "serve.db"
     env = {**os.environ, "MAILPOOL_DATABASE_URL": f"sqlite:///{db}"}

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run(env: dict[str, str], *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
@@ -23,6 +25,7 @@ def run(env: dict[str, str], *args: str, code: int = 0) -> subprocess.CompletedP
     return done
 
 
+@pytest.mark.slow  # one subprocess per command: a CLI end-to-end scenario
 def test_webhook_commands(tmp_path: Path) -> None:
     env = {**os.environ, "MAILPOOL_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
     env.pop("MAILPOOL_WEBHOOK_ALLOW_HTTP_LOOPBACK", None)
