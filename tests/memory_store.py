@@ -31,6 +31,7 @@ from mailpool_server.service.models import (
     ApiKeyInfo,
     Contact,
     Conversation,
+    Direction,
     Identity,
     IdentityState,
     Mailbox,
@@ -46,6 +47,7 @@ from mailpool_server.service.outbound import OutgoingMessage
 from mailpool_server.service.ports import (
     CancelledSend,
     IdempotencyRecord,
+    LabelCount,
     MailboxDay,
     PendingRef,
     Store,
@@ -474,6 +476,23 @@ class MemoryTx:
         rows = [c for c in self._read().conversations.values() if wanted(c)]
         rows.sort(key=lambda c: (c.last_event_at, c.id), reverse=True)
         return rows[:limit]
+
+    async def label_counts(self, identity_id: str) -> list[LabelCount]:
+        t = self._read()
+        replied = {m.conv_id for m in t.messages.values() if m.direction is Direction.INBOUND}
+        counts: dict[str, LabelCount] = {}
+        for c in t.conversations.values():
+            if c.identity_id != identity_id:
+                continue
+            for label in set(c.labels):
+                old = counts.get(label, LabelCount(label, 0, 0, 0))
+                counts[label] = LabelCount(
+                    label,
+                    old.conversations + 1,
+                    old.replied + (c.id in replied),
+                    old.no_reply + (c.last_no_reply_at is not None),
+                )
+        return [counts[label] for label in sorted(counts)]
 
     # -- events -----------------------------------------------------------------------
 

@@ -197,6 +197,14 @@ class Shim:
         )
         return JSONResponse(render.cancelled_send(response))
 
+    async def label_stats(self, request: Request) -> Response:
+        response = await self._conversations.GetLabelStats(
+            conversation_service_pb2.GetLabelStatsRequest(identity=request.path_params["handle"]),
+            metadata=_metadata(request),
+            timeout=CALL_TIMEOUT_S,
+        )
+        return JSONResponse(render.label_stats(response))
+
     async def list_events(self, request: Request) -> Response:
         message = parse.list_events(request.path_params["handle"], request.query_params)
         timeout = CALL_TIMEOUT_S + max(0, min(message.timeout_ms, MAX_LONG_POLL_MS)) / 1000
@@ -262,6 +270,7 @@ def build_app(channel: grpc.aio.Channel, metrics: Metrics | None = None) -> Star
             Route(
                 f"{base}/sends/{{pending_id}}/cancel", _guarded(shim.cancel_send), methods=["POST"]
             ),
+            Route(f"{base}/labels/stats", _guarded(shim.label_stats), methods=["GET"]),
             Route(f"{base}/events", _guarded(shim.list_events), methods=["GET"]),
             Route("/openapi.json", _openapi, methods=["GET"]),
         ],

@@ -51,6 +51,7 @@ SHAPES: dict[str, object] = {
     "Event": shapes.Event,
     "EventList": shapes.EventList,
     "CancelledSend": shapes.CancelledSend,
+    "LabelStats": shapes.LabelStats,
 }
 REFS = {shape: name for name, shape in SHAPES.items()}
 
@@ -264,6 +265,19 @@ def document() -> JSON:
                     "responses": {
                         "200": _ok("CancelledSend", "The send is cancelled."),
                         **_errors(*common, 409),
+                    },
+                }
+            },
+            "/v1/identities/{handle}/labels/stats": {
+                "get": {
+                    "operationId": "getLabelStats",
+                    "summary": "Per label, sorted by name: the conversations carrying it, "
+                    "how many were replied to (an inbound message) and how many had a "
+                    "no-reply timer fire.",
+                    "parameters": [HANDLE],
+                    "responses": {
+                        "200": _ok("LabelStats", "The counts per label."),
+                        **_errors(*common),
                     },
                 }
             },

@@ -269,3 +269,18 @@ def cancelled_send(response: send_service_pb2.CancelSendResponse) -> shapes.Canc
         "to": response.recipient,
         "status": "cancelled",
     }
+
+
+def label_stats(response: conversation_service_pb2.GetLabelStatsResponse) -> shapes.LabelStats:
+    return {
+        "identity": response.identity,
+        "labels": [
+            {
+                "label": entry.label,
+                "conversations": entry.conversations,
+                "replied": entry.replied,
+                "noReply": entry.no_reply,
+            }
+            for entry in response.labels
+        ],
+    }

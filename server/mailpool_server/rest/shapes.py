@@ -277,3 +277,17 @@ class CancelledSend(TypedDict):
     convId: ConvId
     to: str
     status: Literal["cancelled"]
+
+
+class LabelStatsEntry(TypedDict):
+    label: str
+    conversations: Count
+    replied: Count
+    noReply: Count
+
+
+class LabelStats(TypedDict):
+    """GET /v1/identities/{handle}/labels/stats."""
+
+    identity: str
+    labels: list[LabelStatsEntry]

@@ -83,6 +83,23 @@ class ConversationServicer(pb_grpc.ConversationServiceServicer):
         )
         return pb.RemoveLabelsResponse(**_detail(detail))
 
+    async def GetLabelStats(
+        self, request: pb.GetLabelStatsRequest, context: Context
+    ) -> pb.GetLabelStatsResponse:
+        stats = await self._queries.label_stats(current_org(), request.identity)
+        return pb.GetLabelStatsResponse(
+            identity=stats.handle,
+            labels=[
+                pb.LabelStats(
+                    label=c.label,
+                    conversations=c.conversations,
+                    replied=c.replied,
+                    no_reply=c.no_reply,
+                )
+                for c in stats.labels
+            ],
+        )
+
 
 def _detail(detail: ConversationDetail) -> dict[str, Any]:
     """The fields every conversation-detail response shares (identity, conversation,

@@ -17,7 +17,7 @@ from mailpool_server.service.models import (
     TimelineType,
 )
 from mailpool_server.service.paging import decode_token, encode_token, page_size
-from mailpool_server.service.ports import Store, Tx
+from mailpool_server.service.ports import LabelCount, Store, Tx
 from mailpool_server.service.send_request import MAX_LABEL_CHARS, MAX_LABELS
 
 
@@ -42,6 +42,12 @@ class ConversationDetail:
     handle: str
     conversation: Conversation
     timeline: list[TimelineEntry]
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    handle: str
+    labels: list[LabelCount]
 
 
 # The timeline items a change makes and the conversation after it.
@@ -112,6 +118,13 @@ class ConversationQueries:
             conversation = await _conversation_of(tx, identity, conv_id)
             timeline = await tx.timeline_of(conv_id)
         return ConversationDetail(identity.handle, conversation, timeline)
+
+    async def label_stats(self, org_id: str, handle: str) -> LabelStats:
+        """Per label (sorted by name): conversations, replied ones, fired no-reply timers."""
+        async with self._store.read() as tx:
+            identity = await identity_in_org(tx, org_id, handle)
+            counts = await tx.label_counts(identity.id)
+        return LabelStats(identity.handle, counts)
 
     async def set_archived(
         self, org_id: str, handle: str, conv_id: str, archived: bool

@@ -7,6 +7,7 @@ it raises.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -62,6 +63,29 @@ class PendingRef:
     conv_id: str
     recipient: str
     status: PendingStatus
+
+
+@dataclass(frozen=True)
+class LabelCount:
+    """One label of an identity: its conversations, the replied ones, the ones whose
+    no-reply timer fired."""
+
+    label: str
+    conversations: int
+    replied: int
+    no_reply: int
+
+
+def count_labels(conversations: Iterable[tuple[tuple[str, ...], bool, bool]]) -> list[LabelCount]:
+    """LabelCounts, sorted by label, of (labels, replied, no-reply fired) per conversation."""
+    counts: dict[str, list[int]] = {}
+    for labels, replied, fired in conversations:
+        for label in set(labels):
+            row = counts.setdefault(label, [0, 0, 0])
+            row[0] += 1
+            row[1] += replied
+            row[2] += fired
+    return [LabelCount(label, *counts[label]) for label in sorted(counts)]
 
 
 @dataclass(frozen=True)
@@ -158,6 +182,10 @@ class ConversationRepo(Protocol):
         after: tuple[int, str] | None,
         limit: int,
     ) -> list[Conversation]: ...
+    async def label_counts(self, identity_id: str) -> list[LabelCount]:
+        """Per label of the identity's conversations (archived ones included), sorted by
+        label: conversations, replied (an inbound message), no_reply (a timer fired)."""
+        ...
 
 
 class EventRepo(Protocol):

@@ -15,6 +15,7 @@ from mailpool_server.service.models import (
     TimelineEntry,
     TimelineType,
 )
+from mailpool_server.service.ports import LabelCount, count_labels
 from mailpool_server.store.base import TxBase, table
 from mailpool_server.store.tables import ConversationRow, MessageRow, TimelineRow
 
@@ -215,6 +216,30 @@ class ConversationRepoSql(TxBase):
             query.order_by(c.last_event_at.desc(), c.id.desc()).limit(limit)
         )
         return [conversation_from_row(row) for row in rows]
+
+    async def label_counts(self, identity_id: str) -> list[LabelCount]:
+        # Labels are a JSON list in a TEXT column, so the counting is done here in Python
+        # over all of the identity's conversations (two queries: the labels and timer
+        # column, then the ids of the replied ones). Fine at today's sizes; a label table
+        # (or JSON functions per dialect) is the way once identities hold many thousands.
+        c, m = ConversationRow, MessageRow
+        rows = (
+            await self.session.execute(
+                select(c.id, c.labels, c.last_no_reply_at).where(c.identity_id == identity_id)
+            )
+        ).all()
+        replied = set(
+            await self.session.scalars(
+                select(m.conv_id)
+                .join(c, c.id == m.conv_id)
+                .where(c.identity_id == identity_id, m.direction == Direction.INBOUND.value)
+                .distinct()
+            )
+        )
+        return count_labels(
+            (tuple(json.loads(labels)), conv_id in replied, fired is not None)
+            for conv_id, labels, fired in rows
+        )
 
     async def conversation_by_message_ids(
         self, identity_id: str, headers: list[str]

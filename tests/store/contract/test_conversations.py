@@ -13,7 +13,7 @@ from mailpool_server.service.models import (
     TimelineEntry,
     TimelineType,
 )
-from mailpool_server.service.ports import Store
+from mailpool_server.service.ports import LabelCount, Store
 from tests.store.contract.seed import (
     REFUSED,
     T0,
@@ -350,3 +350,45 @@ async def test_a_message_keeps_header_values_as_long_as_a_line(
         await tx.add_message(inbound)
     async with store.read() as tx:
         assert await tx.message_by_header(world.identity.id, long_id) == inbound
+
+
+async def test_label_counts_per_label_sorted_with_replies_and_fired_timers(
+    store: Store, world: World
+) -> None:
+    async with store.write() as tx:
+        other = identity(world.org.id, "other@mailpool.test")
+        await tx.add_identity(other)
+        theirs = mailbox(other.id, "o1@mailboxes.example")
+        await tx.add_mailbox(theirs)
+        for n, labels, fired in [
+            (1, ("lead", "q2"), None),
+            (2, ("lead",), T0 + 9),
+            (3, ("b-side", "lead"), T0 + 9),
+            (4, (), T0 + 9),
+        ]:
+            conv = conversation(
+                world.identity.id,
+                world.a1.id,
+                "bob@example.com",
+                n,
+                labels=labels,
+                archived=n == 3,
+                last_no_reply_at=fired,
+            )
+            await tx.add_conversation(conv)
+            await tx.add_message(message(conv.id, n))
+        # Two inbound messages in conv 1 count once; conv 4 has no label.
+        for n, conv_n in [(11, 1), (12, 1), (13, 3), (14, 4)]:
+            await tx.add_message(message(f"conv_{conv_n:04x}", n, direction=Direction.INBOUND))
+        # Another identity's conversation with the same label is not counted.
+        mine = conversation(other.id, theirs.id, "bob@example.com", 9, labels=("lead",))
+        await tx.add_conversation(mine)
+        await tx.add_message(message(mine.id, 9, direction=Direction.INBOUND))
+    async with store.read() as tx:
+        assert await tx.label_counts(world.identity.id) == [
+            LabelCount("b-side", 1, 1, 1),
+            LabelCount("lead", 3, 2, 2),
+            LabelCount("q2", 1, 1, 0),
+        ]
+        assert await tx.label_counts(other.id) == [LabelCount("lead", 1, 1, 0)]
+        assert await tx.label_counts("idn_missing") == []

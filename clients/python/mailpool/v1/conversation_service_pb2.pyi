@@ -463,3 +463,87 @@ class RemoveLabelsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RemoveLabelsResponse: _TypeAlias = RemoveLabelsResponse  # noqa: Y015
+
+@_typing.final
+class GetLabelStatsRequest(_message.Message):
+    """GetLabelStatsRequest names the identity whose labels are counted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle."""
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLabelStatsRequest: _TypeAlias = GetLabelStatsRequest  # noqa: Y015
+
+@_typing.final
+class GetLabelStatsResponse(_message.Message):
+    """GetLabelStatsResponse lists one entry per label."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle."""
+    @_builtins.property
+    def labels(self) -> _containers.RepeatedCompositeFieldContainer[Global___LabelStats]:
+        """labels are the counts per label, sorted by label name."""
+
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        labels: _abc.Iterable[Global___LabelStats] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity", "labels", b"labels"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLabelStatsResponse: _TypeAlias = GetLabelStatsResponse  # noqa: Y015
+
+@_typing.final
+class LabelStats(_message.Message):
+    """LabelStats counts the conversations carrying one label."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LABEL_FIELD_NUMBER: _builtins.int
+    CONVERSATIONS_FIELD_NUMBER: _builtins.int
+    REPLIED_FIELD_NUMBER: _builtins.int
+    NO_REPLY_FIELD_NUMBER: _builtins.int
+    label: _builtins.str
+    """label is the label's name."""
+    conversations: _builtins.int
+    """conversations is the number of the identity's conversations carrying it."""
+    replied: _builtins.int
+    """replied is how many of those hold at least one inbound message."""
+    no_reply: _builtins.int
+    """no_reply is how many of those had a no-reply timer fire (HTTP "noReply")."""
+    def __init__(
+        self,
+        *,
+        label: _builtins.str = ...,
+        conversations: _builtins.int = ...,
+        replied: _builtins.int = ...,
+        no_reply: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversations", b"conversations", "label", b"label", "no_reply", b"no_reply", "replied", b"replied"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LabelStats: _TypeAlias = LabelStats  # noqa: Y015

@@ -75,6 +75,11 @@ class ConversationServiceStub:
                 request_serializer=mailpool_dot_v1_dot_conversation__service__pb2.RemoveLabelsRequest.SerializeToString,
                 response_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.RemoveLabelsResponse.FromString,
                 _registered_method=True)
+        self.GetLabelStats = channel.unary_unary(
+                '/mailpool.v1.ConversationService/GetLabelStats',
+                request_serializer=mailpool_dot_v1_dot_conversation__service__pb2.GetLabelStatsRequest.SerializeToString,
+                response_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.GetLabelStatsResponse.FromString,
+                _registered_method=True)
 
 
 class ConversationServiceServicer:
@@ -155,6 +160,18 @@ class ConversationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLabelStats(self, request, context):
+        """GetLabelStats counts, per label, the identity's conversations carrying it
+        (archived ones included), how many of those were replied to (hold at least
+        one inbound message) and how many had a no-reply timer fire (at least once).
+        Labels are sorted by name (code point order); a label no conversation
+        carries any more is not listed. Errors: NOT_FOUND / IDENTITY_NOT_FOUND.
+        HTTP: GET /v1/identities/{handle}/labels/stats.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -187,6 +204,11 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     servicer.RemoveLabels,
                     request_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.RemoveLabelsRequest.FromString,
                     response_serializer=mailpool_dot_v1_dot_conversation__service__pb2.RemoveLabelsResponse.SerializeToString,
+            ),
+            'GetLabelStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLabelStats,
+                    request_deserializer=mailpool_dot_v1_dot_conversation__service__pb2.GetLabelStatsRequest.FromString,
+                    response_serializer=mailpool_dot_v1_dot_conversation__service__pb2.GetLabelStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -362,6 +384,33 @@ class ConversationService:
             '/mailpool.v1.ConversationService/RemoveLabels',
             mailpool_dot_v1_dot_conversation__service__pb2.RemoveLabelsRequest.SerializeToString,
             mailpool_dot_v1_dot_conversation__service__pb2.RemoveLabelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLabelStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailpool.v1.ConversationService/GetLabelStats',
+            mailpool_dot_v1_dot_conversation__service__pb2.GetLabelStatsRequest.SerializeToString,
+            mailpool_dot_v1_dot_conversation__service__pb2.GetLabelStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -84,6 +84,14 @@ class ConversationServiceStub:
     /v1/identities/{handle}/conversations/{convId}/labels/{label} (one label,
     percent-encoded in the path).
     """
+    GetLabelStats: _grpc.UnaryUnaryMultiCallable[_conversation_service_pb2.GetLabelStatsRequest, _conversation_service_pb2.GetLabelStatsResponse]
+    """GetLabelStats counts, per label, the identity's conversations carrying it
+    (archived ones included), how many of those were replied to (hold at least
+    one inbound message) and how many had a no-reply timer fire (at least once).
+    Labels are sorted by name (code point order); a label no conversation
+    carries any more is not listed. Errors: NOT_FOUND / IDENTITY_NOT_FOUND.
+    HTTP: GET /v1/identities/{handle}/labels/stats.
+    """
 
 @_typing.type_check_only
 class ConversationServiceAsyncStub(ConversationServiceStub):
@@ -140,6 +148,14 @@ class ConversationServiceAsyncStub(ConversationServiceStub):
     Errors as for AddLabels. HTTP: DELETE
     /v1/identities/{handle}/conversations/{convId}/labels/{label} (one label,
     percent-encoded in the path).
+    """
+    GetLabelStats: _aio.UnaryUnaryMultiCallable[_conversation_service_pb2.GetLabelStatsRequest, _conversation_service_pb2.GetLabelStatsResponse]  # type: ignore[assignment]
+    """GetLabelStats counts, per label, the identity's conversations carrying it
+    (archived ones included), how many of those were replied to (hold at least
+    one inbound message) and how many had a no-reply timer fire (at least once).
+    Labels are sorted by name (code point order); a label no conversation
+    carries any more is not listed. Errors: NOT_FOUND / IDENTITY_NOT_FOUND.
+    HTTP: GET /v1/identities/{handle}/labels/stats.
     """
 
 class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -230,6 +246,20 @@ class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors as for AddLabels. HTTP: DELETE
         /v1/identities/{handle}/conversations/{convId}/labels/{label} (one label,
         percent-encoded in the path).
+        """
+
+    @_abc_1.abstractmethod
+    def GetLabelStats(
+        self,
+        request: _conversation_service_pb2.GetLabelStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_service_pb2.GetLabelStatsResponse, _abc.Awaitable[_conversation_service_pb2.GetLabelStatsResponse]]:
+        """GetLabelStats counts, per label, the identity's conversations carrying it
+        (archived ones included), how many of those were replied to (hold at least
+        one inbound message) and how many had a no-reply timer fire (at least once).
+        Labels are sorted by name (code point order); a label no conversation
+        carries any more is not listed. Errors: NOT_FOUND / IDENTITY_NOT_FOUND.
+        HTTP: GET /v1/identities/{handle}/labels/stats.
         """
 
 def add_ConversationServiceServicer_to_server(servicer: ConversationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mailpool/v1/conversation_service.proto.
  */
 export const file_mailpool_v1_conversation_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZtYWlscG9vbC92MS9jb252ZXJzYXRpb25fc2VydmljZS5wcm90bxILbWFpbHBvb2wudjEiygIKGExpc3RDb252ZXJzYXRpb25zUmVxdWVzdBIQCghpZGVudGl0eRgBIAEoCRIVCghhcmNoaXZlZBgCIAEoCEgAiAEBEhoKDWNvcnJlc3BvbmRlbnQYAyABKAlIAYgBARIhChRjb3JyZXNwb25kZW50X2RvbWFpbhgEIAEoCUgCiAEBEikKBXNpbmNlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoJcGFnZV9zaXplGAcgASgFSAOIAQESEgoKcGFnZV90b2tlbhgIIAEoCUILCglfYXJjaGl2ZWRCEAoOX2NvcnJlc3BvbmRlbnRCFwoVX2NvcnJlc3BvbmRlbnRfZG9tYWluQgwKCl9wYWdlX3NpemUieAoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRIQCghpZGVudGl0eRgBIAEoCRIwCg1jb252ZXJzYXRpb25zGAIgAygLMhkubWFpbHBvb2wudjEuQ29udmVyc2F0aW9uEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSI7ChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EhAKCGlkZW50aXR5GAEgASgJEg8KB2NvbnZfaWQYAiABKAkiiQEKF0dldENvbnZlcnNhdGlvblJlc3BvbnNlEhAKCGlkZW50aXR5GAEgASgJEi8KDGNvbnZlcnNhdGlvbhgCIAEoCzIZLm1haWxwb29sLnYxLkNvbnZlcnNhdGlvbhIrCgh0aW1lbGluZRgDIAMoCzIZLm1haWxwb29sLnYxLlRpbWVsaW5lSXRlbSI/ChpBcmNoaXZlQ29udmVyc2F0aW9uUmVxdWVzdBIQCghpZGVudGl0eRgBIAEoCRIPCgdjb252X2lkGAIgASgJIo0BChtBcmNoaXZlQ29udmVyc2F0aW9uUmVzcG9uc2USEAoIaWRlbnRpdHkYASABKAkSLwoMY29udmVyc2F0aW9uGAIgASgLMhkubWFpbHBvb2wudjEuQ29udmVyc2F0aW9uEisKCHRpbWVsaW5lGAMgAygLMhkubWFpbHBvb2wudjEuVGltZWxpbmVJdGVtIkEKHFVuYXJjaGl2ZUNvbnZlcnNhdGlvblJlcXVlc3QSEAoIaWRlbnRpdHkYASABKAkSDwoHY29udl9pZBgCIAEoCSKPAQodVW5hcmNoaXZlQ29udmVyc2F0aW9uUmVzcG9uc2USEAoIaWRlbnRpdHkYASABKAkSLwoMY29udmVyc2F0aW9uGAIgASgLMhkubWFpbHBvb2wudjEuQ29udmVyc2F0aW9uEisKCHRpbWVsaW5lGAMgAygLMhkubWFpbHBvb2wudjEuVGltZWxpbmVJdGVtIkUKEEFkZExhYmVsc1JlcXVlc3QSEAoIaWRlbnRpdHkYASABKAkSDwoHY29udl9pZBgCIAEoCRIOCgZsYWJlbHMYAyADKAkigwEKEUFkZExhYmVsc1Jlc3BvbnNlEhAKCGlkZW50aXR5GAEgASgJEi8KDGNvbnZlcnNhdGlvbhgCIAEoCzIZLm1haWxwb29sLnYxLkNvbnZlcnNhdGlvbhIrCgh0aW1lbGluZRgDIAMoCzIZLm1haWxwb29sLnYxLlRpbWVsaW5lSXRlbSJIChNSZW1vdmVMYWJlbHNSZXF1ZXN0EhAKCGlkZW50aXR5GAEgASgJEg8KB2NvbnZfaWQYAiABKAkSDgoGbGFiZWxzGAMgAygJIoYBChRSZW1vdmVMYWJlbHNSZXNwb25zZRIQCghpZGVudGl0eRgBIAEoCRIvCgxjb252ZXJzYXRpb24YAiABKAsyGS5tYWlscG9vbC52MS5Db252ZXJzYXRpb24SKwoIdGltZWxpbmUYAyADKAsyGS5tYWlscG9vbC52MS5UaW1lbGluZUl0ZW0y8AQKE0NvbnZlcnNhdGlvblNlcnZpY2USZwoRTGlzdENvbnZlcnNhdGlvbnMSJS5tYWlscG9vbC52MS5MaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QaJi5tYWlscG9vbC52MS5MaXN0Q29udmVyc2F0aW9uc1Jlc3BvbnNlIgOQAgESYQoPR2V0Q29udmVyc2F0aW9uEiMubWFpbHBvb2wudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBokLm1haWxwb29sLnYxLkdldENvbnZlcnNhdGlvblJlc3BvbnNlIgOQAgESbQoTQXJjaGl2ZUNvbnZlcnNhdGlvbhInLm1haWxwb29sLnYxLkFyY2hpdmVDb252ZXJzYXRpb25SZXF1ZXN0GigubWFpbHBvb2wudjEuQXJjaGl2ZUNvbnZlcnNhdGlvblJlc3BvbnNlIgOQAgIScwoVVW5hcmNoaXZlQ29udmVyc2F0aW9uEikubWFpbHBvb2wudjEuVW5hcmNoaXZlQ29udmVyc2F0aW9uUmVxdWVzdBoqLm1haWxwb29sLnYxLlVuYXJjaGl2ZUNvbnZlcnNhdGlvblJlc3BvbnNlIgOQAgISTwoJQWRkTGFiZWxzEh0ubWFpbHBvb2wudjEuQWRkTGFiZWxzUmVxdWVzdBoeLm1haWxwb29sLnYxLkFkZExhYmVsc1Jlc3BvbnNlIgOQAgISWAoMUmVtb3ZlTGFiZWxzEiAubWFpbHBvb2wudjEuUmVtb3ZlTGFiZWxzUmVxdWVzdBohLm1haWxwb29sLnYxLlJlbW92ZUxhYmVsc1Jlc3BvbnNlIgOQAgJCmQEKDmlvLm1haWxwb29sLnYxQhhDb252ZXJzYXRpb25TZXJ2aWNlUHJvdG9QAVo6Z2l0aHViLmNvbS9tYWlscG9vbC9tYWlscG9vbC9nZW4vZ28vbWFpbHBvb2wvdjE7bWFpbHBvb2x2MaICA01QWKoCC01haWxwb29sLlYxygILTWFpbHBvb2xcVjHqAgxNYWlscG9vbDo6VjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_mailpool_v1_conversation]);
+  fileDesc("CiZtYWlscG9vbC92MS9jb252ZXJzYXRpb25fc2VydmljZS5wcm90bxILbWFpbHBvb2wudjEiygIKGExpc3RDb252ZXJzYXRpb25zUmVxdWVzdBIQCghpZGVudGl0eRgBIAEoCRIVCghhcmNoaXZlZBgCIAEoCEgAiAEBEhoKDWNvcnJlc3BvbmRlbnQYAyABKAlIAYgBARIhChRjb3JyZXNwb25kZW50X2RvbWFpbhgEIAEoCUgCiAEBEikKBXNpbmNlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoJcGFnZV9zaXplGAcgASgFSAOIAQESEgoKcGFnZV90b2tlbhgIIAEoCUILCglfYXJjaGl2ZWRCEAoOX2NvcnJlc3BvbmRlbnRCFwoVX2NvcnJlc3BvbmRlbnRfZG9tYWluQgwKCl9wYWdlX3NpemUieAoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRIQCghpZGVudGl0eRgBIAEoCRIwCg1jb252ZXJzYXRpb25zGAIgAygLMhkubWFpbHBvb2wudjEuQ29udmVyc2F0aW9uEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSI7ChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EhAKCGlkZW50aXR5GAEgASgJEg8KB2NvbnZfaWQYAiABKAkiiQEKF0dldENvbnZlcnNhdGlvblJlc3BvbnNlEhAKCGlkZW50aXR5GAEgASgJEi8KDGNvbnZlcnNhdGlvbhgCIAEoCzIZLm1haWxwb29sLnYxLkNvbnZlcnNhdGlvbhIrCgh0aW1lbGluZRgDIAMoCzIZLm1haWxwb29sLnYxLlRpbWVsaW5lSXRlbSI/ChpBcmNoaXZlQ29udmVyc2F0aW9uUmVxdWVzdBIQCghpZGVudGl0eRgBIAEoCRIPCgdjb252X2lkGAIgASgJIo0BChtBcmNoaXZlQ29udmVyc2F0aW9uUmVzcG9uc2USEAoIaWRlbnRpdHkYASABKAkSLwoMY29udmVyc2F0aW9uGAIgASgLMhkubWFpbHBvb2wudjEuQ29udmVyc2F0aW9uEisKCHRpbWVsaW5lGAMgAygLMhkubWFpbHBvb2wudjEuVGltZWxpbmVJdGVtIkEKHFVuYXJjaGl2ZUNvbnZlcnNhdGlvblJlcXVlc3QSEAoIaWRlbnRpdHkYASABKAkSDwoHY29udl9pZBgCIAEoCSKPAQodVW5hcmNoaXZlQ29udmVyc2F0aW9uUmVzcG9uc2USEAoIaWRlbnRpdHkYASABKAkSLwoMY29udmVyc2F0aW9uGAIgASgLMhkubWFpbHBvb2wudjEuQ29udmVyc2F0aW9uEisKCHRpbWVsaW5lGAMgAygLMhkubWFpbHBvb2wudjEuVGltZWxpbmVJdGVtIkUKEEFkZExhYmVsc1JlcXVlc3QSEAoIaWRlbnRpdHkYASABKAkSDwoHY29udl9pZBgCIAEoCRIOCgZsYWJlbHMYAyADKAkigwEKEUFkZExhYmVsc1Jlc3BvbnNlEhAKCGlkZW50aXR5GAEgASgJEi8KDGNvbnZlcnNhdGlvbhgCIAEoCzIZLm1haWxwb29sLnYxLkNvbnZlcnNhdGlvbhIrCgh0aW1lbGluZRgDIAMoCzIZLm1haWxwb29sLnYxLlRpbWVsaW5lSXRlbSJIChNSZW1vdmVMYWJlbHNSZXF1ZXN0EhAKCGlkZW50aXR5GAEgASgJEg8KB2NvbnZfaWQYAiABKAkSDgoGbGFiZWxzGAMgAygJIoYBChRSZW1vdmVMYWJlbHNSZXNwb25zZRIQCghpZGVudGl0eRgBIAEoCRIvCgxjb252ZXJzYXRpb24YAiABKAsyGS5tYWlscG9vbC52MS5Db252ZXJzYXRpb24SKwoIdGltZWxpbmUYAyADKAsyGS5tYWlscG9vbC52MS5UaW1lbGluZUl0ZW0iKAoUR2V0TGFiZWxTdGF0c1JlcXVlc3QSEAoIaWRlbnRpdHkYASABKAkiUgoVR2V0TGFiZWxTdGF0c1Jlc3BvbnNlEhAKCGlkZW50aXR5GAEgASgJEicKBmxhYmVscxgCIAMoCzIXLm1haWxwb29sLnYxLkxhYmVsU3RhdHMiVQoKTGFiZWxTdGF0cxINCgVsYWJlbBgBIAEoCRIVCg1jb252ZXJzYXRpb25zGAIgASgDEg8KB3JlcGxpZWQYAyABKAMSEAoIbm9fcmVwbHkYBCABKAMyzQUKE0NvbnZlcnNhdGlvblNlcnZpY2USZwoRTGlzdENvbnZlcnNhdGlvbnMSJS5tYWlscG9vbC52MS5MaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QaJi5tYWlscG9vbC52MS5MaXN0Q29udmVyc2F0aW9uc1Jlc3BvbnNlIgOQAgESYQoPR2V0Q29udmVyc2F0aW9uEiMubWFpbHBvb2wudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBokLm1haWxwb29sLnYxLkdldENvbnZlcnNhdGlvblJlc3BvbnNlIgOQAgESbQoTQXJjaGl2ZUNvbnZlcnNhdGlvbhInLm1haWxwb29sLnYxLkFyY2hpdmVDb252ZXJzYXRpb25SZXF1ZXN0GigubWFpbHBvb2wudjEuQXJjaGl2ZUNvbnZlcnNhdGlvblJlc3BvbnNlIgOQAgIScwoVVW5hcmNoaXZlQ29udmVyc2F0aW9uEikubWFpbHBvb2wudjEuVW5hcmNoaXZlQ29udmVyc2F0aW9uUmVxdWVzdBoqLm1haWxwb29sLnYxLlVuYXJjaGl2ZUNvbnZlcnNhdGlvblJlc3BvbnNlIgOQAgISTwoJQWRkTGFiZWxzEh0ubWFpbHBvb2wudjEuQWRkTGFiZWxzUmVxdWVzdBoeLm1haWxwb29sLnYxLkFkZExhYmVsc1Jlc3BvbnNlIgOQAgISWAoMUmVtb3ZlTGFiZWxzEiAubWFpbHBvb2wudjEuUmVtb3ZlTGFiZWxzUmVxdWVzdBohLm1haWxwb29sLnYxLlJlbW92ZUxhYmVsc1Jlc3BvbnNlIgOQAgISWwoNR2V0TGFiZWxTdGF0cxIhLm1haWxwb29sLnYxLkdldExhYmVsU3RhdHNSZXF1ZXN0GiIubWFpbHBvb2wudjEuR2V0TGFiZWxTdGF0c1Jlc3BvbnNlIgOQAgFCmQEKDmlvLm1haWxwb29sLnYxQhhDb252ZXJzYXRpb25TZXJ2aWNlUHJvdG9QAVo6Z2l0aHViLmNvbS9tYWlscG9vbC9tYWlscG9vbC9nZW4vZ28vbWFpbHBvb2wvdjE7bWFpbHBvb2x2MaICA01QWKoCC01haWxwb29sLlYxygILTWFpbHBvb2xcVjHqAgxNYWlscG9vbDo6VjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_mailpool_v1_conversation]);
 
 /**
  * ListConversationsRequest filters and pages conversations.
@@ -467,6 +467,97 @@ export const RemoveLabelsResponseSchema: GenMessage<RemoveLabelsResponse> = /*@_
   messageDesc(file_mailpool_v1_conversation_service, 11);
 
 /**
+ * GetLabelStatsRequest names the identity whose labels are counted.
+ *
+ * @generated from message mailpool.v1.GetLabelStatsRequest
+ */
+export type GetLabelStatsRequest = Message<"mailpool.v1.GetLabelStatsRequest"> & {
+  /**
+   * identity is the handle.
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+};
+
+/**
+ * Describes the message mailpool.v1.GetLabelStatsRequest.
+ * Use `create(GetLabelStatsRequestSchema)` to create a new message.
+ */
+export const GetLabelStatsRequestSchema: GenMessage<GetLabelStatsRequest> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_conversation_service, 12);
+
+/**
+ * GetLabelStatsResponse lists one entry per label.
+ *
+ * @generated from message mailpool.v1.GetLabelStatsResponse
+ */
+export type GetLabelStatsResponse = Message<"mailpool.v1.GetLabelStatsResponse"> & {
+  /**
+   * identity is the handle.
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+
+  /**
+   * labels are the counts per label, sorted by label name.
+   *
+   * @generated from field: repeated mailpool.v1.LabelStats labels = 2;
+   */
+  labels: LabelStats[];
+};
+
+/**
+ * Describes the message mailpool.v1.GetLabelStatsResponse.
+ * Use `create(GetLabelStatsResponseSchema)` to create a new message.
+ */
+export const GetLabelStatsResponseSchema: GenMessage<GetLabelStatsResponse> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_conversation_service, 13);
+
+/**
+ * LabelStats counts the conversations carrying one label.
+ *
+ * @generated from message mailpool.v1.LabelStats
+ */
+export type LabelStats = Message<"mailpool.v1.LabelStats"> & {
+  /**
+   * label is the label's name.
+   *
+   * @generated from field: string label = 1;
+   */
+  label: string;
+
+  /**
+   * conversations is the number of the identity's conversations carrying it.
+   *
+   * @generated from field: int64 conversations = 2;
+   */
+  conversations: bigint;
+
+  /**
+   * replied is how many of those hold at least one inbound message.
+   *
+   * @generated from field: int64 replied = 3;
+   */
+  replied: bigint;
+
+  /**
+   * no_reply is how many of those had a no-reply timer fire (HTTP "noReply").
+   *
+   * @generated from field: int64 no_reply = 4;
+   */
+  noReply: bigint;
+};
+
+/**
+ * Describes the message mailpool.v1.LabelStats.
+ * Use `create(LabelStatsSchema)` to create a new message.
+ */
+export const LabelStatsSchema: GenMessage<LabelStats> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_conversation_service, 14);
+
+/**
  * ConversationService reads an identity's conversations and applies the
  * user's changes to one (archive, labels). Auth as for IdentityService; a
  * handle outside the key's org is NOT_FOUND / IDENTITY_NOT_FOUND.
@@ -563,6 +654,21 @@ export const ConversationService: GenService<{
     methodKind: "unary";
     input: typeof RemoveLabelsRequestSchema;
     output: typeof RemoveLabelsResponseSchema;
+  },
+  /**
+   * GetLabelStats counts, per label, the identity's conversations carrying it
+   * (archived ones included), how many of those were replied to (hold at least
+   * one inbound message) and how many had a no-reply timer fire (at least once).
+   * Labels are sorted by name (code point order); a label no conversation
+   * carries any more is not listed. Errors: NOT_FOUND / IDENTITY_NOT_FOUND.
+   * HTTP: GET /v1/identities/{handle}/labels/stats.
+   *
+   * @generated from rpc mailpool.v1.ConversationService.GetLabelStats
+   */
+  getLabelStats: {
+    methodKind: "unary";
+    input: typeof GetLabelStatsRequestSchema;
+    output: typeof GetLabelStatsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_mailpool_v1_conversation_service, 0);
