@@ -298,6 +298,26 @@ class MemoryTx:
         usage = self._read().mailbox_usage
         return {m: usage[m, day].sent for m in mailbox_ids if (m, day) in usage}
 
+    async def identity_used_days(
+        self, identity_id: str, first_day: str, last_day: str
+    ) -> dict[str, int]:
+        usage = self._read().identity_usage
+        return {
+            day: used
+            for (i, day), used in usage.items()
+            if i == identity_id and first_day <= day <= last_day
+        }
+
+    async def mailboxes_sent_days(
+        self, mailbox_ids: list[str], first_day: str, last_day: str
+    ) -> dict[tuple[str, str], int]:
+        usage = self._read().mailbox_usage
+        return {
+            (m, day): row.sent
+            for (m, day), row in usage.items()
+            if m in mailbox_ids and first_day <= day <= last_day
+        }
+
     async def add_identity_usage(self, identity_id: str, day: str, count: int, cap: int) -> bool:
         if count > cap:
             return False

@@ -26,5 +26,6 @@ async def test_served_document_is_the_committed_one(http: httpx.AsyncClient) -> 
         "/v1/identities/{handle}/conversations/{convId}/labels/remove",
         "/v1/identities/{handle}/sends/{pendingId}/cancel",
         "/v1/identities/{handle}/labels/stats",
+        "/v1/identities/{handle}/usage",
         "/v1/identities/{handle}/events",
     }

@@ -18,6 +18,7 @@ from mailpool.v1 import (
     conversation_service_pb2,
     conversation_service_pb2_grpc,
     event_service_pb2_grpc,
+    identity_service_pb2_grpc,
     send_service_pb2,
     send_service_pb2_grpc,
 )
@@ -108,6 +109,7 @@ class Shim:
         self._send = send_service_pb2_grpc.SendServiceStub(channel)
         self._conversations = conversation_service_pb2_grpc.ConversationServiceStub(channel)
         self._events = event_service_pb2_grpc.EventServiceStub(channel)
+        self._identities = identity_service_pb2_grpc.IdentityServiceStub(channel)
 
     async def send(self, request: Request) -> Response:
         body = await _json_body(request)
@@ -205,6 +207,13 @@ class Shim:
         )
         return JSONResponse(render.label_stats(response))
 
+    async def usage_history(self, request: Request) -> Response:
+        message = parse.usage_history(request.path_params["handle"], request.query_params)
+        response = await self._identities.GetUsageHistory(
+            message, metadata=_metadata(request), timeout=CALL_TIMEOUT_S
+        )
+        return JSONResponse(render.usage_history(response))
+
     async def list_events(self, request: Request) -> Response:
         message = parse.list_events(request.path_params["handle"], request.query_params)
         timeout = CALL_TIMEOUT_S + max(0, min(message.timeout_ms, MAX_LONG_POLL_MS)) / 1000
@@ -271,6 +280,7 @@ def build_app(channel: grpc.aio.Channel, metrics: Metrics | None = None) -> Star
                 f"{base}/sends/{{pending_id}}/cancel", _guarded(shim.cancel_send), methods=["POST"]
             ),
             Route(f"{base}/labels/stats", _guarded(shim.label_stats), methods=["GET"]),
+            Route(f"{base}/usage", _guarded(shim.usage_history), methods=["GET"]),
             Route(f"{base}/events", _guarded(shim.list_events), methods=["GET"]),
             Route("/openapi.json", _openapi, methods=["GET"]),
         ],

@@ -52,6 +52,7 @@ SHAPES: dict[str, object] = {
     "EventList": shapes.EventList,
     "CancelledSend": shapes.CancelledSend,
     "LabelStats": shapes.LabelStats,
+    "UsageHistory": shapes.UsageHistory,
 }
 REFS = {shape: name for name, shape in SHAPES.items()}
 
@@ -277,6 +278,26 @@ def document() -> JSON:
                     "parameters": [HANDLE],
                     "responses": {
                         "200": _ok("LabelStats", "The counts per label."),
+                        **_errors(*common),
+                    },
+                }
+            },
+            "/v1/identities/{handle}/usage": {
+                "get": {
+                    "operationId": "getUsageHistory",
+                    "summary": "Accepted sends per UTC day, oldest first, ending today, every "
+                    "day present; per mailbox its sends per day. Caps are today's (a "
+                    "mailbox's from its current warmup stage).",
+                    "parameters": [
+                        HANDLE,
+                        _query(
+                            "days",
+                            {"type": "integer", "minimum": 1, "maximum": 90},
+                            "Default 30.",
+                        ),
+                    ],
+                    "responses": {
+                        "200": _ok("UsageHistory", "The daily usage."),
                         **_errors(*common),
                     },
                 }

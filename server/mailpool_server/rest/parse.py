@@ -10,7 +10,12 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from starlette.datastructures import QueryParams
 
-from mailpool.v1 import conversation_service_pb2, event_service_pb2, send_service_pb2
+from mailpool.v1 import (
+    conversation_service_pb2,
+    event_service_pb2,
+    identity_service_pb2,
+    send_service_pb2,
+)
 
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
@@ -170,3 +175,11 @@ def list_events(handle: str, query: QueryParams) -> event_service_pb2.ListEvents
 def labels(body: dict[str, Any]) -> list[str]:
     """The "labels" list of a labels body; the server judges the labels themselves."""
     return _strings(body, "labels")
+
+
+def usage_history(handle: str, query: QueryParams) -> identity_service_pb2.GetUsageHistoryRequest:
+    """?days=N; absent means the server's default, the range is the server's to judge."""
+    request = identity_service_pb2.GetUsageHistoryRequest(identity=handle)
+    if (days := _int(query, "days", INT32_MAX)) is not None:
+        request.days = days
+    return request

@@ -13,6 +13,7 @@ from mailpool.v1 import (
     conversation_service_pb2,
     event_pb2,
     event_service_pb2,
+    identity_service_pb2,
     mailbox_pb2,
     send_pb2,
     send_service_pb2,
@@ -282,5 +283,20 @@ def label_stats(response: conversation_service_pb2.GetLabelStatsResponse) -> sha
                 "noReply": entry.no_reply,
             }
             for entry in response.labels
+        ],
+    }
+
+
+def usage_history(response: identity_service_pb2.GetUsageHistoryResponse) -> shapes.UsageHistory:
+    return {
+        "identity": response.identity,
+        "days": [{"day": d.day, "accepted": d.accepted, "cap": d.cap} for d in response.days],
+        "mailboxes": [
+            {
+                "id": m.id,
+                "email": m.email,
+                "days": [{"day": d.day, "sent": d.sent, "cap": d.cap} for d in m.days],
+            }
+            for m in response.mailboxes
         ],
     }

@@ -291,3 +291,32 @@ class LabelStats(TypedDict):
 
     identity: str
     labels: list[LabelStatsEntry]
+
+
+Day = Annotated[str, Pattern("^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+
+
+class IdentityUsageDay(TypedDict):
+    day: Day
+    accepted: Count
+    cap: Count
+
+
+class MailboxUsageDay(TypedDict):
+    day: Day
+    sent: Count
+    cap: Count
+
+
+class MailboxUsageHistory(TypedDict):
+    id: AccountId
+    email: str
+    days: list[MailboxUsageDay]
+
+
+class UsageHistory(TypedDict):
+    """GET /v1/identities/{handle}/usage?days=N; caps of past days are today's."""
+
+    identity: str
+    days: list[IdentityUsageDay]
+    mailboxes: list[MailboxUsageHistory]

@@ -26,3 +26,24 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         return pb.ListIdentitiesResponse(
             identities=[encode.identity(i) for i in page], next_page_token=token
         )
+
+    async def GetUsageHistory(
+        self, request: pb.GetUsageHistoryRequest, context: Context
+    ) -> pb.GetUsageHistoryResponse:
+        history = await self._queries.usage_history(
+            current_org(), request.identity, request.days if request.HasField("days") else None
+        )
+        return pb.GetUsageHistoryResponse(
+            identity=history.handle,
+            days=[
+                pb.IdentityUsageDay(day=d.day, accepted=d.count, cap=d.cap) for d in history.days
+            ],
+            mailboxes=[
+                pb.MailboxUsageHistory(
+                    id=m.mailbox.id,
+                    email=m.mailbox.email,
+                    days=[pb.MailboxUsageDay(day=d.day, sent=d.count, cap=d.cap) for d in m.days],
+                )
+                for m in history.mailboxes
+            ],
+        )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
 from mailpool_server.service.auth import identity_in_org
 from mailpool_server.service.clock import Clock, next_midnight_ms, now_ms, utc_day
-from mailpool_server.service.models import Identity, IdentityToday, MailboxToday
+from mailpool_server.service.errors import InvalidArgument
+from mailpool_server.service.models import Identity, IdentityToday, Mailbox, MailboxToday
 from mailpool_server.service.paging import decode_token, encode_token, page_size
-from mailpool_server.service.policy import tier_policy
+from mailpool_server.service.policy import mailbox_daily_cap, tier_policy
 from mailpool_server.service.ports import IdentityRepo, Store
 
 
@@ -36,6 +40,38 @@ async def identities_today(
     ]
 
 
+MAX_HISTORY_DAYS = 90
+DEFAULT_HISTORY_DAYS = 30
+
+
+@dataclass(frozen=True)
+class UsageDay:
+    """One UTC day: the count (identity: accepted, mailbox: sent) and the cap."""
+
+    day: str
+    count: int
+    cap: int
+
+
+@dataclass(frozen=True)
+class MailboxHistory:
+    mailbox: Mailbox
+    days: list[UsageDay]
+
+
+@dataclass(frozen=True)
+class UsageHistory:
+    handle: str
+    days: list[UsageDay]
+    mailboxes: list[MailboxHistory]
+
+
+def history_days(today: str, count: int) -> list[str]:
+    """The `count` UTC days ending with `today`, oldest first."""
+    last = dt.date.fromisoformat(today)
+    return [(last - dt.timedelta(days=n)).isoformat() for n in range(count - 1, -1, -1)]
+
+
 class IdentityQueries:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
@@ -56,3 +92,32 @@ class IdentityQueries:
             page = page[:limit]
             result = await identities_today(tx, page, now_ms(self._clock))
         return result, encode_token([page[-1].handle]) if more else ""
+
+    async def usage_history(self, org_id: str, handle: str, days: int | None) -> UsageHistory:
+        """Accepted sends per UTC day (every day present), oldest first, ending today,
+        for the identity and each mailbox. Caps are today's: the tier's, and a mailbox's
+        from its current warmup stage (the history of stages is not stored)."""
+        count = DEFAULT_HISTORY_DAYS if days is None else days
+        if not 1 <= count <= MAX_HISTORY_DAYS:
+            raise InvalidArgument.of("days", f"must be between 1 and {MAX_HISTORY_DAYS}")
+        span = history_days(utc_day(now_ms(self._clock)), count)
+        async with self._store.read() as tx:
+            identity = await identity_in_org(tx, org_id, handle)
+            used = await tx.identity_used_days(identity.id, span[0], span[-1])
+            mailboxes = await tx.mailboxes_of([identity.id])
+            sent = await tx.mailboxes_sent_days([m.id for m in mailboxes], span[0], span[-1])
+        cap = tier_policy(identity.tier).daily_cap
+        return UsageHistory(
+            identity.handle,
+            [UsageDay(day, used.get(day, 0), cap) for day in span],
+            [
+                MailboxHistory(
+                    m,
+                    [
+                        UsageDay(day, sent.get((m.id, day), 0), mailbox_daily_cap(m.warmup_stage))
+                        for day in span
+                    ],
+                )
+                for m in mailboxes
+            ],
+        )

@@ -125,6 +125,20 @@ class IdentityRepo(Protocol):
     async def mailboxes_of(self, identity_ids: list[str]) -> list[Mailbox]: ...
     async def identity_used(self, identity_ids: list[str], day: str) -> dict[str, int]: ...
     async def mailboxes_sent(self, mailbox_ids: list[str], day: str) -> dict[str, int]: ...
+    async def identity_used_days(
+        self, identity_id: str, first_day: str, last_day: str
+    ) -> dict[str, int]:
+        """The identity's accepted sends per UTC day in first_day..last_day (inclusive,
+        "YYYY-MM-DD"); days without a row are left out."""
+        ...
+
+    async def mailboxes_sent_days(
+        self, mailbox_ids: list[str], first_day: str, last_day: str
+    ) -> dict[tuple[str, str], int]:
+        """Sends assigned per (mailbox id, UTC day) in first_day..last_day (inclusive);
+        days without a row are left out."""
+        ...
+
     async def add_identity_usage(
         self, identity_id: str, day: str, count: int, cap: int
     ) -> bool: ...

@@ -187,6 +187,30 @@ class IdentityRepoSql(TxBase):
         rows = await self.session.execute(_MAILBOXES_SENT, {"ids": mailbox_ids, "on_day": day})
         return {mailbox_id: sent for mailbox_id, sent in rows}
 
+    async def identity_used_days(
+        self, identity_id: str, first_day: str, last_day: str
+    ) -> dict[str, int]:
+        u = IdentityUsageRow
+        rows = await self.session.execute(
+            select(u.day, u.used).where(
+                u.identity_id == identity_id, u.day >= first_day, u.day <= last_day
+            )
+        )
+        return {day: used for day, used in rows}
+
+    async def mailboxes_sent_days(
+        self, mailbox_ids: list[str], first_day: str, last_day: str
+    ) -> dict[tuple[str, str], int]:
+        if not mailbox_ids:
+            return {}
+        u = MailboxUsageRow
+        rows = await self.session.execute(
+            select(u.mailbox_id, u.day, u.sent).where(
+                u.mailbox_id.in_(mailbox_ids), u.day >= first_day, u.day <= last_day
+            )
+        )
+        return {(mailbox_id, day): sent for mailbox_id, day, sent in rows}
+
     async def add_identity_usage(self, identity_id: str, day: str, count: int, cap: int) -> bool:
         """Count `count` more sends today unless that passes `cap`: one conditional
         upsert, so the database refuses an oversend even if a caller miscounted."""

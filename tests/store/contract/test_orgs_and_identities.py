@@ -264,3 +264,30 @@ async def test_usage_counters_need_their_owner(store: Store, world: World) -> No
     with pytest.raises(REFUSED):
         async with store.write() as tx:
             await tx.add_mailbox_usage("acc_missing", DAY, 1, 5)
+
+
+async def test_usage_of_a_range_of_days(store: Store, world: World) -> None:
+    alice, (a1, a2) = world.identity.id, (world.a1.id, world.a2.id)
+    async with store.write() as tx:
+        for day, count in [("2026-04-24", 9), ("2026-04-25", 3), ("2026-04-27", 4)]:
+            assert await tx.add_identity_usage(alice, day, count, 150)
+        for box, day, count in [
+            (a1, "2026-04-25", 2),
+            (a2, "2026-04-25", 1),
+            (a1, "2026-04-27", 4),
+            (a2, "2026-04-28", 5),
+        ]:
+            assert await tx.add_mailbox_usage(box, day, count, 50)
+    async with store.read() as tx:
+        assert await tx.identity_used_days(alice, "2026-04-25", "2026-04-27") == {
+            "2026-04-25": 3,
+            "2026-04-27": 4,
+        }
+        assert await tx.identity_used_days("idn_missing", "2026-04-25", "2026-04-27") == {}
+        assert await tx.mailboxes_sent_days([a1, a2], "2026-04-25", "2026-04-27") == {
+            (a1, "2026-04-25"): 2,
+            (a2, "2026-04-25"): 1,
+            (a1, "2026-04-27"): 4,
+        }
+        assert await tx.mailboxes_sent_days([a2], "2026-04-26", "2026-04-26") == {}
+        assert await tx.mailboxes_sent_days([], "2026-04-25", "2026-04-27") == {}

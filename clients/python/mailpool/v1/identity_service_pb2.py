@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from mailpool.v1 import identity_pb2 as mailpool_dot_v1_dot_identity__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"mailpool/v1/identity_service.proto\x12\x0bmailpool.v1\x1a\x1amailpool/v1/identity.proto\"&\n\x12GetIdentityRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\">\n\x13GetIdentityResponse\x12\'\n\x08identity\x18\x01 \x01(\x0b\x32\x15.mailpool.v1.Identity\">\n\x15ListIdentitiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x16ListIdentitiesResponse\x12)\n\nidentities\x18\x01 \x03(\x0b\x32\x15.mailpool.v1.Identity\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xc8\x01\n\x0fIdentityService\x12U\n\x0bGetIdentity\x12\x1f.mailpool.v1.GetIdentityRequest\x1a .mailpool.v1.GetIdentityResponse\"\x03\x90\x02\x01\x12^\n\x0eListIdentities\x12\".mailpool.v1.ListIdentitiesRequest\x1a#.mailpool.v1.ListIdentitiesResponse\"\x03\x90\x02\x01\x42\x95\x01\n\x0eio.mailpool.v1B\x14IdentityServiceProtoP\x01Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\xa2\x02\x03MPX\xaa\x02\x0bMailpool.V1\xca\x02\x0bMailpool\\V1\xea\x02\x0cMailpool::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"mailpool/v1/identity_service.proto\x12\x0bmailpool.v1\x1a\x1amailpool/v1/identity.proto\"&\n\x12GetIdentityRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\">\n\x13GetIdentityResponse\x12\'\n\x08identity\x18\x01 \x01(\x0b\x32\x15.mailpool.v1.Identity\">\n\x15ListIdentitiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x16ListIdentitiesResponse\x12)\n\nidentities\x18\x01 \x03(\x0b\x32\x15.mailpool.v1.Identity\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"F\n\x16GetUsageHistoryRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x11\n\x04\x64\x61ys\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x07\n\x05_days\"\x8d\x01\n\x17GetUsageHistoryResponse\x12\x10\n\x08identity\x18\x01 \x01(\t\x12+\n\x04\x64\x61ys\x18\x02 \x03(\x0b\x32\x1d.mailpool.v1.IdentityUsageDay\x12\x33\n\tmailboxes\x18\x03 \x03(\x0b\x32 .mailpool.v1.MailboxUsageHistory\">\n\x10IdentityUsageDay\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x03\x12\x0b\n\x03\x63\x61p\x18\x03 \x01(\x03\"\\\n\x13MailboxUsageHistory\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12*\n\x04\x64\x61ys\x18\x03 \x03(\x0b\x32\x1c.mailpool.v1.MailboxUsageDay\"9\n\x0fMailboxUsageDay\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\x0c\n\x04sent\x18\x02 \x01(\x03\x12\x0b\n\x03\x63\x61p\x18\x03 \x01(\x03\x32\xab\x02\n\x0fIdentityService\x12U\n\x0bGetIdentity\x12\x1f.mailpool.v1.GetIdentityRequest\x1a .mailpool.v1.GetIdentityResponse\"\x03\x90\x02\x01\x12^\n\x0eListIdentities\x12\".mailpool.v1.ListIdentitiesRequest\x1a#.mailpool.v1.ListIdentitiesResponse\"\x03\x90\x02\x01\x12\x61\n\x0fGetUsageHistory\x12#.mailpool.v1.GetUsageHistoryRequest\x1a$.mailpool.v1.GetUsageHistoryResponse\"\x03\x90\x02\x01\x42\x95\x01\n\x0eio.mailpool.v1B\x14IdentityServiceProtoP\x01Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\xa2\x02\x03MPX\xaa\x02\x0bMailpool.V1\xca\x02\x0bMailpool\\V1\xea\x02\x0cMailpool::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IDENTITYSERVICE'].methods_by_name['GetIdentity']._serialized_options = b'\220\002\001'
   _globals['_IDENTITYSERVICE'].methods_by_name['ListIdentities']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['ListIdentities']._serialized_options = b'\220\002\001'
+  _globals['_IDENTITYSERVICE'].methods_by_name['GetUsageHistory']._loaded_options = None
+  _globals['_IDENTITYSERVICE'].methods_by_name['GetUsageHistory']._serialized_options = b'\220\002\001'
   _globals['_GETIDENTITYREQUEST']._serialized_start=79
   _globals['_GETIDENTITYREQUEST']._serialized_end=117
   _globals['_GETIDENTITYRESPONSE']._serialized_start=119
@@ -45,6 +47,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTIDENTITIESREQUEST']._serialized_end=245
   _globals['_LISTIDENTITIESRESPONSE']._serialized_start=247
   _globals['_LISTIDENTITIESRESPONSE']._serialized_end=339
-  _globals['_IDENTITYSERVICE']._serialized_start=342
-  _globals['_IDENTITYSERVICE']._serialized_end=542
+  _globals['_GETUSAGEHISTORYREQUEST']._serialized_start=341
+  _globals['_GETUSAGEHISTORYREQUEST']._serialized_end=411
+  _globals['_GETUSAGEHISTORYRESPONSE']._serialized_start=414
+  _globals['_GETUSAGEHISTORYRESPONSE']._serialized_end=555
+  _globals['_IDENTITYUSAGEDAY']._serialized_start=557
+  _globals['_IDENTITYUSAGEDAY']._serialized_end=619
+  _globals['_MAILBOXUSAGEHISTORY']._serialized_start=621
+  _globals['_MAILBOXUSAGEHISTORY']._serialized_end=713
+  _globals['_MAILBOXUSAGEDAY']._serialized_start=715
+  _globals['_MAILBOXUSAGEDAY']._serialized_end=772
+  _globals['_IDENTITYSERVICE']._serialized_start=775
+  _globals['_IDENTITYSERVICE']._serialized_end=1074
 # @@protoc_insertion_point(module_scope)

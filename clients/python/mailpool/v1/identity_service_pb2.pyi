@@ -118,3 +118,163 @@ class ListIdentitiesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListIdentitiesResponse: _TypeAlias = ListIdentitiesResponse  # noqa: Y015
+
+@_typing.final
+class GetUsageHistoryRequest(_message.Message):
+    """GetUsageHistoryRequest names the identity and how many days to return."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle, e.g. "alice.acme@mailpool.local"."""
+    days: _builtins.int
+    """days is how many UTC days to return, today included: 1..90; unset means
+    the default, 30 (0 is out of range).
+    """
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        days: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_days", b"_days", "days", b"days"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_days", b"_days", "days", b"days", "identity", b"identity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__days: _TypeAlias = _typing.Literal["days"]  # noqa: Y015
+    _WhichOneofArgType__days: _TypeAlias = _typing.Literal["_days", b"_days"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__days) -> _WhichOneofReturnType__days | None: ...
+
+Global___GetUsageHistoryRequest: _TypeAlias = GetUsageHistoryRequest  # noqa: Y015
+
+@_typing.final
+class GetUsageHistoryResponse(_message.Message):
+    """GetUsageHistoryResponse is the identity's and its mailboxes' daily usage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    MAILBOXES_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """identity is the handle."""
+    @_builtins.property
+    def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___IdentityUsageDay]:
+        """days are the identity's days, oldest first, the last one today."""
+
+    @_builtins.property
+    def mailboxes(self) -> _containers.RepeatedCompositeFieldContainer[Global___MailboxUsageHistory]:
+        """mailboxes are the identity's mailboxes, each with the same days."""
+
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        days: _abc.Iterable[Global___IdentityUsageDay] | None = ...,
+        mailboxes: _abc.Iterable[Global___MailboxUsageHistory] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "identity", b"identity", "mailboxes", b"mailboxes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageHistoryResponse: _TypeAlias = GetUsageHistoryResponse  # noqa: Y015
+
+@_typing.final
+class IdentityUsageDay(_message.Message):
+    """IdentityUsageDay is one UTC day of an identity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    CAP_FIELD_NUMBER: _builtins.int
+    day: _builtins.str
+    """day is the UTC date, "YYYY-MM-DD"."""
+    accepted: _builtins.int
+    """accepted is the number of sends accepted that day (the daily-cap counter)."""
+    cap: _builtins.int
+    """cap is the identity's daily cap from its current tier."""
+    def __init__(
+        self,
+        *,
+        day: _builtins.str = ...,
+        accepted: _builtins.int = ...,
+        cap: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "cap", b"cap", "day", b"day"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IdentityUsageDay: _TypeAlias = IdentityUsageDay  # noqa: Y015
+
+@_typing.final
+class MailboxUsageHistory(_message.Message):
+    """MailboxUsageHistory is one mailbox's daily usage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """id is the mailbox id ("acc_" + lowercase hex)."""
+    email: _builtins.str
+    """email is the mailbox's address."""
+    @_builtins.property
+    def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___MailboxUsageDay]:
+        """days are the mailbox's days, oldest first, the last one today."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        email: _builtins.str = ...,
+        days: _abc.Iterable[Global___MailboxUsageDay] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "email", b"email", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MailboxUsageHistory: _TypeAlias = MailboxUsageHistory  # noqa: Y015
+
+@_typing.final
+class MailboxUsageDay(_message.Message):
+    """MailboxUsageDay is one UTC day of a mailbox."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    SENT_FIELD_NUMBER: _builtins.int
+    CAP_FIELD_NUMBER: _builtins.int
+    day: _builtins.str
+    """day is the UTC date, "YYYY-MM-DD"."""
+    sent: _builtins.int
+    """sent is the number of sends assigned to the mailbox that day (its cap
+    counter).
+    """
+    cap: _builtins.int
+    """cap is the mailbox's daily cap from its current warmup stage (not the
+    stage it had that day, which is not stored).
+    """
+    def __init__(
+        self,
+        *,
+        day: _builtins.str = ...,
+        sent: _builtins.int = ...,
+        cap: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap", b"cap", "day", b"day", "sent", b"sent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MailboxUsageDay: _TypeAlias = MailboxUsageDay  # noqa: Y015

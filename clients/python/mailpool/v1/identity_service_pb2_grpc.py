@@ -48,6 +48,11 @@ class IdentityServiceStub:
                 request_serializer=mailpool_dot_v1_dot_identity__service__pb2.ListIdentitiesRequest.SerializeToString,
                 response_deserializer=mailpool_dot_v1_dot_identity__service__pb2.ListIdentitiesResponse.FromString,
                 _registered_method=True)
+        self.GetUsageHistory = channel.unary_unary(
+                '/mailpool.v1.IdentityService/GetUsageHistory',
+                request_serializer=mailpool_dot_v1_dot_identity__service__pb2.GetUsageHistoryRequest.SerializeToString,
+                response_deserializer=mailpool_dot_v1_dot_identity__service__pb2.GetUsageHistoryResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -74,6 +79,22 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsageHistory(self, request, context):
+        """GetUsageHistory returns the identity's accepted sends per UTC day for the
+        last `days` days, oldest first, ending today (UTC, the server's clock);
+        every day is present, 0 when nothing was accepted. Alongside, per mailbox
+        (ordered as GetIdentity lists them), the sends assigned to it each day.
+        Caps are today's: the identity's from its current tier, a mailbox's from its
+        CURRENT warmup stage (stage history is not stored, so a past day shows the
+        cap the mailbox has now, not the one it had then). Errors:
+        INVALID_ARGUMENT / INVALID_ARGUMENT naming `days` when it is not 1..90;
+        NOT_FOUND / IDENTITY_NOT_FOUND when the handle is not in the key's org.
+        HTTP: GET /v1/identities/{handle}/usage?days=N.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -86,6 +107,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ListIdentities,
                     request_deserializer=mailpool_dot_v1_dot_identity__service__pb2.ListIdentitiesRequest.FromString,
                     response_serializer=mailpool_dot_v1_dot_identity__service__pb2.ListIdentitiesResponse.SerializeToString,
+            ),
+            'GetUsageHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsageHistory,
+                    request_deserializer=mailpool_dot_v1_dot_identity__service__pb2.GetUsageHistoryRequest.FromString,
+                    response_serializer=mailpool_dot_v1_dot_identity__service__pb2.GetUsageHistoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -146,6 +172,33 @@ class IdentityService:
             '/mailpool.v1.IdentityService/ListIdentities',
             mailpool_dot_v1_dot_identity__service__pb2.ListIdentitiesRequest.SerializeToString,
             mailpool_dot_v1_dot_identity__service__pb2.ListIdentitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsageHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailpool.v1.IdentityService/GetUsageHistory',
+            mailpool_dot_v1_dot_identity__service__pb2.GetUsageHistoryRequest.SerializeToString,
+            mailpool_dot_v1_dot_identity__service__pb2.GetUsageHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,18 @@ class IdentityServiceStub:
     """ListIdentities pages through the org's identities ordered by handle.
     Errors: INVALID_ARGUMENT for a bad page_size or page_token.
     """
+    GetUsageHistory: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetUsageHistoryRequest, _identity_service_pb2.GetUsageHistoryResponse]
+    """GetUsageHistory returns the identity's accepted sends per UTC day for the
+    last `days` days, oldest first, ending today (UTC, the server's clock);
+    every day is present, 0 when nothing was accepted. Alongside, per mailbox
+    (ordered as GetIdentity lists them), the sends assigned to it each day.
+    Caps are today's: the identity's from its current tier, a mailbox's from its
+    CURRENT warmup stage (stage history is not stored, so a past day shows the
+    cap the mailbox has now, not the one it had then). Errors:
+    INVALID_ARGUMENT / INVALID_ARGUMENT naming `days` when it is not 1..90;
+    NOT_FOUND / IDENTITY_NOT_FOUND when the handle is not in the key's org.
+    HTTP: GET /v1/identities/{handle}/usage?days=N.
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -64,6 +76,18 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     ListIdentities: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ListIdentitiesRequest, _identity_service_pb2.ListIdentitiesResponse]  # type: ignore[assignment]
     """ListIdentities pages through the org's identities ordered by handle.
     Errors: INVALID_ARGUMENT for a bad page_size or page_token.
+    """
+    GetUsageHistory: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetUsageHistoryRequest, _identity_service_pb2.GetUsageHistoryResponse]  # type: ignore[assignment]
+    """GetUsageHistory returns the identity's accepted sends per UTC day for the
+    last `days` days, oldest first, ending today (UTC, the server's clock);
+    every day is present, 0 when nothing was accepted. Alongside, per mailbox
+    (ordered as GetIdentity lists them), the sends assigned to it each day.
+    Caps are today's: the identity's from its current tier, a mailbox's from its
+    CURRENT warmup stage (stage history is not stored, so a past day shows the
+    cap the mailbox has now, not the one it had then). Errors:
+    INVALID_ARGUMENT / INVALID_ARGUMENT naming `days` when it is not 1..90;
+    NOT_FOUND / IDENTITY_NOT_FOUND when the handle is not in the key's org.
+    HTTP: GET /v1/identities/{handle}/usage?days=N.
     """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -92,6 +116,24 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_identity_service_pb2.ListIdentitiesResponse, _abc.Awaitable[_identity_service_pb2.ListIdentitiesResponse]]:
         """ListIdentities pages through the org's identities ordered by handle.
         Errors: INVALID_ARGUMENT for a bad page_size or page_token.
+        """
+
+    @_abc_1.abstractmethod
+    def GetUsageHistory(
+        self,
+        request: _identity_service_pb2.GetUsageHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.GetUsageHistoryResponse, _abc.Awaitable[_identity_service_pb2.GetUsageHistoryResponse]]:
+        """GetUsageHistory returns the identity's accepted sends per UTC day for the
+        last `days` days, oldest first, ending today (UTC, the server's clock);
+        every day is present, 0 when nothing was accepted. Alongside, per mailbox
+        (ordered as GetIdentity lists them), the sends assigned to it each day.
+        Caps are today's: the identity's from its current tier, a mailbox's from its
+        CURRENT warmup stage (stage history is not stored, so a past day shows the
+        cap the mailbox has now, not the one it had then). Errors:
+        INVALID_ARGUMENT / INVALID_ARGUMENT naming `days` when it is not 1..90;
+        NOT_FOUND / IDENTITY_NOT_FOUND when the handle is not in the key's org.
+        HTTP: GET /v1/identities/{handle}/usage?days=N.
         """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

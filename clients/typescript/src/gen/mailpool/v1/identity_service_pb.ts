@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mailpool/v1/identity_service.proto.
  */
 export const file_mailpool_v1_identity_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJtYWlscG9vbC92MS9pZGVudGl0eV9zZXJ2aWNlLnByb3RvEgttYWlscG9vbC52MSImChJHZXRJZGVudGl0eVJlcXVlc3QSEAoIaWRlbnRpdHkYASABKAkiPgoTR2V0SWRlbnRpdHlSZXNwb25zZRInCghpZGVudGl0eRgBIAEoCzIVLm1haWxwb29sLnYxLklkZW50aXR5Ij4KFUxpc3RJZGVudGl0aWVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJcChZMaXN0SWRlbnRpdGllc1Jlc3BvbnNlEikKCmlkZW50aXRpZXMYASADKAsyFS5tYWlscG9vbC52MS5JZGVudGl0eRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyyAEKD0lkZW50aXR5U2VydmljZRJVCgtHZXRJZGVudGl0eRIfLm1haWxwb29sLnYxLkdldElkZW50aXR5UmVxdWVzdBogLm1haWxwb29sLnYxLkdldElkZW50aXR5UmVzcG9uc2UiA5ACARJeCg5MaXN0SWRlbnRpdGllcxIiLm1haWxwb29sLnYxLkxpc3RJZGVudGl0aWVzUmVxdWVzdBojLm1haWxwb29sLnYxLkxpc3RJZGVudGl0aWVzUmVzcG9uc2UiA5ACAUKVAQoOaW8ubWFpbHBvb2wudjFCFElkZW50aXR5U2VydmljZVByb3RvUAFaOmdpdGh1Yi5jb20vbWFpbHBvb2wvbWFpbHBvb2wvZ2VuL2dvL21haWxwb29sL3YxO21haWxwb29sdjGiAgNNUFiqAgtNYWlscG9vbC5WMcoCC01haWxwb29sXFYx6gIMTWFpbHBvb2w6OlYxYgZwcm90bzM", [file_mailpool_v1_identity]);
+  fileDesc("CiJtYWlscG9vbC92MS9pZGVudGl0eV9zZXJ2aWNlLnByb3RvEgttYWlscG9vbC52MSImChJHZXRJZGVudGl0eVJlcXVlc3QSEAoIaWRlbnRpdHkYASABKAkiPgoTR2V0SWRlbnRpdHlSZXNwb25zZRInCghpZGVudGl0eRgBIAEoCzIVLm1haWxwb29sLnYxLklkZW50aXR5Ij4KFUxpc3RJZGVudGl0aWVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJcChZMaXN0SWRlbnRpdGllc1Jlc3BvbnNlEikKCmlkZW50aXRpZXMYASADKAsyFS5tYWlscG9vbC52MS5JZGVudGl0eRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRgoWR2V0VXNhZ2VIaXN0b3J5UmVxdWVzdBIQCghpZGVudGl0eRgBIAEoCRIRCgRkYXlzGAIgASgFSACIAQFCBwoFX2RheXMijQEKF0dldFVzYWdlSGlzdG9yeVJlc3BvbnNlEhAKCGlkZW50aXR5GAEgASgJEisKBGRheXMYAiADKAsyHS5tYWlscG9vbC52MS5JZGVudGl0eVVzYWdlRGF5EjMKCW1haWxib3hlcxgDIAMoCzIgLm1haWxwb29sLnYxLk1haWxib3hVc2FnZUhpc3RvcnkiPgoQSWRlbnRpdHlVc2FnZURheRILCgNkYXkYASABKAkSEAoIYWNjZXB0ZWQYAiABKAMSCwoDY2FwGAMgASgDIlwKE01haWxib3hVc2FnZUhpc3RvcnkSCgoCaWQYASABKAkSDQoFZW1haWwYAiABKAkSKgoEZGF5cxgDIAMoCzIcLm1haWxwb29sLnYxLk1haWxib3hVc2FnZURheSI5Cg9NYWlsYm94VXNhZ2VEYXkSCwoDZGF5GAEgASgJEgwKBHNlbnQYAiABKAMSCwoDY2FwGAMgASgDMqsCCg9JZGVudGl0eVNlcnZpY2USVQoLR2V0SWRlbnRpdHkSHy5tYWlscG9vbC52MS5HZXRJZGVudGl0eVJlcXVlc3QaIC5tYWlscG9vbC52MS5HZXRJZGVudGl0eVJlc3BvbnNlIgOQAgESXgoOTGlzdElkZW50aXRpZXMSIi5tYWlscG9vbC52MS5MaXN0SWRlbnRpdGllc1JlcXVlc3QaIy5tYWlscG9vbC52MS5MaXN0SWRlbnRpdGllc1Jlc3BvbnNlIgOQAgESYQoPR2V0VXNhZ2VIaXN0b3J5EiMubWFpbHBvb2wudjEuR2V0VXNhZ2VIaXN0b3J5UmVxdWVzdBokLm1haWxwb29sLnYxLkdldFVzYWdlSGlzdG9yeVJlc3BvbnNlIgOQAgFClQEKDmlvLm1haWxwb29sLnYxQhRJZGVudGl0eVNlcnZpY2VQcm90b1ABWjpnaXRodWIuY29tL21haWxwb29sL21haWxwb29sL2dlbi9nby9tYWlscG9vbC92MTttYWlscG9vbHYxogIDTVBYqgILTWFpbHBvb2wuVjHKAgtNYWlscG9vbFxWMeoCDE1haWxwb29sOjpWMWIGcHJvdG8z", [file_mailpool_v1_identity]);
 
 /**
  * GetIdentityRequest names the identity to read.
@@ -113,6 +113,177 @@ export const ListIdentitiesResponseSchema: GenMessage<ListIdentitiesResponse> = 
   messageDesc(file_mailpool_v1_identity_service, 3);
 
 /**
+ * GetUsageHistoryRequest names the identity and how many days to return.
+ *
+ * @generated from message mailpool.v1.GetUsageHistoryRequest
+ */
+export type GetUsageHistoryRequest = Message<"mailpool.v1.GetUsageHistoryRequest"> & {
+  /**
+   * identity is the handle, e.g. "alice.acme@mailpool.local".
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+
+  /**
+   * days is how many UTC days to return, today included: 1..90; unset means
+   * the default, 30 (0 is out of range).
+   *
+   * @generated from field: optional int32 days = 2;
+   */
+  days?: number | undefined;
+};
+
+/**
+ * Describes the message mailpool.v1.GetUsageHistoryRequest.
+ * Use `create(GetUsageHistoryRequestSchema)` to create a new message.
+ */
+export const GetUsageHistoryRequestSchema: GenMessage<GetUsageHistoryRequest> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_identity_service, 4);
+
+/**
+ * GetUsageHistoryResponse is the identity's and its mailboxes' daily usage.
+ *
+ * @generated from message mailpool.v1.GetUsageHistoryResponse
+ */
+export type GetUsageHistoryResponse = Message<"mailpool.v1.GetUsageHistoryResponse"> & {
+  /**
+   * identity is the handle.
+   *
+   * @generated from field: string identity = 1;
+   */
+  identity: string;
+
+  /**
+   * days are the identity's days, oldest first, the last one today.
+   *
+   * @generated from field: repeated mailpool.v1.IdentityUsageDay days = 2;
+   */
+  days: IdentityUsageDay[];
+
+  /**
+   * mailboxes are the identity's mailboxes, each with the same days.
+   *
+   * @generated from field: repeated mailpool.v1.MailboxUsageHistory mailboxes = 3;
+   */
+  mailboxes: MailboxUsageHistory[];
+};
+
+/**
+ * Describes the message mailpool.v1.GetUsageHistoryResponse.
+ * Use `create(GetUsageHistoryResponseSchema)` to create a new message.
+ */
+export const GetUsageHistoryResponseSchema: GenMessage<GetUsageHistoryResponse> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_identity_service, 5);
+
+/**
+ * IdentityUsageDay is one UTC day of an identity.
+ *
+ * @generated from message mailpool.v1.IdentityUsageDay
+ */
+export type IdentityUsageDay = Message<"mailpool.v1.IdentityUsageDay"> & {
+  /**
+   * day is the UTC date, "YYYY-MM-DD".
+   *
+   * @generated from field: string day = 1;
+   */
+  day: string;
+
+  /**
+   * accepted is the number of sends accepted that day (the daily-cap counter).
+   *
+   * @generated from field: int64 accepted = 2;
+   */
+  accepted: bigint;
+
+  /**
+   * cap is the identity's daily cap from its current tier.
+   *
+   * @generated from field: int64 cap = 3;
+   */
+  cap: bigint;
+};
+
+/**
+ * Describes the message mailpool.v1.IdentityUsageDay.
+ * Use `create(IdentityUsageDaySchema)` to create a new message.
+ */
+export const IdentityUsageDaySchema: GenMessage<IdentityUsageDay> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_identity_service, 6);
+
+/**
+ * MailboxUsageHistory is one mailbox's daily usage.
+ *
+ * @generated from message mailpool.v1.MailboxUsageHistory
+ */
+export type MailboxUsageHistory = Message<"mailpool.v1.MailboxUsageHistory"> & {
+  /**
+   * id is the mailbox id ("acc_" + lowercase hex).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * email is the mailbox's address.
+   *
+   * @generated from field: string email = 2;
+   */
+  email: string;
+
+  /**
+   * days are the mailbox's days, oldest first, the last one today.
+   *
+   * @generated from field: repeated mailpool.v1.MailboxUsageDay days = 3;
+   */
+  days: MailboxUsageDay[];
+};
+
+/**
+ * Describes the message mailpool.v1.MailboxUsageHistory.
+ * Use `create(MailboxUsageHistorySchema)` to create a new message.
+ */
+export const MailboxUsageHistorySchema: GenMessage<MailboxUsageHistory> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_identity_service, 7);
+
+/**
+ * MailboxUsageDay is one UTC day of a mailbox.
+ *
+ * @generated from message mailpool.v1.MailboxUsageDay
+ */
+export type MailboxUsageDay = Message<"mailpool.v1.MailboxUsageDay"> & {
+  /**
+   * day is the UTC date, "YYYY-MM-DD".
+   *
+   * @generated from field: string day = 1;
+   */
+  day: string;
+
+  /**
+   * sent is the number of sends assigned to the mailbox that day (its cap
+   * counter).
+   *
+   * @generated from field: int64 sent = 2;
+   */
+  sent: bigint;
+
+  /**
+   * cap is the mailbox's daily cap from its current warmup stage (not the
+   * stage it had that day, which is not stored).
+   *
+   * @generated from field: int64 cap = 3;
+   */
+  cap: bigint;
+};
+
+/**
+ * Describes the message mailpool.v1.MailboxUsageDay.
+ * Use `create(MailboxUsageDaySchema)` to create a new message.
+ */
+export const MailboxUsageDaySchema: GenMessage<MailboxUsageDay> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_identity_service, 8);
+
+/**
  * IdentityService reads the identities of the caller's org. The org comes
  * from the API key in the `authorization` metadata ("Bearer sk_live_...");
  * without a valid key every RPC fails with UNAUTHENTICATED and reason
@@ -143,6 +314,25 @@ export const IdentityService: GenService<{
     methodKind: "unary";
     input: typeof ListIdentitiesRequestSchema;
     output: typeof ListIdentitiesResponseSchema;
+  },
+  /**
+   * GetUsageHistory returns the identity's accepted sends per UTC day for the
+   * last `days` days, oldest first, ending today (UTC, the server's clock);
+   * every day is present, 0 when nothing was accepted. Alongside, per mailbox
+   * (ordered as GetIdentity lists them), the sends assigned to it each day.
+   * Caps are today's: the identity's from its current tier, a mailbox's from its
+   * CURRENT warmup stage (stage history is not stored, so a past day shows the
+   * cap the mailbox has now, not the one it had then). Errors:
+   * INVALID_ARGUMENT / INVALID_ARGUMENT naming `days` when it is not 1..90;
+   * NOT_FOUND / IDENTITY_NOT_FOUND when the handle is not in the key's org.
+   * HTTP: GET /v1/identities/{handle}/usage?days=N.
+   *
+   * @generated from rpc mailpool.v1.IdentityService.GetUsageHistory
+   */
+  getUsageHistory: {
+    methodKind: "unary";
+    input: typeof GetUsageHistoryRequestSchema;
+    output: typeof GetUsageHistoryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_mailpool_v1_identity_service, 0);
