@@ -47,7 +47,7 @@ from mailpool_server.service.outbound import OutgoingMessage
 from mailpool_server.service.ports import (
     CancelledSend,
     IdempotencyRecord,
-    LabelCount,
+    LabelledConversation,
     MailboxDay,
     PendingRef,
     Store,
@@ -497,22 +497,14 @@ class MemoryTx:
         rows.sort(key=lambda c: (c.last_event_at, c.id), reverse=True)
         return rows[:limit]
 
-    async def label_counts(self, identity_id: str) -> list[LabelCount]:
+    async def labelled_conversations(self, identity_id: str) -> list[LabelledConversation]:
         t = self._read()
         replied = {m.conv_id for m in t.messages.values() if m.direction is Direction.INBOUND}
-        counts: dict[str, LabelCount] = {}
-        for c in t.conversations.values():
-            if c.identity_id != identity_id:
-                continue
-            for label in set(c.labels):
-                old = counts.get(label, LabelCount(label, 0, 0, 0))
-                counts[label] = LabelCount(
-                    label,
-                    old.conversations + 1,
-                    old.replied + (c.id in replied),
-                    old.no_reply + (c.last_no_reply_at is not None),
-                )
-        return [counts[label] for label in sorted(counts)]
+        return [
+            LabelledConversation(c.labels, c.id in replied, c.last_no_reply_at is not None)
+            for c in t.conversations.values()
+            if c.identity_id == identity_id and c.labels
+        ]
 
     # -- events -----------------------------------------------------------------------
 

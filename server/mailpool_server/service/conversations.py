@@ -17,7 +17,7 @@ from mailpool_server.service.models import (
     TimelineType,
 )
 from mailpool_server.service.paging import decode_token, encode_token, page_size
-from mailpool_server.service.ports import LabelCount, Store, Tx
+from mailpool_server.service.ports import LabelledConversation, Store, Tx
 from mailpool_server.service.send_request import MAX_LABEL_CHARS, MAX_LABELS
 
 
@@ -42,6 +42,29 @@ class ConversationDetail:
     handle: str
     conversation: Conversation
     timeline: list[TimelineEntry]
+
+
+@dataclass(frozen=True)
+class LabelCount:
+    """One label of an identity: its conversations, the replied ones, the ones whose
+    no-reply timer fired."""
+
+    label: str
+    conversations: int
+    replied: int
+    no_reply: int
+
+
+def count_labels(conversations: list[LabelledConversation]) -> list[LabelCount]:
+    """Per label, sorted by name; a label listed twice on one conversation counts once."""
+    counts: dict[str, list[int]] = {}
+    for c in conversations:
+        for label in set(c.labels):
+            row = counts.setdefault(label, [0, 0, 0])
+            row[0] += 1
+            row[1] += c.replied
+            row[2] += c.no_reply_fired
+    return [LabelCount(label, *counts[label]) for label in sorted(counts)]
 
 
 @dataclass(frozen=True)
@@ -123,8 +146,8 @@ class ConversationQueries:
         """Per label (sorted by name): conversations, replied ones, fired no-reply timers."""
         async with self._store.read() as tx:
             identity = await identity_in_org(tx, org_id, handle)
-            counts = await tx.label_counts(identity.id)
-        return LabelStats(identity.handle, counts)
+            labelled = await tx.labelled_conversations(identity.id)
+        return LabelStats(identity.handle, count_labels(labelled))
 
     async def set_archived(
         self, org_id: str, handle: str, conv_id: str, archived: bool

@@ -7,7 +7,6 @@ it raises.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -66,26 +65,12 @@ class PendingRef:
 
 
 @dataclass(frozen=True)
-class LabelCount:
-    """One label of an identity: its conversations, the replied ones, the ones whose
-    no-reply timer fired."""
+class LabelledConversation:
+    """What label stats need of one labelled conversation."""
 
-    label: str
-    conversations: int
-    replied: int
-    no_reply: int
-
-
-def count_labels(conversations: Iterable[tuple[tuple[str, ...], bool, bool]]) -> list[LabelCount]:
-    """LabelCounts, sorted by label, of (labels, replied, no-reply fired) per conversation."""
-    counts: dict[str, list[int]] = {}
-    for labels, replied, fired in conversations:
-        for label in set(labels):
-            row = counts.setdefault(label, [0, 0, 0])
-            row[0] += 1
-            row[1] += replied
-            row[2] += fired
-    return [LabelCount(label, *counts[label]) for label in sorted(counts)]
+    labels: tuple[str, ...]
+    replied: bool  # it holds an inbound message
+    no_reply_fired: bool  # its no-reply timer fired at least once
 
 
 @dataclass(frozen=True)
@@ -196,9 +181,8 @@ class ConversationRepo(Protocol):
         after: tuple[int, str] | None,
         limit: int,
     ) -> list[Conversation]: ...
-    async def label_counts(self, identity_id: str) -> list[LabelCount]:
-        """Per label of the identity's conversations (archived ones included), sorted by
-        label: conversations, replied (an inbound message), no_reply (a timer fired)."""
+    async def labelled_conversations(self, identity_id: str) -> list[LabelledConversation]:
+        """The identity's conversations that carry a label, archived ones included."""
         ...
 
 

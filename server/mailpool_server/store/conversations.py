@@ -15,7 +15,7 @@ from mailpool_server.service.models import (
     TimelineEntry,
     TimelineType,
 )
-from mailpool_server.service.ports import LabelCount, count_labels
+from mailpool_server.service.ports import LabelledConversation
 from mailpool_server.store.base import TxBase, table
 from mailpool_server.store.tables import ConversationRow, MessageRow, TimelineRow
 
@@ -217,11 +217,11 @@ class ConversationRepoSql(TxBase):
         )
         return [conversation_from_row(row) for row in rows]
 
-    async def label_counts(self, identity_id: str) -> list[LabelCount]:
-        # Labels are a JSON list in a TEXT column, so the counting is done here in Python
-        # over all of the identity's conversations (two queries: the labels and timer
-        # column, then the ids of the replied ones). Fine at today's sizes; a label table
-        # (or JSON functions per dialect) is the way once identities hold many thousands.
+    async def labelled_conversations(self, identity_id: str) -> list[LabelledConversation]:
+        # Labels are a JSON list in a TEXT column, so every conversation of the identity
+        # is read and the use case counts in Python (two queries: labels and timer, then
+        # the ids of the replied ones). Fine at today's sizes; a label table (or JSON
+        # functions per dialect) is the way once identities hold many thousands.
         c, m = ConversationRow, MessageRow
         rows = (
             await self.session.execute(
@@ -236,10 +236,11 @@ class ConversationRepoSql(TxBase):
                 .distinct()
             )
         )
-        return count_labels(
-            (tuple(json.loads(labels)), conv_id in replied, fired is not None)
+        return [
+            LabelledConversation(tuple(found), conv_id in replied, fired is not None)
             for conv_id, labels, fired in rows
-        )
+            if (found := json.loads(labels))
+        ]
 
     async def conversation_by_message_ids(
         self, identity_id: str, headers: list[str]
