@@ -44,6 +44,7 @@ from mailpool_server.service.models import (
     TimelineType,
 )
 from mailpool_server.service.outbound import OutgoingMessage
+from mailpool_server.service.picker import Candidate
 from mailpool_server.service.ports import (
     CancelledSend,
     IdempotencyRecord,
@@ -297,6 +298,21 @@ class MemoryTx:
     async def mailboxes_sent(self, mailbox_ids: list[str], day: str) -> dict[str, int]:
         usage = self._read().mailbox_usage
         return {m: usage[m, day].sent for m in mailbox_ids if (m, day) in usage}
+
+    async def mailboxes_for_send(self, identity_id: str, day: str) -> list[Candidate]:
+        usage = self._read().mailbox_usage
+        healthy = [m for m in await self.mailboxes_of([identity_id]) if not m.excluded]
+        return [
+            Candidate.today(
+                m.id,
+                m.email,
+                m.warmup_stage,
+                usage[m.id, day].sent if (m.id, day) in usage else 0,
+                m.cold_next_at,
+                order,
+            )
+            for order, m in enumerate(healthy)
+        ]
 
     async def identity_used_days(
         self, identity_id: str, first_day: str, last_day: str
@@ -913,6 +929,12 @@ class MemoryStore:
             yield tx
         finally:
             tx.close()
+
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[MemoryTx]:
+        # A snapshot is at least as good as statements each on their own.
+        async with self.read() as tx:
+            yield tx
 
     @asynccontextmanager
     async def write(self, *, lock_timeout_s: float | None = None) -> AsyncIterator[MemoryTx]:

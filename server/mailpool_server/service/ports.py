@@ -27,6 +27,7 @@ from mailpool_server.service.models import (
     TimelineEntry,
 )
 from mailpool_server.service.outbound import OutgoingMessage
+from mailpool_server.service.picker import Candidate
 from mailpool_server.service.webhook_models import PauseReason, WebhookEndpoint
 
 
@@ -109,6 +110,11 @@ class IdentityRepo(Protocol):
     async def mailbox_by_email(self, email: str) -> Mailbox | None: ...
     async def mailboxes_of(self, identity_ids: list[str]) -> list[Mailbox]: ...
     async def identity_used(self, identity_ids: list[str], day: str) -> dict[str, int]: ...
+    async def mailboxes_for_send(self, identity_id: str, day: str) -> list[Candidate]:
+        """The picker's view of the identity's mailboxes that are not excluded for
+        health, oldest first, with what each has left of its cap on `day`."""
+        ...
+
     async def mailboxes_sent(self, mailbox_ids: list[str], day: str) -> dict[str, int]: ...
     async def identity_used_days(
         self, identity_id: str, first_day: str, last_day: str
@@ -289,7 +295,15 @@ class Tx(
 
 
 class Store(Protocol):
-    def read(self) -> AbstractAsyncContextManager[Tx]: ...
+    def read(self) -> AbstractAsyncContextManager[Tx]:
+        """A read transaction: one snapshot across its statements."""
+        ...
+
+    def lookup(self) -> AbstractAsyncContextManager[Tx]:
+        """Reads outside any transaction, each statement on its own: for what one
+        SELECT answers (a key check, an idempotent replay, a page of events), where a
+        transaction would only add statements (round trips, on PostgreSQL)."""
+        ...
 
     def write(self, *, lock_timeout_s: float | None = None) -> AbstractAsyncContextManager[Tx]:
         """A write transaction; with lock_timeout_s, raise WriteLockTimeout when it

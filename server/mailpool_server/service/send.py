@@ -27,7 +27,6 @@ from mailpool_server.service.models import (
     Direction,
     Identity,
     IdentityState,
-    Mailbox,
     MailboxRef,
     Message,
     PendingSend,
@@ -97,7 +96,7 @@ class _Placement:
     remaining: int
     conversation: Conversation | None
     candidates: list[Candidate]
-    mailboxes: dict[str, Mailbox]
+    by_id: dict[str, Candidate]
     cold_next_at: dict[str, int]
     per_mailbox: Counter[str]
     outcomes: list[RecipientOutcome]
@@ -194,10 +193,14 @@ class Sender:
         fingerprint = command.fingerprint() if key else ""
         now = now_ms(self._clock)
         if key:
-            # Replays are answered from a read, without queueing for the write lock.
-            async with self._store.read() as tx:
-                await identity_in_org(tx, org_id, command.identity)
+            # Replays are answered from one SELECT, without queueing for the write
+            # lock. A record whose fingerprint matches was made by this org for this
+            # very request (the handle is part of it), so the identity needs no
+            # second look; for a reused key, an unknown identity is reported first.
+            async with self._store.lookup() as tx:
                 record = await tx.idempotency_record(org_id, key, now)
+                if record is not None and record.fingerprint != fingerprint:
+                    await identity_in_org(tx, org_id, command.identity)
             if record is not None:
                 return _replay(record, fingerprint)
         try:
@@ -273,27 +276,16 @@ class Sender:
             conversation = await tx.conversation_by_id(valid.command.conv_id)
             if conversation is None or conversation.identity_id != identity.id:
                 raise ConversationNotFound(valid.command.conv_id)
-        mailboxes = await tx.mailboxes_of([identity.id])
-        sent = await tx.mailboxes_sent([m.id for m in mailboxes], day)
+        candidates = await tx.mailboxes_for_send(identity.id, day)
         return _Placement(
             identity=identity,
             now=now,
             cap=cap,
             remaining=cap - used,
             conversation=conversation,
-            candidates=[
-                Candidate(
-                    m.id,
-                    m.email,
-                    m.warmup_stage,
-                    max(0, m.daily_cap - sent.get(m.id, 0)),
-                    m.excluded,
-                    order,
-                )
-                for order, m in enumerate(mailboxes)
-            ],
-            mailboxes={m.id: m for m in mailboxes},
-            cold_next_at={m.id: m.cold_next_at for m in mailboxes},
+            candidates=candidates,
+            by_id={c.mailbox_id: c for c in candidates},
+            cold_next_at={c.mailbox_id: c.cold_next_at for c in candidates},
             per_mailbox=Counter(),
             outcomes=[],
             events=[],
@@ -425,7 +417,7 @@ class Sender:
         if not await tx.add_identity_usage(placement.identity.id, day, accepted, placement.cap):
             raise RuntimeError("identity cap counter refused a placement")
         for mailbox_id, count in placement.per_mailbox.items():
-            mailbox = placement.mailboxes[mailbox_id]
+            mailbox = placement.by_id[mailbox_id]
             if not await tx.add_mailbox_usage(mailbox_id, day, count, mailbox.daily_cap):
                 raise RuntimeError("mailbox cap counter refused a placement")
             if placement.cold_next_at[mailbox_id] != mailbox.cold_next_at:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 
 from mailpool_server.service.addresses import domain_of
 from mailpool_server.service.models import (
@@ -16,7 +16,8 @@ from mailpool_server.service.models import (
     TimelineType,
 )
 from mailpool_server.service.ports import LabelledConversation
-from mailpool_server.store.base import TxBase, table
+from mailpool_server.store.base import TxBase
+from mailpool_server.store.driver import Row, Sql
 from mailpool_server.store.tables import ConversationRow, MessageRow, TimelineRow
 
 
@@ -89,9 +90,70 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-_INSERT_CONVERSATION = table(ConversationRow).insert()
-_INSERT_MESSAGE = table(MessageRow).insert()
-_INSERT_TIMELINE = table(TimelineRow).insert()
+_CONVERSATION_STATE = (
+    "identity_id",
+    "correspondent",
+    "correspondent_domain",
+    "mailbox_id",
+    "subject",
+    "snippet",
+    "message_count",
+    "archived",
+    "labels",
+    "created_at",
+    "last_event_at",
+    "last_message_id_header",
+    "references",
+    "no_reply_after_ms",
+    "no_reply_at",
+    "last_no_reply_at",
+)
+_CONVERSATION_COLUMNS = ", ".join(f'"{c}"' for c in ("id", *_CONVERSATION_STATE))
+_INSERT_CONVERSATION = Sql(
+    f"INSERT INTO conversations ({_CONVERSATION_COLUMNS})"
+    " VALUES (" + ", ".join(":" + c for c in ("id", *_CONVERSATION_STATE)) + ")"
+)
+_UPDATE_CONVERSATION = Sql(
+    "UPDATE conversations SET "
+    + ", ".join(f'"{c}" = :{c}' for c in _CONVERSATION_STATE)
+    + " WHERE id = :id"
+)
+_CONVERSATION_BY_ID = Sql(f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = :id")
+_INSERT_MESSAGE = Sql(
+    "INSERT INTO messages (id, conv_id, direction, message_id_header, from_address,"
+    ' to_addresses, cc_addresses, subject, text, html, snippet, in_reply_to, "references", ts)'
+    " VALUES (:id, :conv_id, :direction, :message_id_header, :from_address, :to_addresses,"
+    " :cc_addresses, :subject, :text, :html, :snippet, :in_reply_to, :references, :ts)"
+)
+_INSERT_TIMELINE = Sql(
+    "INSERT INTO timeline (conv_id, ts, type, message_id, data)"
+    " VALUES (:conv_id, :ts, :type, :message_id, :data)"
+)
+
+
+def _conversation_of(row: Row) -> Conversation:
+    """A conversation from a driver row of _CONVERSATION_COLUMNS."""
+    (id_, identity_id, correspondent, _domain, mailbox_id, subject, snippet, message_count,
+     archived, labels, created_at, last_event_at, last_header, references, after_ms,
+     no_reply_at, last_no_reply_at) = row  # fmt: skip
+    return Conversation(
+        id=id_,
+        identity_id=identity_id,
+        correspondent=correspondent,
+        mailbox_id=mailbox_id,
+        subject=subject,
+        snippet=snippet,
+        message_count=message_count,
+        archived=bool(archived),
+        labels=tuple(json.loads(labels)),
+        created_at=created_at,
+        last_event_at=last_event_at,
+        last_message_id_header=last_header,
+        references=tuple(json.loads(references)),
+        no_reply_after_ms=after_ms,
+        no_reply_at=no_reply_at,
+        last_no_reply_at=last_no_reply_at,
+    )
 
 
 def _timeline_data(entry: TimelineEntry) -> str:
@@ -111,23 +173,21 @@ def _timeline_fields(raw: str) -> dict[str, Any]:
 
 class ConversationRepoSql(TxBase):
     async def add_conversation(self, conversation: Conversation) -> None:
-        await self.session.execute(
+        await self.driver.run(
             _INSERT_CONVERSATION, {"id": conversation.id, **_conversation_values(conversation)}
         )
 
     async def update_conversation(self, conversation: Conversation) -> None:
-        await self.session.execute(
-            update(ConversationRow)
-            .where(ConversationRow.id == conversation.id)
-            .values(**_conversation_values(conversation))
+        await self.driver.run(
+            _UPDATE_CONVERSATION, {"id": conversation.id, **_conversation_values(conversation)}
         )
 
     async def conversation_by_id(self, conv_id: str) -> Conversation | None:
-        row = await self.session.get(ConversationRow, conv_id, populate_existing=True)
-        return None if row is None else conversation_from_row(row)
+        row = await self.driver.one(_CONVERSATION_BY_ID, {"id": conv_id})
+        return None if row is None else _conversation_of(row)
 
     async def add_message(self, message: Message) -> None:
-        await self.session.execute(
+        await self.driver.run(
             _INSERT_MESSAGE,
             {
                 "id": message.id,
@@ -148,7 +208,7 @@ class ConversationRepoSql(TxBase):
         )
 
     async def add_timeline(self, conv_id: str, entry: TimelineEntry) -> None:
-        await self.session.execute(
+        await self.driver.run(
             _INSERT_TIMELINE,
             {
                 "conv_id": conv_id,

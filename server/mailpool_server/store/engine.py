@@ -4,23 +4,28 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import Protocol
 
-from sqlalchemy import text
+import asyncpg
+from asyncpg import PostgresError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
-    async_sessionmaker,
+    AsyncSession,
     create_async_engine,
 )
 
 from mailpool_server.service.errors import StoreContention
 from mailpool_server.service.ports import WriteLockTimeout
-from mailpool_server.store.base import SessionPort
+from mailpool_server.store.base import SessionPort, Unit, no_session
+from mailpool_server.store.driver import PgDriver
 from mailpool_server.store.migrate import upgrade
 from mailpool_server.store.sqlite_db import SqliteDatabase
 
 LOCK_NOT_AVAILABLE = "55P03"
+_READ_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ"
 # deadlock_detected, serialization_failure: the transaction lost a race; nothing was
 # written, and the same request may simply be sent again.
 RETRYABLE = {"40P01", "40001"}
@@ -33,9 +38,7 @@ def is_sqlite(url: str) -> bool:
 def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
     """PostgreSQL's async engine (asyncpg). SQLite runs on its own engine in
     SqliteDatabase."""
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
-    )
+    return create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
 
 
 class Database(Protocol):
@@ -44,45 +47,117 @@ class Database(Protocol):
 
     dialect: str
 
-    def session(
+    def unit(
         self, *, write: bool, lock_timeout_s: float | None = None
-    ) -> AbstractAsyncContextManager[SessionPort]: ...
+    ) -> AbstractAsyncContextManager[Unit]: ...
+
+    def lookup(self) -> AbstractAsyncContextManager[Unit]:
+        """No transaction: each statement on its own (what one SELECT answers)."""
+        ...
 
     async def dispose(self) -> None: ...
 
 
+def sqlstate_of(error: BaseException) -> str | None:
+    """The SQLSTATE of an asyncpg error, raised by the driver or wrapped by SQLAlchemy."""
+    if isinstance(error, DBAPIError):
+        return getattr(error.orig, "sqlstate", None)
+    return getattr(error, "sqlstate", None) if isinstance(error, PostgresError) else None
+
+
 class PostgresDatabase:
-    """Units of work on PostgreSQL: one pooled connection and transaction each."""
+    """Units of work on PostgreSQL: one pooled connection and transaction each.
+
+    The transaction is the driver's (BEGIN/COMMIT on the asyncpg connection), and
+    SQLAlchemy's view of the connection is AUTOCOMMIT, so its statements (the cold
+    paths) run inside that transaction without starting one of their own. No ping on
+    checkout (a round trip per unit): a connection the server dropped fails its first
+    statement, and the pool discards it (`_discard_if_broken`)."""
 
     dialect = "postgresql"
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._units = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
-    async def session(
+    async def unit(
         self, *, write: bool, lock_timeout_s: float | None = None
-    ) -> AsyncIterator[SessionPort]:
-        async with self._sessions() as session, session.begin():
-            if write and lock_timeout_s is not None:
-                # A wait on a row or key lock longer than this fails with
-                # lock_not_available instead of hanging.
-                await session.execute(
-                    text(f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
-                )
+    ) -> AsyncIterator[Unit]:
+        async with self._units.connect() as conn:
+            driver = await _driver_of(conn)
+            raw = driver.raw
             try:
-                yield session
-            except DBAPIError as error:
-                state = getattr(error.orig, "sqlstate", None)
+                # A read is one snapshot across its statements, as on SQLite; a write
+                # runs at READ COMMITTED and meets other writers at row locks.
+                await raw.execute("BEGIN" if write else _READ_SNAPSHOT)
+                if write and lock_timeout_s is not None:
+                    # A wait on a row or key lock longer than this fails with
+                    # lock_not_available instead of hanging.
+                    await raw.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
+                unit = Unit(driver, partial(_session_on, conn), _close_session)
+                try:
+                    yield unit
+                    await unit.close(ok=True)
+                except BaseException:
+                    await unit.close(ok=False)
+                    raise
+                await raw.execute("COMMIT")
+            except BaseException as error:
+                await _end_failed(conn, raw)
+                state = sqlstate_of(error)
                 if state == LOCK_NOT_AVAILABLE:
                     raise WriteLockTimeout() from error
                 if state in RETRYABLE:
                     raise StoreContention(str(state)) from error
                 raise
 
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[Unit]:
+        async with self._units.connect() as conn:
+            driver = await _driver_of(conn)
+            try:
+                yield Unit(driver, no_session, _close_session)
+            except BaseException:
+                await _end_failed(conn, driver.raw)
+                raise
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def _driver_of(conn: AsyncConnection) -> PgDriver:
+    proxied = await conn.get_raw_connection()
+    raw = proxied.driver_connection
+    assert isinstance(raw, asyncpg.Connection)
+    return PgDriver(raw)
+
+
+def _session_on(conn: AsyncConnection) -> SessionPort:
+    return AsyncSession(bind=conn, expire_on_commit=False)
+
+
+async def _close_session(session: SessionPort, ok: bool) -> None:
+    assert isinstance(session, AsyncSession)
+    try:
+        if ok:
+            await session.commit()  # flushes; the driver's COMMIT comes after
+    finally:
+        await session.close()
+
+
+async def _end_failed(conn: AsyncConnection, raw: asyncpg.Connection) -> None:
+    """Roll the driver's transaction back; a connection that cannot is broken (the
+    server went away, or the statement was cut mid-way): the pool must not keep it."""
+    if raw.is_closed():
+        await conn.invalidate()
+        return
+    try:
+        if raw.is_in_transaction():
+            await raw.execute("ROLLBACK")
+    except BaseException:
+        await conn.invalidate()
+        raise
 
 
 async def open_database(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Database:

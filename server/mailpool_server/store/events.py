@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select, text, update
-
 from mailpool_server.service.events import Event, NewEvent
 from mailpool_server.service.ids import new_event_id
 from mailpool_server.service.models import Identity
-from mailpool_server.store.base import TxBase, table
+from mailpool_server.store.base import TxBase
 from mailpool_server.store.codec import dump, load_payload
-from mailpool_server.store.tables import EventRow, IdentityRow
+from mailpool_server.store.driver import Sql, set_sql
 
 NOTIFY_CHANNEL = "mailpool_events"
 
 
-_IDENTITIES = table(IdentityRow)
 # One UPDATE reserves a block of seqs (see append_events).
-_RESERVE_SEQS = (
-    update(_IDENTITIES)
-    .where(_IDENTITIES.c.id == bindparam("identity"))
-    .values(last_seq=_IDENTITIES.c.last_seq + bindparam("count"))
-    .returning(_IDENTITIES.c.last_seq)
+_RESERVE_SEQS = Sql(
+    "UPDATE identities SET last_seq = last_seq + :count WHERE id = :identity RETURNING last_seq"
 )
-_INSERT_EVENTS = table(EventRow).insert()
-_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+_INSERT_EVENT = Sql(
+    "INSERT INTO events (id, identity_id, seq, type, conv_id, created_at, data)"
+    " VALUES (:id, :identity, :seq, :type, :conv_id, :created_at, :data)"
+)
+_NOTIFY = Sql("SELECT pg_notify(:channel, :payload)")
+_PAGE = (
+    "SELECT id, seq, type, conv_id, created_at, data FROM events"
+    " WHERE identity_id = :identity AND seq > :since"
+)
+_EVENTS_AFTER = Sql(_PAGE + " ORDER BY seq LIMIT :limit")
+_EVENTS_OF_TYPES_AFTER = set_sql(_PAGE + " AND {types} ORDER BY seq LIMIT :limit", types="type")
+_HEAD_SEQS = set_sql("SELECT id, last_seq FROM identities WHERE {ids}", ids="id")
 
 
 class EventRepoSql(TxBase):
@@ -35,10 +39,11 @@ class EventRepoSql(TxBase):
         # One UPDATE reserves the whole block of seqs; the row stays locked until
         # commit, so the next transaction's block starts where this one's ended and
         # commit order is seq order.
-        last = await self.session.scalar(
+        reserved = await self.driver.one(
             _RESERVE_SEQS, {"identity": identity.id, "count": len(events)}
         )
-        assert last is not None
+        assert reserved is not None
+        last = reserved[0]
         first = last - len(events) + 1
         appended = [
             Event(
@@ -52,51 +57,49 @@ class EventRepoSql(TxBase):
             )
             for offset, event in enumerate(events)
         ]
-        await self.session.execute(
-            _INSERT_EVENTS,
-            [
-                {
-                    "id": e.id,
-                    "identity_id": e.identity_id,
-                    "seq": e.seq,
-                    "type": e.type,
-                    "conv_id": e.conv_id,
-                    "created_at": e.created_at,
-                    "data": dump(e.payload),
-                }
-                for e in appended
-            ],
-        )
+        rows = [
+            {
+                "id": e.id,
+                "identity": e.identity_id,
+                "seq": e.seq,
+                "type": e.type,
+                "conv_id": e.conv_id,
+                "created_at": e.created_at,
+                "data": dump(e.payload),
+            }
+            for e in appended
+        ]
+        if len(rows) == 1:
+            await self.driver.run(_INSERT_EVENT, rows[0])
+        else:
+            await self.driver.run_many(_INSERT_EVENT, rows)
         if self.dialect == "postgresql":
             # Delivered at commit, to every replica's listener: a wake-up hint.
-            await self.session.execute(
-                _NOTIFY,
-                {"channel": NOTIFY_CHANNEL, "payload": f"{identity.id}:{last}"},
+            await self.driver.run(
+                _NOTIFY, {"channel": NOTIFY_CHANNEL, "payload": f"{identity.id}:{last}"}
             )
         return appended
 
     async def events_after(
         self, identity: Identity, since: int, types: tuple[str, ...], limit: int
     ) -> list[Event]:
-        query = select(EventRow).where(EventRow.identity_id == identity.id, EventRow.seq > since)
+        params: dict[str, object] = {"identity": identity.id, "since": since, "limit": limit}
         if types:
-            query = query.where(EventRow.type.in_(types))
-        rows = await self.session.scalars(query.order_by(EventRow.seq).limit(limit))
+            params["types"] = list(types)
+        rows = await self.driver.all(_EVENTS_OF_TYPES_AFTER if types else _EVENTS_AFTER, params)
         return [
             Event(
-                id=row.id,
-                identity_id=row.identity_id,
+                id=id_,
+                identity_id=identity.id,
                 handle=identity.handle,
-                seq=row.seq,
-                conv_id=row.conv_id,
-                created_at=row.created_at,
-                payload=load_payload(row.type, row.data),
+                seq=seq,
+                conv_id=conv_id,
+                created_at=created_at,
+                payload=load_payload(type_, data),
             )
-            for row in rows
+            for id_, seq, type_, conv_id, created_at, data in rows
         ]
 
     async def head_seqs(self, identity_ids: list[str]) -> dict[str, int]:
-        rows = await self.session.execute(
-            select(IdentityRow.id, IdentityRow.last_seq).where(IdentityRow.id.in_(identity_ids))
-        )
+        rows = await self.driver.all(_HEAD_SEQS, {"ids": identity_ids})
         return {identity_id: seq for identity_id, seq in rows}
