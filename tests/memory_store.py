@@ -44,7 +44,7 @@ from mailpool_server.service.models import (
     TimelineType,
 )
 from mailpool_server.service.outbound import OutgoingMessage
-from mailpool_server.service.picker import Candidate
+from mailpool_server.service.picker import Candidate, shortlist
 from mailpool_server.service.ports import (
     CancelledSend,
     IdempotencyRecord,
@@ -299,20 +299,23 @@ class MemoryTx:
         usage = self._read().mailbox_usage
         return {m: usage[m, day].sent for m in mailbox_ids if (m, day) in usage}
 
-    async def mailboxes_for_send(self, identity_id: str, day: str) -> list[Candidate]:
+    async def mailboxes_for_send(
+        self, identity_id: str, day: str, *, want: int, pinned: list[str]
+    ) -> list[Candidate]:
         usage = self._read().mailbox_usage
-        healthy = [m for m in await self.mailboxes_of([identity_id]) if not m.excluded]
-        return [
+        healthy = [
             Candidate.today(
                 m.id,
                 m.email,
                 m.warmup_stage,
                 usage[m.id, day].sent if (m.id, day) in usage else 0,
                 m.cold_next_at,
-                order,
+                rank,
             )
-            for order, m in enumerate(healthy)
+            for rank, m in enumerate(await self.mailboxes_of([identity_id]), start=1)
+            if not m.excluded
         ]
+        return shortlist(healthy, want, pinned)
 
     async def identity_used_days(
         self, identity_id: str, first_day: str, last_day: str

@@ -61,5 +61,22 @@ def pick(candidates: list[Candidate], pinned_id: str | None) -> tuple[Candidate,
                 return candidate, Affinity.EXISTING
     if not pickable:
         return None
-    best = max(pickable, key=lambda c: (c.remaining * (c.warmup_stage + 1), -c.order))
+    best = max(pickable, key=lambda c: (_score(c), -c.order))
     return best, Affinity.NEW if pinned_id is None else Affinity.REASSIGNED
+
+
+def shortlist(candidates: list[Candidate], want: int, pinned: list[str]) -> list[Candidate]:
+    """The candidates placing `want` recipients can take from: the pickable pinned
+    ones, then the best `want` others in `pick`'s order (the store runs this as its
+    query: IdentityRepo.mailboxes_for_send). Before each of the `want` picks, one of
+    the best `want` is still unpicked, as good as it started, so at least as good as
+    anything left out."""
+    able = sorted(
+        (c for c in candidates if c.pickable),
+        key=lambda c: (c.mailbox_id not in pinned, -_score(c), c.order),
+    )
+    return able[: want + len(pinned)]
+
+
+def _score(candidate: Candidate) -> int:
+    return candidate.remaining * (candidate.warmup_stage + 1)

@@ -110,9 +110,15 @@ class IdentityRepo(Protocol):
     async def mailbox_by_email(self, email: str) -> Mailbox | None: ...
     async def mailboxes_of(self, identity_ids: list[str]) -> list[Mailbox]: ...
     async def identity_used(self, identity_ids: list[str], day: str) -> dict[str, int]: ...
-    async def mailboxes_for_send(self, identity_id: str, day: str) -> list[Candidate]:
-        """The picker's view of the identity's mailboxes that are not excluded for
-        health, oldest first, with what each has left of its cap on `day`."""
+    async def mailboxes_for_send(
+        self, identity_id: str, day: str, *, want: int, pinned: list[str]
+    ) -> list[Candidate]:
+        """The picker's view of the identity's mailboxes that can still send on `day`
+        (not excluded for health, cap left): every one in `pinned`, then the best
+        `want` others by the picker's order (remaining x (stage + 1), oldest first on
+        ties; `order` is the age rank), at most want + len(pinned) in all. Placing
+        `want` recipients only ever takes from these: before each pick, an unpicked
+        one of the best `want` is still at least as good as any left out."""
         ...
 
     async def mailboxes_sent(self, mailbox_ids: list[str], day: str) -> dict[str, int]: ...

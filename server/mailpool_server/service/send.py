@@ -241,6 +241,7 @@ class Sender:
         deliverable = [a for a in addresses if is_deliverable(a)]
         blocked = await tx.do_not_contact_among(identity.org_id, deliverable)
         contacts = await tx.contacts_among(identity.id, deliverable)
+        await self._load_candidates(tx, placement, len(deliverable), contacts)
         state_reason = _STATE_REJECTIONS.get(identity.state)
         for given, address in zip(recipients, addresses, strict=True):
             reason = state_reason
@@ -267,7 +268,7 @@ class Sender:
         return placement
 
     async def _load(self, tx: Tx, identity: Identity, valid: ValidSend, now: int) -> _Placement:
-        """Today's usage, the reply's conversation and the identity's mailboxes."""
+        """Today's usage and the reply's conversation."""
         day = utc_day(now)
         cap = tier_policy(identity.tier).daily_cap
         used = (await tx.identity_used([identity.id], day)).get(identity.id, 0)
@@ -276,20 +277,37 @@ class Sender:
             conversation = await tx.conversation_by_id(valid.command.conv_id)
             if conversation is None or conversation.identity_id != identity.id:
                 raise ConversationNotFound(valid.command.conv_id)
-        candidates = await tx.mailboxes_for_send(identity.id, day)
         return _Placement(
             identity=identity,
             now=now,
             cap=cap,
             remaining=cap - used,
             conversation=conversation,
-            candidates=candidates,
-            by_id={c.mailbox_id: c for c in candidates},
-            cold_next_at={c.mailbox_id: c.cold_next_at for c in candidates},
+            candidates=[],
+            by_id={},
+            cold_next_at={},
             per_mailbox=Counter(),
             outcomes=[],
             events=[],
         )
+
+    async def _load_candidates(
+        self, tx: Tx, placement: _Placement, want: int, contacts: dict[str, Contact]
+    ) -> None:
+        """The mailboxes the picker chooses among: those the recipients are pinned to,
+        and the best `want` others (enough to place `want` recipients as the picker
+        would over every mailbox: see IdentityRepo.mailboxes_for_send)."""
+        if want == 0:
+            return
+        pinned = {c.pinned_mailbox_id for c in contacts.values() if c.pinned_mailbox_id}
+        if placement.conversation is not None:
+            pinned.add(placement.conversation.mailbox_id)
+        candidates = await tx.mailboxes_for_send(
+            placement.identity.id, utc_day(placement.now), want=want, pinned=sorted(pinned)
+        )
+        placement.candidates = candidates
+        placement.by_id = {c.mailbox_id: c for c in candidates}
+        placement.cold_next_at = {c.mailbox_id: c.cold_next_at for c in candidates}
 
     async def _queue(
         self,

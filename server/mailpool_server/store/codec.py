@@ -44,8 +44,13 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """A record as JSON-ready values: dataclasses → objects, tuples → lists."""
+    if type(value) in _SCALARS:  # most values: answered before the costlier checks
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in _fields(type(value))}
     if isinstance(value, tuple | list):
@@ -100,8 +105,12 @@ def _record_reader(cls: Any) -> Callable[[dict[str, Any]], Any]:
     return read
 
 
+# One encoder for every dump: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def dump(record: object) -> str:
-    return json.dumps(_plain(record), separators=(",", ":"))
+    return _ENCODER.encode(_plain(record))
 
 
 def load(cls: type[T], raw: str) -> T:

@@ -22,7 +22,7 @@ from mailpool_server.store.tables import ConversationRow, MessageRow, TimelineRo
 
 
 def _dump(values: tuple[str, ...]) -> str:
-    return json.dumps(list(values))
+    return json.dumps(list(values)) if values else "[]"
 
 
 def conversation_from_row(row: ConversationRow) -> Conversation:

@@ -29,10 +29,11 @@ class Sql:
     """One statement: SQLite's text (named parameters), PostgreSQL's text (positional
     `$n`, in `names` order)."""
 
-    __slots__ = ("names", "pg", "sqlite")
+    __slots__ = ("has_sets", "names", "pg", "sqlite")
 
-    def __init__(self, text: str, *, pg: str | None = None) -> None:
+    def __init__(self, text: str, *, pg: str | None = None, has_sets: bool = False) -> None:
         self.sqlite = text
+        self.has_sets = has_sets  # a parameter is a list (see set_sql)
         names: list[str] = []
 
         def position(match: re.Match[str]) -> str:
@@ -58,9 +59,9 @@ class Driver(Protocol):
     async def run_many(self, sql: Sql, rows: list[dict[str, Any]]) -> None: ...
 
 
-def _sqlite_params(params: Mapping[str, Any]) -> Mapping[str, Any]:
-    # A list is a set to match against: SQLite reads it with json_each.
-    if any(type(value) is list for value in params.values()):
+def _sqlite_params(sql: Sql, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    # A list is a set to match against: SQLite reads it as JSON, with json_each.
+    if sql.has_sets:
         return {k: json.dumps(v) if type(v) is list else v for k, v in params.items()}
     return params
 
@@ -75,14 +76,14 @@ class SqliteDriver:
         self.raw = raw
 
     async def one(self, sql: Sql, params: Mapping[str, Any]) -> Row | None:
-        row: Row | None = self.raw.execute(sql.sqlite, _sqlite_params(params)).fetchone()
+        row: Row | None = self.raw.execute(sql.sqlite, _sqlite_params(sql, params)).fetchone()
         return row
 
     async def all(self, sql: Sql, params: Mapping[str, Any]) -> list[Row]:
-        return self.raw.execute(sql.sqlite, _sqlite_params(params)).fetchall()
+        return self.raw.execute(sql.sqlite, _sqlite_params(sql, params)).fetchall()
 
     async def run(self, sql: Sql, params: Mapping[str, Any]) -> None:
-        self.raw.execute(sql.sqlite, _sqlite_params(params))
+        self.raw.execute(sql.sqlite, _sqlite_params(sql, params))
 
     async def run_many(self, sql: Sql, rows: list[dict[str, Any]]) -> None:
         self.raw.executemany(sql.sqlite, rows)
@@ -124,4 +125,4 @@ def set_sql(template: str, **sets: str) -> Sql:
         }
     )
     pg = template.format(**{name: f"{column} = ANY(:{name})" for name, column in sets.items()})
-    return Sql(sqlite, pg=pg)
+    return Sql(sqlite, pg=pg, has_sets=True)

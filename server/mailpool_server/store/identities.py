@@ -15,7 +15,7 @@ from mailpool_server.service.models import (
     Transport,
 )
 from mailpool_server.service.picker import Candidate
-from mailpool_server.service.policy import HEALTH_EXCLUDE_BELOW, Tier
+from mailpool_server.service.policy import HEALTH_EXCLUDE_BELOW, WARMUP_DAILY_CAPS, Tier
 from mailpool_server.store.base import TxBase, table
 from mailpool_server.store.driver import Row as Row_
 from mailpool_server.store.driver import Sql, set_sql
@@ -91,14 +91,33 @@ _IDENTITY_BY_HANDLE_LOCKED = Sql(_BY_HANDLE, pg=_BY_HANDLE + " FOR UPDATE")
 _IDENTITY_USED = set_sql(
     "SELECT identity_id, used FROM identity_usage WHERE {ids} AND day = :day", ids="identity_id"
 )
-# What the picker needs of every mailbox that may send, with today's assigned sends:
-# one query, tuples only. Mailboxes below the health threshold are left out here.
-_MAILBOXES_FOR_SEND = Sql(
-    "SELECT m.id, m.email, m.warmup_stage, m.cold_next_at, COALESCE(u.sent, 0)"
-    " FROM mailboxes m"
-    " LEFT JOIN mailbox_usage u ON u.mailbox_id = m.id AND u.day = :day"
-    " WHERE m.identity_id = :identity AND m.health >= :min_health"
-    " ORDER BY m.created_at, m.id"
+
+
+def _stage_cap_sql(column: str) -> str:
+    """service.policy's cap per warmup stage, as SQL (generated from its table)."""
+    stages = " ".join(f"WHEN {stage} THEN {cap}" for stage, cap in enumerate(WARMUP_DAILY_CAPS))
+    return f"CASE {column} {stages} ELSE {WARMUP_DAILY_CAPS[-1]} END"
+
+
+# The picker's candidates in one query: the identity's healthy mailboxes that have cap
+# left today, pinned ones first, then by the picker's own score (remaining cap x
+# (warmup stage + 1), oldest first on ties), as many as the send can use. `rank` is
+# the mailbox's place by age among all of them, the picker's tie-break.
+_CANDIDATES = """
+SELECT id, email, warmup_stage, cold_next_at, sent, cap, rank FROM (
+  SELECT m.id, m.email, m.warmup_stage, m.cold_next_at, COALESCE(u.sent, 0) AS sent,
+    {cap} AS cap,
+    ROW_NUMBER() OVER (ORDER BY m.created_at, m.id) AS rank
+  FROM mailboxes m
+  LEFT JOIN mailbox_usage u ON u.mailbox_id = m.id AND u.day = :day
+  WHERE m.identity_id = :identity AND m.health >= :min_health
+) c
+WHERE sent < cap
+ORDER BY {pinned} DESC, (cap - sent) * (warmup_stage + 1) DESC, rank
+LIMIT :limit"""
+_MAILBOXES_FOR_SEND = set_sql(
+    _CANDIDATES.format(cap=_stage_cap_sql("m.warmup_stage"), pinned="({pinned})"),
+    pinned="id",
 )
 
 
@@ -215,14 +234,22 @@ class IdentityRepoSql(TxBase):
         rows = await self.driver.all(_IDENTITY_USED, {"ids": identity_ids, "day": day})
         return {identity_id: used for identity_id, used in rows}
 
-    async def mailboxes_for_send(self, identity_id: str, day: str) -> list[Candidate]:
+    async def mailboxes_for_send(
+        self, identity_id: str, day: str, *, want: int, pinned: list[str]
+    ) -> list[Candidate]:
         rows = await self.driver.all(
             _MAILBOXES_FOR_SEND,
-            {"identity": identity_id, "day": day, "min_health": HEALTH_EXCLUDE_BELOW},
+            {
+                "identity": identity_id,
+                "day": day,
+                "min_health": HEALTH_EXCLUDE_BELOW,
+                "pinned": pinned,
+                "limit": want + len(pinned),
+            },
         )
         return [
-            Candidate.today(mailbox_id, email, stage, sent, cold_next_at, order)
-            for order, (mailbox_id, email, stage, cold_next_at, sent) in enumerate(rows)
+            Candidate(mailbox_id, email, stage, cap - sent, False, rank, cap, cold_next_at)
+            for mailbox_id, email, stage, cold_next_at, sent, cap, rank in rows
         ]
 
     async def mailboxes_sent(self, mailbox_ids: list[str], day: str) -> dict[str, int]:

@@ -87,6 +87,7 @@ def _configure(raw: sqlite3.Connection) -> None:
     raw.execute("PRAGMA journal_mode=WAL")
     raw.execute("PRAGMA synchronous=FULL")
     raw.execute("PRAGMA foreign_keys=ON")
+    raw.execute("PRAGMA temp_store=MEMORY")
 
 
 def _raw(conn: Connection) -> sqlite3.Connection:
