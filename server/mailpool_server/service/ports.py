@@ -45,6 +45,31 @@ class IdempotencyRecord:
 
 
 @dataclass(frozen=True)
+class Outbound:
+    """Everything one queued recipient writes: its conversation (new, or as updated),
+    the message and its timeline items, the queued send and the recipient's contact.
+    One call, so a backend can write it in one round trip."""
+
+    conversation: Conversation
+    new_conversation: bool
+    message: Message
+    timeline: tuple[TimelineEntry, ...]
+    pending: PendingSend
+    contact: Contact
+
+
+@dataclass(frozen=True)
+class MailboxCount:
+    """One mailbox's share of a send: sends to count against its cap today, and its
+    next cold-send slot when the send moved it (else None)."""
+
+    mailbox_id: str
+    count: int
+    cap: int
+    cold_next_at: int | None
+
+
+@dataclass(frozen=True)
 class CancelledSend:
     """A queued send that cancel_queued dropped."""
 
@@ -168,6 +193,18 @@ class SendRepo(Protocol):
     async def save_contact(self, contact: Contact) -> None: ...
     async def set_mailbox_cold_next(self, mailbox_id: str, at: int) -> None: ...
     async def add_pending_send(self, pending: PendingSend) -> None: ...
+    async def add_outbound(self, outbound: Outbound) -> None:
+        """add_conversation (or update_conversation), add_message, add_timeline for
+        each item, add_pending_send and save_contact, in one call."""
+        ...
+
+    async def count_sends(
+        self, identity_id: str, day: str, count: int, cap: int, mailboxes: list[MailboxCount]
+    ) -> bool:
+        """add_identity_usage and add_mailbox_usage for each mailbox, and their cold
+        slots, in one call; False when any counter refused (then the caller must roll
+        back: some counters may have moved)."""
+        ...
 
 
 class ConversationRepo(Protocol):

@@ -47,6 +47,8 @@ from mailpool_server.service.policy import Tier, tier_policy
 from mailpool_server.service.ports import (
     EventListener,
     IdempotencyRecord,
+    MailboxCount,
+    Outbound,
     PendingRef,
     Store,
     Tx,
@@ -330,24 +332,31 @@ class Sender:
         dispatch_at = self._schedule(placement, candidate.mailbox_id, send_class)
         thread = _thread_of(placement.conversation, valid.command)
         message = _outbound_message(thread, valid, candidate.email, address, placement.now)
-        await self._write_conversation(tx, placement, valid, thread, message, candidate)
+        conversation, timeline = _conversation_after(placement, valid, thread, message, candidate)
         pending_id = new_id("psn")
-        await tx.add_pending_send(
-            PendingSend(
-                id=pending_id,
-                identity_id=placement.identity.id,
-                conv_id=thread.conv_id,
-                message_id=message.id,
-                mailbox_id=candidate.mailbox_id,
-                recipient=address,
-                send_class=send_class,
-                status=PendingStatus.QUEUED,
-                dispatch_at=dispatch_at,
-                created_at=placement.now,
-                request_id=request_id,
+        pending = PendingSend(
+            id=pending_id,
+            identity_id=placement.identity.id,
+            conv_id=thread.conv_id,
+            message_id=message.id,
+            mailbox_id=candidate.mailbox_id,
+            recipient=address,
+            send_class=send_class,
+            status=PendingStatus.QUEUED,
+            dispatch_at=dispatch_at,
+            created_at=placement.now,
+            request_id=request_id,
+        )
+        await tx.add_outbound(
+            Outbound(
+                conversation,
+                placement.conversation is None,
+                message,
+                timeline,
+                pending,
+                _contact_after_outbound(placement, address, contact, candidate),
             )
         )
-        await tx.save_contact(_contact_after_outbound(placement, address, contact, candidate))
         mailbox = MailboxRef(candidate.mailbox_id, candidate.email)
         placement.outcomes.append(
             RecipientOutcome(
@@ -379,67 +388,19 @@ class Sender:
         placement.cold_next_at[mailbox_id] = dispatch_at + self._cold_gap_ms
         return dispatch_at
 
-    async def _write_conversation(
-        self,
-        tx: Tx,
-        placement: _Placement,
-        valid: ValidSend,
-        thread: _Thread,
-        message: Message,
-        candidate: Candidate,
-    ) -> None:
-        """The conversation row (new or updated), the message and its timeline items."""
-        now, conversation = placement.now, placement.conversation
-        added_labels = tuple(
-            dict.fromkeys(x for x in valid.command.labels if x not in thread.labels_before)
-        )
-        no_reply_after = valid.no_reply_after_ms or (
-            conversation.no_reply_after_ms if conversation else None
-        )
-        updated = Conversation(
-            id=thread.conv_id,
-            identity_id=placement.identity.id,
-            correspondent=message.to[0],
-            mailbox_id=candidate.mailbox_id,
-            subject=conversation.subject if conversation else thread.subject,
-            snippet=message.snippet,
-            message_count=(conversation.message_count if conversation else 0) + 1,
-            archived=conversation.archived if conversation else False,
-            labels=thread.labels_before + added_labels,
-            created_at=conversation.created_at if conversation else now,
-            last_event_at=now,
-            last_message_id_header=message.message_id_header,
-            references=references_after(thread.references, message.message_id_header),
-            no_reply_after_ms=no_reply_after,
-            # A new outbound (re-)arms the timer; it fires at most once per outbound.
-            no_reply_at=now + no_reply_after if no_reply_after else None,
-            last_no_reply_at=conversation.last_no_reply_at if conversation else None,
-        )
-        if conversation is None:
-            await tx.add_conversation(updated)
-        else:
-            await tx.update_conversation(updated)
-        await tx.add_message(message)
-        await tx.add_timeline(thread.conv_id, TimelineEntry(TimelineType.MESSAGE, now, message))
-        for label in added_labels:
-            await tx.add_timeline(
-                thread.conv_id, TimelineEntry(TimelineType.LABEL_ADDED, now, label=label)
-            )
-
     async def _commit_counters(self, tx: Tx, placement: _Placement, day: str) -> None:
         accepted = sum(placement.per_mailbox.values())
         if accepted == 0:
             return
+        mailboxes = []
+        for mailbox_id, count in placement.per_mailbox.items():
+            mailbox, cold_next = placement.by_id[mailbox_id], placement.cold_next_at[mailbox_id]
+            moved = cold_next if cold_next != mailbox.cold_next_at else None
+            mailboxes.append(MailboxCount(mailbox_id, count, mailbox.daily_cap, moved))
         # Under the identity lock these cannot fail; if they do, the counters and the
         # placement disagree, and the whole send must roll back rather than oversend.
-        if not await tx.add_identity_usage(placement.identity.id, day, accepted, placement.cap):
-            raise RuntimeError("identity cap counter refused a placement")
-        for mailbox_id, count in placement.per_mailbox.items():
-            mailbox = placement.by_id[mailbox_id]
-            if not await tx.add_mailbox_usage(mailbox_id, day, count, mailbox.daily_cap):
-                raise RuntimeError("mailbox cap counter refused a placement")
-            if placement.cold_next_at[mailbox_id] != mailbox.cold_next_at:
-                await tx.set_mailbox_cold_next(mailbox_id, placement.cold_next_at[mailbox_id])
+        if not await tx.count_sends(placement.identity.id, day, accepted, placement.cap, mailboxes):
+            raise RuntimeError("a cap counter refused a placement")
 
 
 def _pinned(conversation: Conversation | None, contact: Contact | None) -> str | None:
@@ -486,6 +447,44 @@ def _outbound_message(
         in_reply_to=thread.in_reply_to,
         references=thread.references,
     )
+
+
+def _conversation_after(
+    placement: _Placement, valid: ValidSend, thread: _Thread, message: Message, candidate: Candidate
+) -> tuple[Conversation, tuple[TimelineEntry, ...]]:
+    """The conversation as this outbound message leaves it (new or updated), and the
+    message's timeline items (the message, then each label it adds)."""
+    now, conversation = placement.now, placement.conversation
+    added_labels = tuple(
+        dict.fromkeys(x for x in valid.command.labels if x not in thread.labels_before)
+    )
+    no_reply_after = valid.no_reply_after_ms or (
+        conversation.no_reply_after_ms if conversation else None
+    )
+    updated = Conversation(
+        id=thread.conv_id,
+        identity_id=placement.identity.id,
+        correspondent=message.to[0],
+        mailbox_id=candidate.mailbox_id,
+        subject=conversation.subject if conversation else thread.subject,
+        snippet=message.snippet,
+        message_count=(conversation.message_count if conversation else 0) + 1,
+        archived=conversation.archived if conversation else False,
+        labels=thread.labels_before + added_labels,
+        created_at=conversation.created_at if conversation else now,
+        last_event_at=now,
+        last_message_id_header=message.message_id_header,
+        references=references_after(thread.references, message.message_id_header),
+        no_reply_after_ms=no_reply_after,
+        # A new outbound (re-)arms the timer; it fires at most once per outbound.
+        no_reply_at=now + no_reply_after if no_reply_after else None,
+        last_no_reply_at=conversation.last_no_reply_at if conversation else None,
+    )
+    timeline = (
+        TimelineEntry(TimelineType.MESSAGE, now, message),
+        *(TimelineEntry(TimelineType.LABEL_ADDED, now, label=label) for label in added_labels),
+    )
+    return updated, timeline
 
 
 def _contact_after_outbound(

@@ -17,7 +17,7 @@ from mailpool_server.service.models import (
 )
 from mailpool_server.service.ports import LabelledConversation
 from mailpool_server.store.base import TxBase
-from mailpool_server.store.driver import Row, Sql
+from mailpool_server.store.driver import Row, Sql, placeholders, quoted
 from mailpool_server.store.tables import ConversationRow, MessageRow, TimelineRow
 
 
@@ -46,7 +46,7 @@ def conversation_from_row(row: ConversationRow) -> Conversation:
     )
 
 
-def _conversation_values(c: Conversation) -> dict[str, object]:
+def conversation_values(c: Conversation) -> dict[str, object]:
     return {
         "identity_id": c.identity_id,
         "correspondent": c.correspondent,
@@ -90,7 +90,7 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-_CONVERSATION_STATE = (
+CONVERSATION_STATE = (
     "identity_id",
     "correspondent",
     "correspondent_domain",
@@ -108,27 +108,60 @@ _CONVERSATION_STATE = (
     "no_reply_at",
     "last_no_reply_at",
 )
-_CONVERSATION_COLUMNS = ", ".join(f'"{c}"' for c in ("id", *_CONVERSATION_STATE))
+_CONVERSATION_COLUMNS = quoted(("id", *CONVERSATION_STATE))
 _INSERT_CONVERSATION = Sql(
     f"INSERT INTO conversations ({_CONVERSATION_COLUMNS})"
-    " VALUES (" + ", ".join(":" + c for c in ("id", *_CONVERSATION_STATE)) + ")"
+    f" VALUES ({placeholders(('id', *CONVERSATION_STATE))})"
 )
 _UPDATE_CONVERSATION = Sql(
     "UPDATE conversations SET "
-    + ", ".join(f'"{c}" = :{c}' for c in _CONVERSATION_STATE)
+    + ", ".join(f'"{c}" = :{c}' for c in CONVERSATION_STATE)
     + " WHERE id = :id"
 )
 _CONVERSATION_BY_ID = Sql(f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = :id")
+MESSAGE_COLUMNS = (
+    "id",
+    "conv_id",
+    "direction",
+    "message_id_header",
+    "from_address",
+    "to_addresses",
+    "cc_addresses",
+    "subject",
+    "text",
+    "html",
+    "snippet",
+    "in_reply_to",
+    "references",
+    "ts",
+)
 _INSERT_MESSAGE = Sql(
-    "INSERT INTO messages (id, conv_id, direction, message_id_header, from_address,"
-    ' to_addresses, cc_addresses, subject, text, html, snippet, in_reply_to, "references", ts)'
-    " VALUES (:id, :conv_id, :direction, :message_id_header, :from_address, :to_addresses,"
-    " :cc_addresses, :subject, :text, :html, :snippet, :in_reply_to, :references, :ts)"
+    f"INSERT INTO messages ({quoted(MESSAGE_COLUMNS)}) VALUES ({placeholders(MESSAGE_COLUMNS)})"
 )
 _INSERT_TIMELINE = Sql(
     "INSERT INTO timeline (conv_id, ts, type, message_id, data)"
     " VALUES (:conv_id, :ts, :type, :message_id, :data)"
 )
+
+
+def message_values(message: Message) -> dict[str, object]:
+    """A message's row, by MESSAGE_COLUMNS."""
+    return {
+        "id": message.id,
+        "conv_id": message.conv_id,
+        "direction": message.direction.value,
+        "message_id_header": message.message_id_header,
+        "from_address": message.from_address,
+        "to_addresses": _dump(message.to),
+        "cc_addresses": _dump(message.cc),
+        "subject": message.subject,
+        "text": message.text,
+        "html": message.html,
+        "snippet": message.snippet,
+        "in_reply_to": message.in_reply_to,
+        "references": _dump(message.references),
+        "ts": message.ts,
+    }
 
 
 def _conversation_of(row: Row) -> Conversation:
@@ -156,7 +189,7 @@ def _conversation_of(row: Row) -> Conversation:
     )
 
 
-def _timeline_data(entry: TimelineEntry) -> str:
+def timeline_data(entry: TimelineEntry) -> str:
     data: dict[str, object] = {}
     if entry.waited_ms is not None:
         data["waited_ms"] = entry.waited_ms
@@ -174,12 +207,12 @@ def _timeline_fields(raw: str) -> dict[str, Any]:
 class ConversationRepoSql(TxBase):
     async def add_conversation(self, conversation: Conversation) -> None:
         await self.driver.run(
-            _INSERT_CONVERSATION, {"id": conversation.id, **_conversation_values(conversation)}
+            _INSERT_CONVERSATION, {"id": conversation.id, **conversation_values(conversation)}
         )
 
     async def update_conversation(self, conversation: Conversation) -> None:
         await self.driver.run(
-            _UPDATE_CONVERSATION, {"id": conversation.id, **_conversation_values(conversation)}
+            _UPDATE_CONVERSATION, {"id": conversation.id, **conversation_values(conversation)}
         )
 
     async def conversation_by_id(self, conv_id: str) -> Conversation | None:
@@ -187,25 +220,7 @@ class ConversationRepoSql(TxBase):
         return None if row is None else _conversation_of(row)
 
     async def add_message(self, message: Message) -> None:
-        await self.driver.run(
-            _INSERT_MESSAGE,
-            {
-                "id": message.id,
-                "conv_id": message.conv_id,
-                "direction": message.direction.value,
-                "message_id_header": message.message_id_header,
-                "from_address": message.from_address,
-                "to_addresses": _dump(message.to),
-                "cc_addresses": _dump(message.cc),
-                "subject": message.subject,
-                "text": message.text,
-                "html": message.html,
-                "snippet": message.snippet,
-                "in_reply_to": message.in_reply_to,
-                "references": _dump(message.references),
-                "ts": message.ts,
-            },
-        )
+        await self.driver.run(_INSERT_MESSAGE, message_values(message))
 
     async def add_timeline(self, conv_id: str, entry: TimelineEntry) -> None:
         await self.driver.run(
@@ -215,7 +230,7 @@ class ConversationRepoSql(TxBase):
                 "ts": entry.ts,
                 "type": entry.type.value,
                 "message_id": entry.message.id if entry.message else None,
-                "data": _timeline_data(entry),
+                "data": timeline_data(entry),
             },
         )
 

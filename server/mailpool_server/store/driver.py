@@ -126,3 +126,14 @@ def set_sql(template: str, **sets: str) -> Sql:
     )
     pg = template.format(**{name: f"{column} = ANY(:{name})" for name, column in sets.items()})
     return Sql(sqlite, pg=pg, has_sets=True)
+
+
+def quoted(columns: tuple[str, ...]) -> str:
+    """A column list, each name quoted ("references" is a keyword)."""
+    return ", ".join(f'"{column}"' for column in columns)
+
+
+def placeholders(columns: tuple[str, ...], prefix: str = "") -> str:
+    """`:name` parameters for the columns, in order (with a prefix, where one
+    statement writes several tables' rows)."""
+    return ", ".join(f":{prefix}{column}" for column in columns)

@@ -90,11 +90,13 @@ class PostgresDatabase:
             try:
                 # A read is one snapshot across its statements, as on SQLite; a write
                 # runs at READ COMMITTED and meets other writers at row locks.
-                await raw.execute("BEGIN" if write else _READ_SNAPSHOT)
+                begin = "BEGIN" if write else _READ_SNAPSHOT
                 if write and lock_timeout_s is not None:
                     # A wait on a row or key lock longer than this fails with
-                    # lock_not_available instead of hanging.
-                    await raw.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
+                    # lock_not_available instead of hanging. (Both statements go in
+                    # one round trip: a query without parameters may hold several.)
+                    begin += f"; SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"
+                await raw.execute(begin)
                 unit = Unit(driver, partial(_session_on, conn), _close_session)
                 try:
                     yield unit

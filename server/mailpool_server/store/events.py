@@ -20,7 +20,20 @@ _INSERT_EVENT = Sql(
     "INSERT INTO events (id, identity_id, seq, type, conv_id, created_at, data)"
     " VALUES (:id, :identity, :seq, :type, :conv_id, :created_at, :data)"
 )
-_NOTIFY = Sql("SELECT pg_notify(:channel, :payload)")
+# PostgreSQL: the reservation, the rows and the wake-up hint (delivered at commit, to
+# every replica's listener) in one round trip.
+_APPEND_PG = Sql("""WITH reserved AS (
+  UPDATE identities SET last_seq = last_seq + :count WHERE id = :identity RETURNING last_seq
+), appended AS (
+  INSERT INTO events (id, identity_id, seq, type, conv_id, created_at, data)
+  SELECT e.id, :identity, reserved.last_seq - :count + e.position, e.type, e.conv_id,
+    :created_at, e.data
+  FROM reserved, unnest(:ids::text[], :types::text[], :conv_ids::text[], :data::text[])
+    WITH ORDINALITY AS e(id, type, conv_id, data, position)
+), woken AS (
+  SELECT pg_notify(:channel, :identity || ':' || reserved.last_seq) FROM reserved
+)
+SELECT reserved.last_seq FROM reserved, woken""")
 _PAGE = (
     "SELECT id, seq, type, conv_id, created_at, data FROM events"
     " WHERE identity_id = :identity AND seq > :since"
@@ -36,18 +49,19 @@ class EventRepoSql(TxBase):
     ) -> list[Event]:
         if not events:
             return []
+        ids = [new_event_id(at) for _ in events]
+        data = [dump(event.payload) for event in events]
         # One UPDATE reserves the whole block of seqs; the row stays locked until
         # commit, so the next transaction's block starts where this one's ended and
         # commit order is seq order.
-        reserved = await self.driver.one(
-            _RESERVE_SEQS, {"identity": identity.id, "count": len(events)}
-        )
-        assert reserved is not None
-        last = reserved[0]
+        if self.dialect == "postgresql":
+            last = await self._append_in_one(identity, events, at, ids, data)
+        else:
+            last = await self._append_one_by_one(identity, events, at, ids, data)
         first = last - len(events) + 1
-        appended = [
+        return [
             Event(
-                id=new_event_id(at),
+                id=event_id,
                 identity_id=identity.id,
                 handle=identity.handle,
                 seq=first + offset,
@@ -55,30 +69,48 @@ class EventRepoSql(TxBase):
                 created_at=at,
                 payload=event.payload,
             )
-            for offset, event in enumerate(events)
+            for offset, (event_id, event) in enumerate(zip(ids, events, strict=True))
         ]
+
+    async def _append_in_one(
+        self, identity: Identity, events: list[NewEvent], at: int, ids: list[str], data: list[str]
+    ) -> int:
+        params = {
+            "identity": identity.id,
+            "count": len(events),
+            "created_at": at,
+            "ids": ids,
+            "types": [event.type.value for event in events],
+            "conv_ids": [event.conv_id for event in events],
+            "data": data,
+            "channel": NOTIFY_CHANNEL,
+        }
+        row = await self.driver.one(_APPEND_PG, params)
+        assert row is not None
+        return int(row[0])
+
+    async def _append_one_by_one(
+        self, identity: Identity, events: list[NewEvent], at: int, ids: list[str], data: list[str]
+    ) -> int:
+        reserved = await self.driver.one(
+            _RESERVE_SEQS, {"identity": identity.id, "count": len(events)}
+        )
+        assert reserved is not None
+        first = reserved[0] - len(events) + 1
         rows = [
             {
-                "id": e.id,
-                "identity": e.identity_id,
-                "seq": e.seq,
-                "type": e.type,
-                "conv_id": e.conv_id,
-                "created_at": e.created_at,
-                "data": dump(e.payload),
+                "id": event_id,
+                "identity": identity.id,
+                "seq": first + offset,
+                "type": event.type.value,
+                "conv_id": event.conv_id,
+                "created_at": at,
+                "data": payload,
             }
-            for e in appended
+            for offset, (event_id, event, payload) in enumerate(zip(ids, events, data, strict=True))
         ]
-        if len(rows) == 1:
-            await self.driver.run(_INSERT_EVENT, rows[0])
-        else:
-            await self.driver.run_many(_INSERT_EVENT, rows)
-        if self.dialect == "postgresql":
-            # Delivered at commit, to every replica's listener: a wake-up hint.
-            await self.driver.run(
-                _NOTIFY, {"channel": NOTIFY_CHANNEL, "payload": f"{identity.id}:{last}"}
-            )
-        return appended
+        await self.driver.run_many(_INSERT_EVENT, rows)
+        return int(reserved[0])
 
     async def events_after(
         self, identity: Identity, since: int, types: tuple[str, ...], limit: int

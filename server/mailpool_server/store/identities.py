@@ -134,8 +134,8 @@ def _usage_upsert(usage: str, owner: str, counter: str, zeros: tuple[str, ...] =
     )
 
 
-_ADD_IDENTITY_USAGE = _usage_upsert("identity_usage", "identity_id", "used")
-_ADD_MAILBOX_USAGE = _usage_upsert("mailbox_usage", "mailbox_id", "sent", ("delivered", "hits"))
+ADD_IDENTITY_USAGE = _usage_upsert("identity_usage", "identity_id", "used")
+ADD_MAILBOX_USAGE = _usage_upsert("mailbox_usage", "mailbox_id", "sent", ("delivered", "hits"))
 
 IDENTITIES = table(IdentityRow)
 _MAILBOXES = table(MailboxRow)
@@ -283,10 +283,10 @@ class IdentityRepoSql(TxBase):
     async def add_identity_usage(self, identity_id: str, day: str, count: int, cap: int) -> bool:
         """Count `count` more sends today unless that passes `cap`: one conditional
         upsert, so the database refuses an oversend even if a caller miscounted."""
-        return await self._add_usage(_ADD_IDENTITY_USAGE, identity_id, day, count, cap)
+        return await self._add_usage(ADD_IDENTITY_USAGE, identity_id, day, count, cap)
 
     async def add_mailbox_usage(self, mailbox_id: str, day: str, count: int, cap: int) -> bool:
-        return await self._add_usage(_ADD_MAILBOX_USAGE, mailbox_id, day, count, cap)
+        return await self._add_usage(ADD_MAILBOX_USAGE, mailbox_id, day, count, cap)
 
     async def _add_usage(self, upsert: Sql, owner_id: str, day: str, count: int, cap: int) -> bool:
         if count > cap:

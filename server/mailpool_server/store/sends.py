@@ -6,7 +6,7 @@ from mailpool_server.service.models import Contact, Identity, PendingSend, SendR
 from mailpool_server.service.ports import IdempotencyRecord
 from mailpool_server.store.base import TxBase
 from mailpool_server.store.codec import dump, load_send_result
-from mailpool_server.store.driver import Sql, set_sql
+from mailpool_server.store.driver import Sql, placeholders, set_sql
 from mailpool_server.store.identities import IDENTITY_COLUMNS, identity_of
 from mailpool_server.store.tables import DoNotContactRow
 
@@ -38,28 +38,77 @@ _DO_NOT_CONTACT_AMONG = set_sql(
     "SELECT address FROM do_not_contact WHERE org_id = :org AND {addresses}",
     addresses="address",
 )
-_CONTACT_STATE = "pinned_mailbox_id, outbound_count, outbounds_since_reply, last_reply_at"
+CONTACT_COLUMNS = (
+    "identity_id",
+    "address",
+    "pinned_mailbox_id",
+    "outbound_count",
+    "outbounds_since_reply",
+    "last_reply_at",
+)
+_CONTACT_STATE = ", ".join(CONTACT_COLUMNS[2:])
+# Upserting a contact replaces its state (the caller computed it from what it read).
+CONTACT_UPSERT = "ON CONFLICT (identity_id, address) DO UPDATE SET " + ", ".join(
+    f"{column} = excluded.{column}" for column in CONTACT_COLUMNS[2:]
+)
 _CONTACTS_AMONG = set_sql(
     f"SELECT address, {_CONTACT_STATE} FROM contacts"
     " WHERE identity_id = :identity AND {addresses}",
     addresses="address",
 )
 _SAVE_CONTACT = Sql(
-    f"INSERT INTO contacts (identity_id, address, {_CONTACT_STATE})"
-    " VALUES (:identity, :address, :pinned, :outbound_count, :since_reply, :last_reply_at)"
-    " ON CONFLICT (identity_id, address) DO UPDATE SET"
-    " pinned_mailbox_id = excluded.pinned_mailbox_id,"
-    " outbound_count = excluded.outbound_count,"
-    " outbounds_since_reply = excluded.outbounds_since_reply,"
-    " last_reply_at = excluded.last_reply_at"
+    f"INSERT INTO contacts ({', '.join(CONTACT_COLUMNS)}) VALUES ({placeholders(CONTACT_COLUMNS)})"
+    f" {CONTACT_UPSERT}"
 )
 _SET_COLD_NEXT = Sql("UPDATE mailboxes SET cold_next_at = :at WHERE id = :mailbox")
-_INSERT_PENDING = Sql(
-    "INSERT INTO pending_sends (id, identity_id, conv_id, message_id, mailbox_id, recipient,"
-    " send_class, status, dispatch_at, attempts, created_at, request_id)"
-    " VALUES (:id, :identity, :conv, :message, :mailbox, :recipient, :send_class, :status,"
-    " :dispatch_at, :attempts, :created_at, :request_id)"
+PENDING_COLUMNS = (
+    "id",
+    "identity_id",
+    "conv_id",
+    "message_id",
+    "mailbox_id",
+    "recipient",
+    "send_class",
+    "status",
+    "dispatch_at",
+    "attempts",
+    "created_at",
+    "request_id",
 )
+_INSERT_PENDING = Sql(
+    f"INSERT INTO pending_sends ({', '.join(PENDING_COLUMNS)})"
+    f" VALUES ({placeholders(PENDING_COLUMNS)})"
+)
+
+
+def contact_values(contact: Contact) -> dict[str, object]:
+    """A contact's row, by CONTACT_COLUMNS."""
+    return {
+        "identity_id": contact.identity_id,
+        "address": contact.address,
+        "pinned_mailbox_id": contact.pinned_mailbox_id,
+        "outbound_count": contact.outbound_count,
+        "outbounds_since_reply": contact.outbounds_since_reply,
+        "last_reply_at": contact.last_reply_at,
+    }
+
+
+def pending_values(pending: PendingSend) -> dict[str, object]:
+    """A queued send's row, by PENDING_COLUMNS."""
+    return {
+        "id": pending.id,
+        "identity_id": pending.identity_id,
+        "conv_id": pending.conv_id,
+        "message_id": pending.message_id,
+        "mailbox_id": pending.mailbox_id,
+        "recipient": pending.recipient,
+        "send_class": pending.send_class.value,
+        "status": pending.status.value,
+        "dispatch_at": pending.dispatch_at,
+        "attempts": pending.attempts,
+        "created_at": pending.created_at,
+        "request_id": pending.request_id,
+    }
 
 
 def _record(fingerprint: str, response: str, expires_at: int) -> IdempotencyRecord:
@@ -135,36 +184,10 @@ class SendRepoSql(TxBase):
         }
 
     async def save_contact(self, contact: Contact) -> None:
-        await self.driver.run(
-            _SAVE_CONTACT,
-            {
-                "identity": contact.identity_id,
-                "address": contact.address,
-                "pinned": contact.pinned_mailbox_id,
-                "outbound_count": contact.outbound_count,
-                "since_reply": contact.outbounds_since_reply,
-                "last_reply_at": contact.last_reply_at,
-            },
-        )
+        await self.driver.run(_SAVE_CONTACT, contact_values(contact))
 
     async def set_mailbox_cold_next(self, mailbox_id: str, at: int) -> None:
         await self.driver.run(_SET_COLD_NEXT, {"mailbox": mailbox_id, "at": at})
 
     async def add_pending_send(self, pending: PendingSend) -> None:
-        await self.driver.run(
-            _INSERT_PENDING,
-            {
-                "id": pending.id,
-                "identity": pending.identity_id,
-                "conv": pending.conv_id,
-                "message": pending.message_id,
-                "mailbox": pending.mailbox_id,
-                "recipient": pending.recipient,
-                "send_class": pending.send_class.value,
-                "status": pending.status.value,
-                "dispatch_at": pending.dispatch_at,
-                "attempts": pending.attempts,
-                "created_at": pending.created_at,
-                "request_id": pending.request_id,
-            },
-        )
+        await self.driver.run(_INSERT_PENDING, pending_values(pending))

@@ -11,11 +11,13 @@ from mailpool_server.store.engine import Database
 from mailpool_server.store.events import EventRepoSql
 from mailpool_server.store.identities import IdentityRepoSql
 from mailpool_server.store.orgs import OrgRepoSql
+from mailpool_server.store.outbound import OutboundRepoSql
 from mailpool_server.store.sends import SendRepoSql
 from mailpool_server.store.webhooks import WebhookRepoSql
 
 
 class SqlTx(
+    OutboundRepoSql,
     OrgRepoSql,
     IdentityRepoSql,
     SendRepoSql,
