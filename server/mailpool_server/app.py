@@ -267,11 +267,8 @@ class App:
             database.on_commit = metrics.batch_committed
             database.on_lock_wait = metrics.lock_waited
         elif isinstance(database, PostgresDatabase):
-            pool = database.engine.sync_engine.pool
-            metrics.snapshots.pool = lambda: (
-                int(getattr(pool, "checkedout", lambda: 0)()),
-                int(getattr(pool, "size", lambda: 0)()),
-            )
+            slots = database.slots
+            metrics.snapshots.pool = lambda: (slots.busy, slots.opened)
         self.refresher = SnapshotRefresher(metrics, lambda: queue_snapshot(database, now_ms(clock)))
         self.refresher.start()
 

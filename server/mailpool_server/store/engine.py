@@ -7,7 +7,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from typing import Protocol
 
-import asyncpg
 from asyncpg import PostgresError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -20,8 +19,8 @@ from sqlalchemy.ext.asyncio import (
 from mailpool_server.service.errors import StoreContention
 from mailpool_server.service.ports import WriteLockTimeout
 from mailpool_server.store.base import SessionPort, Unit, no_session
-from mailpool_server.store.driver import PgDriver
 from mailpool_server.store.migrate import upgrade
+from mailpool_server.store.pg_slots import Slot, Slots
 from mailpool_server.store.sqlite_db import SqliteDatabase
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -66,73 +65,86 @@ def sqlstate_of(error: BaseException) -> str | None:
 
 
 class PostgresDatabase:
-    """Units of work on PostgreSQL: one pooled connection and transaction each.
+    """Units of work on PostgreSQL: a connection (a slot: pg_slots.py) and a
+    transaction each.
 
     The transaction is the driver's (BEGIN/COMMIT on the asyncpg connection), and
     SQLAlchemy's view of the connection is AUTOCOMMIT, so its statements (the cold
-    paths) run inside that transaction without starting one of their own. No ping on
-    checkout (a round trip per unit): a connection the server dropped fails its first
-    statement, and the pool discards it (`_discard_if_broken`)."""
+    paths) run inside that transaction without starting one of their own. No ping
+    before a unit (a round trip each): a connection the server dropped fails its first
+    statement, and its slot is discarded."""
 
     dialect = "postgresql"
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, connections: int | None = None) -> None:
         self.engine = engine
-        self._units = engine.execution_options(isolation_level="AUTOCOMMIT")
+        pool = engine.sync_engine.pool
+        limit = connections if connections is not None else int(getattr(pool, "size", lambda: 5)())
+        self.slots = Slots(engine, limit)
 
     @asynccontextmanager
     async def unit(
         self, *, write: bool, lock_timeout_s: float | None = None
     ) -> AsyncIterator[Unit]:
-        async with self._units.connect() as conn:
-            driver = await _driver_of(conn)
-            raw = driver.raw
+        slot = await self.slots.take()
+        raw = slot.driver.raw
+        try:
+            # A read is one snapshot across its statements, as on SQLite; a write
+            # runs at READ COMMITTED and meets other writers at row locks.
+            begin = "BEGIN" if write else _READ_SNAPSHOT
+            if write and lock_timeout_s is not None:
+                # A wait on a row or key lock longer than this fails with
+                # lock_not_available instead of hanging. (Both statements go in
+                # one round trip: a query without parameters may hold several.)
+                begin += f"; SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"
+            await raw.execute(begin)
+            unit = Unit(slot.driver, partial(_session_on, slot.conn), _close_session)
             try:
-                # A read is one snapshot across its statements, as on SQLite; a write
-                # runs at READ COMMITTED and meets other writers at row locks.
-                begin = "BEGIN" if write else _READ_SNAPSHOT
-                if write and lock_timeout_s is not None:
-                    # A wait on a row or key lock longer than this fails with
-                    # lock_not_available instead of hanging. (Both statements go in
-                    # one round trip: a query without parameters may hold several.)
-                    begin += f"; SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"
-                await raw.execute(begin)
-                unit = Unit(driver, partial(_session_on, conn), _close_session)
-                try:
-                    yield unit
-                    await unit.close(ok=True)
-                except BaseException:
-                    await unit.close(ok=False)
-                    raise
-                await raw.execute("COMMIT")
-            except BaseException as error:
-                await _end_failed(conn, raw)
-                state = sqlstate_of(error)
-                if state == LOCK_NOT_AVAILABLE:
-                    raise WriteLockTimeout() from error
-                if state in RETRYABLE:
-                    raise StoreContention(str(state)) from error
+                yield unit
+                await unit.close(ok=True)
+            except BaseException:
+                await unit.close(ok=False)
                 raise
+            await raw.execute("COMMIT")
+        except BaseException as error:
+            await self._end_failed(slot)
+            state = sqlstate_of(error)
+            if state == LOCK_NOT_AVAILABLE:
+                raise WriteLockTimeout() from error
+            if state in RETRYABLE:
+                raise StoreContention(str(state)) from error
+            raise
+        self.slots.give(slot)
 
     @asynccontextmanager
     async def lookup(self) -> AsyncIterator[Unit]:
-        async with self._units.connect() as conn:
-            driver = await _driver_of(conn)
-            try:
-                yield Unit(driver, no_session, _close_session)
-            except BaseException:
-                await _end_failed(conn, driver.raw)
-                raise
+        slot = await self.slots.take()
+        try:
+            yield Unit(slot.driver, no_session, _close_session)
+        except BaseException:
+            await self._end_failed(slot)
+            raise
+        self.slots.give(slot)
+
+    async def _end_failed(self, slot: Slot) -> None:
+        """Roll the driver's transaction back and give the slot back; a connection that
+        cannot roll back is broken (the server went away, or a statement was cut off
+        mid-way), and its slot is discarded."""
+        raw = slot.driver.raw
+        try:
+            if not raw.is_closed() and raw.is_in_transaction():
+                await raw.execute("ROLLBACK")
+        except BaseException:
+            await self.slots.discard(slot)
+            raise
+        if raw.is_closed():
+            await self.slots.discard(slot)
+        else:
+            self.slots.give(slot)
 
     async def dispose(self) -> None:
+        await self.slots.close()
         await self.engine.dispose()
-
-
-async def _driver_of(conn: AsyncConnection) -> PgDriver:
-    proxied = await conn.get_raw_connection()
-    raw = proxied.driver_connection
-    assert isinstance(raw, asyncpg.Connection)
-    return PgDriver(raw)
 
 
 def _session_on(conn: AsyncConnection) -> SessionPort:
@@ -148,20 +160,6 @@ async def _close_session(session: SessionPort, ok: bool) -> None:
         await session.close()
 
 
-async def _end_failed(conn: AsyncConnection, raw: asyncpg.Connection) -> None:
-    """Roll the driver's transaction back; a connection that cannot is broken (the
-    server went away, or the statement was cut mid-way): the pool must not keep it."""
-    if raw.is_closed():
-        await conn.invalidate()
-        return
-    try:
-        if raw.is_in_transaction():
-            await raw.execute("ROLLBACK")
-    except BaseException:
-        await conn.invalidate()
-        raise
-
-
 async def open_database(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Database:
     """Bring the schema up to date, then open units of work on the URL's backend."""
     if is_sqlite(url):
@@ -170,4 +168,4 @@ async def open_database(url: str, *, pool_size: int = 10, max_overflow: int = 10
         return sqlite
     engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)
     await upgrade(engine)
-    return PostgresDatabase(engine)
+    return PostgresDatabase(engine, connections=pool_size + max_overflow)
