@@ -35,6 +35,23 @@ async def backend_pid(database: PostgresDatabase, *, lookup: bool = True) -> int
     return int(row[0])
 
 
+async def hold_every_slot(
+    database: PostgresDatabase, release: asyncio.Event
+) -> list[asyncio.Task[None]]:
+    """Two units (the database has two slots) holding theirs until `release`; returns
+    once both hold one."""
+    held = [asyncio.Event(), asyncio.Event()]
+
+    async def hold(n: int) -> None:
+        async with database.lookup():
+            held[n].set()
+            await release.wait()
+
+    holders = [asyncio.create_task(hold(n)) for n in range(2)]
+    await asyncio.gather(*(event.wait() for event in held))
+    return holders
+
+
 async def test_units_reuse_the_connections_they_opened(database: PostgresDatabase) -> None:
     first = await backend_pid(database)
     assert await backend_pid(database, lookup=False) == first
@@ -43,17 +60,7 @@ async def test_units_reuse_the_connections_they_opened(database: PostgresDatabas
 
 async def test_a_unit_waits_while_every_slot_is_busy(database: PostgresDatabase) -> None:
     release = asyncio.Event()
-    holding = 0
-
-    async def hold() -> None:
-        nonlocal holding
-        async with database.lookup():
-            holding += 1
-            await release.wait()
-
-    holders = [asyncio.create_task(hold()) for _ in range(2)]
-    while holding < 2:
-        await asyncio.sleep(0)
+    holders = await hold_every_slot(database, release)
     waiter = asyncio.create_task(backend_pid(database))
     for _ in range(20):
         await asyncio.sleep(0)
@@ -66,14 +73,7 @@ async def test_a_unit_waits_while_every_slot_is_busy(database: PostgresDatabase)
 
 async def test_a_waiter_that_gives_up_takes_no_slot_with_it(database: PostgresDatabase) -> None:
     release = asyncio.Event()
-
-    async def hold() -> None:
-        async with database.lookup():
-            await release.wait()
-
-    holders = [asyncio.create_task(hold()) for _ in range(2)]
-    while database.slots.busy < 2:
-        await asyncio.sleep(0)
+    holders = await hold_every_slot(database, release)
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.01):
             await backend_pid(database)
