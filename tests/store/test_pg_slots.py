@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
+from mailpool_server.store.driver import Sql
 from mailpool_server.store.engine import PostgresDatabase, make_engine
 from mailpool_server.store.pg_notify import asyncpg_dsn
 from tests.conftest import POSTGRES
@@ -30,7 +31,7 @@ async def database() -> AsyncIterator[PostgresDatabase]:
 async def backend_pid(database: PostgresDatabase, *, lookup: bool = True) -> int:
     unit = database.lookup() if lookup else database.unit(write=False)
     async with unit as u:
-        row = await u.driver.raw.fetchrow("SELECT pg_backend_pid()")
+        row = await u.driver.one(Sql("SELECT pg_backend_pid()"), {})
     assert row is not None
     return int(row[0])
 
