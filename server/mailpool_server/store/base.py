@@ -1,4 +1,4 @@
-"""The transaction object every repository mixin works on."""
+"""What every repository mixin works on: a unit of work's driver and its session."""
 
 from __future__ import annotations
 
@@ -118,15 +118,9 @@ def no_session() -> SessionPort:
 
 
 def table(row_class: type[Any]) -> Table:
-    """The Core table of a mapped class: hot statements are Core, which skips the
-    ORM's per-row bookkeeping."""
+    """The Core table of a mapped class (statements that skip the ORM's per-row
+    bookkeeping)."""
     return cast(Table, row_class.__table__)
-
-
-InsertFn = Callable[[Any], Any]
-# Statements built once per dialect: building a statement costs more than running it
-# (SQLAlchemy then finds its compiled form in the engine's cache by structure).
-_PREPARED: dict[tuple[Callable[[InsertFn], Any], str], Any] = {}
 
 
 class TxBase:
@@ -149,12 +143,3 @@ class TxBase:
         if self.dialect == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
-
-    def prepared(self, build: Callable[[InsertFn], Any]) -> Any:
-        """`build(insert)`'s statement for this dialect, built on first use. `build`
-        must be a module-level function: it is the cache key."""
-        key = (build, self.dialect)
-        statement = _PREPARED.get(key)
-        if statement is None:
-            statement = _PREPARED[key] = build(self.insert)
-        return statement

@@ -137,7 +137,6 @@ def _usage_upsert(usage: str, owner: str, counter: str, zeros: tuple[str, ...] =
 ADD_IDENTITY_USAGE = _usage_upsert("identity_usage", "identity_id", "used")
 ADD_MAILBOX_USAGE = _usage_upsert("mailbox_usage", "mailbox_id", "sent", ("delivered", "hits"))
 
-IDENTITIES = table(IdentityRow)
 _MAILBOXES = table(MailboxRow)
 _IDENTITY_USAGE = table(IdentityUsageRow)
 _MAILBOX_USAGE = table(MailboxUsageRow)
