@@ -48,6 +48,7 @@ from mailpool_server.service.picker import Candidate, shortlist
 from mailpool_server.service.ports import (
     CancelledSend,
     IdempotencyRecord,
+    KnownRecipients,
     LabelledConversation,
     MailboxCount,
     MailboxDay,
@@ -396,7 +397,15 @@ class MemoryTx:
         # ON CONFLICT DO NOTHING: the first reason stands.
         t.do_not_contact.setdefault((org_id, address), DoNotContactEntry(reason, at))
 
-    async def do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]:
+    async def known_recipients(
+        self, org_id: str, identity_id: str, addresses: list[str]
+    ) -> KnownRecipients:
+        blocked = await self._do_not_contact_among(org_id, addresses)
+        return KnownRecipients(
+            frozenset(blocked), await self.contacts_among(identity_id, addresses)
+        )
+
+    async def _do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]:
         blocked = self._read().do_not_contact
         return {a for a in addresses if (org_id, a) in blocked}
 

@@ -59,6 +59,15 @@ class Outbound:
 
 
 @dataclass(frozen=True)
+class KnownRecipients:
+    """Of some addresses: those on the org's do-not-contact list, and the identity's
+    contacts (by address)."""
+
+    blocked: frozenset[str]
+    contacts: dict[str, Contact]
+
+
+@dataclass(frozen=True)
 class MailboxCount:
     """One mailbox's share of a send: sends to count against its cap today, and its
     next cold-send slot when the send moved it (else None)."""
@@ -186,7 +195,13 @@ class SendRepo(Protocol):
     ) -> IdempotencyRecord | None: ...
     async def complete_idempotency_key(self, org_id: str, key: str, result: SendResult) -> None: ...
     async def add_do_not_contact(self, org_id: str, address: str, reason: str, at: int) -> None: ...
-    async def do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]: ...
+    async def known_recipients(
+        self, org_id: str, identity_id: str, addresses: list[str]
+    ) -> KnownRecipients:
+        """What the org and the identity know of these addresses: which the org must not
+        contact, and the identity's contacts among them."""
+        ...
+
     async def contacts_among(
         self, identity_id: str, addresses: list[str]
     ) -> dict[str, Contact]: ...

@@ -216,7 +216,11 @@ class Sender:
                     if existing is not None:
                         return _replay(existing, fingerprint)
                 identity = await identity_in_org(tx, org_id, command.identity, lock=True)
-                placement = await self._place(tx, identity, valid, now, request_id)
+                # Read after the lock is held, in a statement of its own: on PostgreSQL a
+                # statement that waited for the lock still reads other rows as of its
+                # start, and would miss the usage the lock's last holder committed.
+                used = (await tx.identity_used([identity.id], utc_day(now))).get(identity.id, 0)
+                placement = await self._place(tx, identity, used, valid, now, request_id)
                 result = placement.result()
                 if result.accepted == 0:
                     rejected = _all_rejected(result, now)
@@ -231,18 +235,24 @@ class Sender:
         return SendOutcome(result, replayed=False, tier=identity.tier)
 
     async def _place(
-        self, tx: Tx, identity: Identity, valid: ValidSend, now: int, request_id: str | None
+        self,
+        tx: Tx,
+        identity: Identity,
+        used: int,
+        valid: ValidSend,
+        now: int,
+        request_id: str | None,
     ) -> _Placement:
         """Decide every recipient in request order: reject it with a reason, or pick a
-        mailbox and queue it."""
-        placement = await self._load(tx, identity, valid, now)
+        mailbox and queue it. `used`: the identity's sends accepted today."""
+        placement = await self._load(tx, identity, used, valid, now)
         recipients = valid.recipients
         if placement.conversation is not None:
             recipients = (placement.conversation.correspondent,)
         addresses = [normalize(r) for r in recipients]
         deliverable = [a for a in addresses if is_deliverable(a)]
-        blocked = await tx.do_not_contact_among(identity.org_id, deliverable)
-        contacts = await tx.contacts_among(identity.id, deliverable)
+        known = await tx.known_recipients(identity.org_id, identity.id, deliverable)
+        blocked, contacts = known.blocked, known.contacts
         await self._load_candidates(tx, placement, len(deliverable), contacts)
         state_reason = _STATE_REJECTIONS.get(identity.state)
         for given, address in zip(recipients, addresses, strict=True):
@@ -269,11 +279,11 @@ class Sender:
         await self._commit_counters(tx, placement, utc_day(now))
         return placement
 
-    async def _load(self, tx: Tx, identity: Identity, valid: ValidSend, now: int) -> _Placement:
-        """Today's usage and the reply's conversation."""
-        day = utc_day(now)
+    async def _load(
+        self, tx: Tx, identity: Identity, used: int, valid: ValidSend, now: int
+    ) -> _Placement:
+        """The placement's start: the cap left today, and the reply's conversation."""
         cap = tier_policy(identity.tier).daily_cap
-        used = (await tx.identity_used([identity.id], day)).get(identity.id, 0)
         conversation = None
         if valid.command.conv_id is not None:
             conversation = await tx.conversation_by_id(valid.command.conv_id)

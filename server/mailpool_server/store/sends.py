@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailpool_server.service.models import Contact, Identity, PendingSend, SendResult
-from mailpool_server.service.ports import IdempotencyRecord
+from mailpool_server.service.ports import IdempotencyRecord, KnownRecipients
 from mailpool_server.store.base import TxBase
 from mailpool_server.store.codec import dump, load_send_result
 from mailpool_server.store.driver import Sql, placeholders, set_sql
@@ -34,10 +34,6 @@ _KEY_ROW = Sql(
 _COMPLETE_KEY = Sql(
     "UPDATE idempotency_keys SET response = :answer WHERE org_id = :org AND key = :idem_key"
 )
-_DO_NOT_CONTACT_AMONG = set_sql(
-    "SELECT address FROM do_not_contact WHERE org_id = :org AND {addresses}",
-    addresses="address",
-)
 CONTACT_COLUMNS = (
     "identity_id",
     "address",
@@ -53,6 +49,15 @@ CONTACT_UPSERT = "ON CONFLICT (identity_id, address) DO UPDATE SET " + ", ".join
 )
 _CONTACTS_AMONG = set_sql(
     f"SELECT address, {_CONTACT_STATE} FROM contacts"
+    " WHERE identity_id = :identity AND {addresses}",
+    addresses="address",
+)
+# Both lists a send checks its recipients against, in one statement: 0 rows are
+# do-not-contact entries, 1 rows contacts.
+_KNOWN_RECIPIENTS = set_sql(
+    "SELECT 0, address, CAST(NULL AS TEXT), 0, 0, CAST(NULL AS BIGINT) FROM do_not_contact"
+    " WHERE org_id = :org AND {addresses}"
+    f" UNION ALL SELECT 1, address, {_CONTACT_STATE} FROM contacts"
     " WHERE identity_id = :identity AND {addresses}",
     addresses="address",
 )
@@ -159,11 +164,22 @@ class SendRepoSql(TxBase):
             _COMPLETE_KEY, {"org": org_id, "idem_key": key, "answer": dump(result)}
         )
 
-    async def do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]:
+    async def known_recipients(
+        self, org_id: str, identity_id: str, addresses: list[str]
+    ) -> KnownRecipients:
         if not addresses:
-            return set()
-        rows = await self.driver.all(_DO_NOT_CONTACT_AMONG, {"org": org_id, "addresses": addresses})
-        return {row[0] for row in rows}
+            return KnownRecipients(frozenset(), {})
+        rows = await self.driver.all(
+            _KNOWN_RECIPIENTS, {"org": org_id, "identity": identity_id, "addresses": addresses}
+        )
+        return KnownRecipients(
+            frozenset(address for kind, address, *_ in rows if kind == 0),
+            {
+                address: Contact(identity_id, address, *state)
+                for kind, address, *state in rows
+                if kind == 1
+            },
+        )
 
     async def add_do_not_contact(self, org_id: str, address: str, reason: str, at: int) -> None:
         await self.session.execute(
