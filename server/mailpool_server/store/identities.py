@@ -101,23 +101,18 @@ def _stage_cap_sql(column: str) -> str:
 
 # The picker's candidates in one query: the identity's healthy mailboxes that have cap
 # left today, pinned ones first, then by the picker's own score (remaining cap x
-# (warmup stage + 1), oldest first on ties), as many as the send can use. `rank` is
-# the mailbox's place by age among all of them, the picker's tie-break.
-_CANDIDATES = """
-SELECT id, email, warmup_stage, cold_next_at, sent, cap, rank FROM (
-  SELECT m.id, m.email, m.warmup_stage, m.cold_next_at, COALESCE(u.sent, 0) AS sent,
-    {cap} AS cap,
-    ROW_NUMBER() OVER (ORDER BY m.created_at, m.id) AS rank
-  FROM mailboxes m
-  LEFT JOIN mailbox_usage u ON u.mailbox_id = m.id AND u.day = :day
-  WHERE m.identity_id = :identity AND m.health >= :min_health
-) c
-WHERE sent < cap
-ORDER BY {pinned} DESC, (cap - sent) * (warmup_stage + 1) DESC, rank
-LIMIT :limit"""
+# (warmup stage + 1), oldest first on ties), as many as the send can use.
+_CAP = _stage_cap_sql("m.warmup_stage")
+_SENT = "COALESCE(u.sent, 0)"
 _MAILBOXES_FOR_SEND = set_sql(
-    _CANDIDATES.format(cap=_stage_cap_sql("m.warmup_stage"), pinned="({pinned})"),
-    pinned="id",
+    f"SELECT m.id, m.email, m.warmup_stage, m.cold_next_at, {_SENT}, {_CAP}, m.created_at"
+    " FROM mailboxes m"
+    " LEFT JOIN mailbox_usage u ON u.mailbox_id = m.id AND u.day = :day"
+    f" WHERE m.identity_id = :identity AND m.health >= :min_health AND {_SENT} < {_CAP}"
+    f" ORDER BY ({{pinned}}) DESC, ({_CAP} - {_SENT}) * (m.warmup_stage + 1) DESC,"
+    " m.created_at, m.id"
+    " LIMIT :limit",
+    pinned="m.id",
 )
 
 
@@ -246,9 +241,12 @@ class IdentityRepoSql(TxBase):
                 "limit": want + len(pinned),
             },
         )
+        # The picker breaks ties by age: rank the shortlist by it (a few rows).
+        by_age = sorted(rows, key=lambda row: (row[6], row[0]))
+        rank = {row[0]: order for order, row in enumerate(by_age)}
         return [
-            Candidate(mailbox_id, email, stage, cap - sent, False, rank, cap, cold_next_at)
-            for mailbox_id, email, stage, cold_next_at, sent, cap, rank in rows
+            Candidate(mailbox_id, email, stage, cap - sent, False, rank[mailbox_id], cap, cold)
+            for mailbox_id, email, stage, cold, sent, cap, _created_at in rows
         ]
 
     async def mailboxes_sent(self, mailbox_ids: list[str], day: str) -> dict[str, int]:
