@@ -59,6 +59,7 @@ from mailpool_server.service.ports import (
     WriteLockTimeout,
 )
 from mailpool_server.service.webhook_models import EndpointStatus, PauseReason, WebhookEndpoint
+from mailpool_server.store.outbound import add_outbound_in_steps, count_sends_in_steps
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -423,29 +424,12 @@ class MemoryTx:
         self._change(self._write().mailboxes, mailbox_id, lambda m: replace(m, cold_next_at=at))
 
     async def add_outbound(self, outbound: Outbound) -> None:
-        if outbound.new_conversation:
-            await self.add_conversation(outbound.conversation)
-        else:
-            await self.update_conversation(outbound.conversation)
-        await self.add_message(outbound.message)
-        for entry in outbound.timeline:
-            await self.add_timeline(outbound.conversation.id, entry)
-        await self.add_pending_send(outbound.pending)
-        await self.save_contact(outbound.contact)
+        await add_outbound_in_steps(self, outbound)
 
     async def count_sends(
         self, identity_id: str, day: str, count: int, cap: int, mailboxes: list[MailboxCount]
     ) -> bool:
-        if not await self.add_identity_usage(identity_id, day, count, cap):
-            return False
-        for mailbox in mailboxes:
-            if not await self.add_mailbox_usage(
-                mailbox.mailbox_id, day, mailbox.count, mailbox.cap
-            ):
-                return False
-            if mailbox.cold_next_at is not None:
-                await self.set_mailbox_cold_next(mailbox.mailbox_id, mailbox.cold_next_at)
-        return True
+        return await count_sends_in_steps(self, identity_id, day, count, cap, mailboxes)
 
     async def add_pending_send(self, pending: PendingSend) -> None:
         t = self._write()

@@ -10,9 +10,15 @@ checks them when the statement ends.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
-from mailpool_server.service.ports import MailboxCount, Outbound
+from mailpool_server.service.ports import (
+    ConversationRepo,
+    IdentityRepo,
+    MailboxCount,
+    Outbound,
+    SendRepo,
+)
 from mailpool_server.store.conversations import (
     CONVERSATION_STATE,
     MESSAGE_COLUMNS,
@@ -35,6 +41,37 @@ from mailpool_server.store.sends import (
     contact_values,
     pending_values,
 )
+
+
+class _SingleRows(ConversationRepo, IdentityRepo, SendRepo, Protocol):
+    """The single-row methods the two calls are made of."""
+
+
+async def add_outbound_in_steps(tx: _SingleRows, outbound: Outbound) -> None:
+    """add_outbound as the single-row calls it stands for (SQLite, the in-memory store)."""
+    if outbound.new_conversation:
+        await tx.add_conversation(outbound.conversation)
+    else:
+        await tx.update_conversation(outbound.conversation)
+    await tx.add_message(outbound.message)
+    for entry in outbound.timeline:
+        await tx.add_timeline(outbound.conversation.id, entry)
+    await tx.add_pending_send(outbound.pending)
+    await tx.save_contact(outbound.contact)
+
+
+async def count_sends_in_steps(
+    tx: _SingleRows, identity_id: str, day: str, count: int, cap: int, mailboxes: list[MailboxCount]
+) -> bool:
+    """count_sends as the single-row calls it stands for."""
+    if not await tx.add_identity_usage(identity_id, day, count, cap):
+        return False
+    for mailbox in mailboxes:
+        if not await tx.add_mailbox_usage(mailbox.mailbox_id, day, mailbox.count, mailbox.cap):
+            return False
+        if mailbox.cold_next_at is not None:
+            await tx.set_mailbox_cold_next(mailbox.mailbox_id, mailbox.cold_next_at)
+    return True
 
 
 def _prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +140,7 @@ class OutboundRepoSql(IdentityRepoSql, SendRepoSql, ConversationRepoSql):
 
     async def add_outbound(self, outbound: Outbound) -> None:
         if self.dialect != "postgresql":
-            await self._add_outbound_one_by_one(outbound)
+            await add_outbound_in_steps(self, outbound)
             return
         conversation, message = outbound.conversation, outbound.message
         params = {
@@ -119,17 +156,6 @@ class OutboundRepoSql(IdentityRepoSql, SendRepoSql, ConversationRepoSql):
         }
         await self.driver.run(_outbound_sql(outbound.new_conversation), params)
 
-    async def _add_outbound_one_by_one(self, outbound: Outbound) -> None:
-        if outbound.new_conversation:
-            await self.add_conversation(outbound.conversation)
-        else:
-            await self.update_conversation(outbound.conversation)
-        await self.add_message(outbound.message)
-        for entry in outbound.timeline:
-            await self.add_timeline(outbound.conversation.id, entry)
-        await self.add_pending_send(outbound.pending)
-        await self.save_contact(outbound.contact)
-
     async def count_sends(
         self, identity_id: str, day: str, count: int, cap: int, mailboxes: list[MailboxCount]
     ) -> bool:
@@ -137,7 +163,7 @@ class OutboundRepoSql(IdentityRepoSql, SendRepoSql, ConversationRepoSql):
         if count > cap or any(m.count > m.cap for m in mailboxes):
             return False
         if self.dialect != "postgresql":
-            return await self._count_one_by_one(identity_id, day, count, cap, mailboxes)
+            return await count_sends_in_steps(self, identity_id, day, count, cap, mailboxes)
         params: dict[str, Any] = {"owner": identity_id, "day": day, "count": count, "cap": cap}
         for n, mailbox in enumerate(mailboxes, start=1):
             params |= {f"owner{n}": mailbox.mailbox_id, f"count{n}": mailbox.count}
@@ -147,17 +173,3 @@ class OutboundRepoSql(IdentityRepoSql, SendRepoSql, ConversationRepoSql):
         params["slot_ats"] = [m.cold_next_at for m in moved]
         row = await self.driver.one(_count_sql(len(mailboxes)), params)
         return row is not None and row[0] == len(mailboxes) + 1
-
-    async def _count_one_by_one(
-        self, identity_id: str, day: str, count: int, cap: int, mailboxes: list[MailboxCount]
-    ) -> bool:
-        if not await self.add_identity_usage(identity_id, day, count, cap):
-            return False
-        for mailbox in mailboxes:
-            if not await self.add_mailbox_usage(
-                mailbox.mailbox_id, day, mailbox.count, mailbox.cap
-            ):
-                return False
-            if mailbox.cold_next_at is not None:
-                await self.set_mailbox_cold_next(mailbox.mailbox_id, mailbox.cold_next_at)
-        return True
