@@ -143,14 +143,22 @@ class Api:
         self.channel.close()
 
     def send(
-        self, tenant: Tenant, to: str, subject: str = "Quick question", handle: str = ""
+        self,
+        tenant: Tenant,
+        to: str,
+        subject: str = "Quick question",
+        *,
+        wait_for_ready: bool = False,
     ) -> send_pb2.RecipientResult:
+        """One new conversation with `to`, queued (the servers here do not deliver).
+        wait_for_ready: wait for a server that is (re)starting rather than fail."""
         answer = self.sends.Send(
             send_service_pb2.SendRequest(
-                identity=handle or tenant.handle, to=[to], subject=subject, text=f"Hi {to}"
+                identity=tenant.handle, to=[to], subject=subject, text=f"Hi {to}"
             ),
             metadata=tenant.metadata,
             timeout=30,
+            wait_for_ready=wait_for_ready,
         )
         [result] = answer.results
         return result
