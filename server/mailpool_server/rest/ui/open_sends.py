@@ -6,9 +6,11 @@ outbound message is still queued. The log does: every send starts with email.que
 email.cancelled or email.send_failed_permanently. So a send is open when its queued
 event has no ending after it.
 
-Reading the whole log would cost as much as the identity is old, so only the newest
-WINDOW events are read (a few pages of ListEvents). That is complete whenever the
-conversation began inside the window, which the page checks and says when it is not.
+Reading the whole log would cost as much as the identity is old, so the log is read
+backwards from its head, a page at a time, and reading stops at the first page that
+holds an event older than the conversation (everything before it is older still: the
+log is in time order). A recent conversation costs one page. At most WINDOW events are
+read; when that is not enough to reach the conversation's start the page says so.
 A send that a dispatcher has already claimed also counts as open here (the log has no
 event for the claim); cancelling it is refused by the server (SEND_ALREADY_DISPATCHED)
 and the page says so.
@@ -19,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailpool.v1 import event_service_pb2, event_service_pb2_grpc
+from mailpool.v1 import event_pb2, event_service_pb2, event_service_pb2_grpc
 
 WINDOW = 1000
 PAGE = 200
@@ -51,56 +53,47 @@ async def open_sends(
     head_seq: int,
     conversation_created_ms: int,
 ) -> OpenSends:
-    start = max(0, head_seq - WINDOW)
-    complete = start == 0 or await _older_than(
-        stub, metadata, handle, start, conversation_created_ms
-    )
-    waiting: dict[str, OpenSend] = {}
-    since = start
-    while True:
+    newest_first: list[list[event_pb2.Event]] = []
+    high = head_seq
+    reached_start = high == 0
+    while not reached_start and head_seq - high < WINDOW:
+        low = max(0, high - PAGE)
         page = await stub.ListEvents(
             event_service_pb2.ListEventsRequest(
-                identity=handle, since=since, types=SEND_TYPES, limit=PAGE
+                identity=handle, since=low, types=SEND_TYPES, limit=PAGE
             ),
             metadata=metadata,
             timeout=CALL_TIMEOUT_S,
         )
-        for event in page.events:
-            if event.conv_id != conv_id:
-                continue
-            kind = event.WhichOneof("payload")
-            if kind == "email_queued":
-                queued = event.email_queued
-                waiting[queued.pending_id] = OpenSend(
-                    pending_id=queued.pending_id,
-                    recipient=queued.recipient,
-                    dispatch_ms=queued.dispatch_time.ToMilliseconds(),
-                    mailbox=queued.account.email,
-                )
-            elif kind == "email_sent":
-                waiting.pop(event.email_sent.pending_id, None)
-            elif kind == "email_cancelled":
-                waiting.pop(event.email_cancelled.pending_id, None)
-            elif kind == "email_send_failed_permanently":
-                waiting.pop(event.email_send_failed_permanently.pending_id, None)
-        if not page.has_more:
-            break
-        since = page.cursor
-    return OpenSends(sends=list(waiting.values()), complete=complete, window=WINDOW)
+        # At most PAGE events lie in (low, high], so this page holds all of them.
+        chunk = [e for e in page.events if e.seq <= high]
+        newest_first.append(chunk)
+        reached_start = low == 0 or any(
+            e.create_time.ToMilliseconds() < conversation_created_ms for e in chunk
+        )
+        high = low
+    waiting: dict[str, OpenSend] = {}
+    for chunk in reversed(newest_first):
+        for event in chunk:
+            if event.conv_id == conv_id:
+                _apply(waiting, event)
+    return OpenSends(sends=list(waiting.values()), complete=reached_start, window=WINDOW)
 
 
-async def _older_than(
-    stub: event_service_pb2_grpc.EventServiceAsyncStub,
-    metadata: Sequence[tuple[str, str]],
-    handle: str,
-    seq: int,
-    created_ms: int,
-) -> bool:
-    """Whether event `seq` happened before the conversation began: then none of the
-    conversation's events lies at or before it (the log is in time order)."""
-    page = await stub.ListEvents(
-        event_service_pb2.ListEventsRequest(identity=handle, since=seq - 1, limit=1),
-        metadata=metadata,
-        timeout=CALL_TIMEOUT_S,
-    )
-    return bool(page.events) and page.events[0].create_time.ToMilliseconds() < created_ms
+def _apply(waiting: dict[str, OpenSend], event: event_pb2.Event) -> None:
+    """One send event, in log order: queued opens a send, any ending closes it."""
+    kind = event.WhichOneof("payload")
+    if kind == "email_queued":
+        queued = event.email_queued
+        waiting[queued.pending_id] = OpenSend(
+            pending_id=queued.pending_id,
+            recipient=queued.recipient,
+            dispatch_ms=queued.dispatch_time.ToMilliseconds(),
+            mailbox=queued.account.email,
+        )
+    elif kind == "email_sent":
+        waiting.pop(event.email_sent.pending_id, None)
+    elif kind == "email_cancelled":
+        waiting.pop(event.email_cancelled.pending_id, None)
+    elif kind == "email_send_failed_permanently":
+        waiting.pop(event.email_send_failed_permanently.pending_id, None)
