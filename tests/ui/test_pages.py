@@ -19,8 +19,12 @@ from tests.ui.support import Api, IdentitySeed, utc_today
 pytestmark = pytest.mark.usefixtures("browser")
 
 
+_numbers = itertools.count(1)
+
+
 def _handle(name: str) -> str:
-    return f"{name}.{os.getpid()}@mailpool.local"
+    """A handle no other test (or test process on this database) uses."""
+    return f"{name}.{os.getpid()}.{next(_numbers)}@mailpool.local"
 
 
 def test_a_bad_key_is_refused_and_a_good_one_signs_in(
@@ -327,20 +331,22 @@ def _check_accessibility(page: Page) -> None:
     assert all(b - a <= 1 for a, b in itertools.pairwise(levels)), (page.url, levels)
 
 
-def test_pages_fit_a_phone_screen(browser: object, site: Site, api: Api) -> None:
+@pytest.mark.parametrize("width", [375, 768, 1000])
+def test_pages_never_scroll_sideways(browser: object, site: Site, api: Api, width: int) -> None:
     from tests.ui.conftest import new_context
 
     tenant = site.tenant(
         IdentitySeed(
             _handle("a-rather-long-identity-handle-for-a-small-screen"),
             usage={1: 30},
-            mailboxes=[("someone.with.a.long.address@a-long-domain-name.example", 80)],
-        )
+            mailboxes=[(f"someone.with.a.long.address.{next(_numbers)}@a-long-domain.example", 15)],
+        ),
+        IdentitySeed(_handle("another-identity-with-a-long-handle"), tier=Tier.SCALE),
     )
     sent = api.send(tenant, "correspondent.with.a.long.name@northwind.example")
-    phone = new_context(browser, site.base_url, viewport={"width": 375, "height": 740})  # type: ignore[arg-type]
+    screen = new_context(browser, site.base_url, viewport={"width": width, "height": 740})  # type: ignore[arg-type]
     try:
-        page = phone.new_page()
+        page = screen.new_page()
         sign_in(page, tenant.key)
         for url in (
             "/ui/",
@@ -352,7 +358,7 @@ def test_pages_fit_a_phone_screen(browser: object, site: Site, api: Api) -> None
             widths = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
             assert widths[0] <= widths[1], (url, widths)
     finally:
-        phone.close()
+        screen.close()
 
 
 def test_conversation_pages_are_one_page_of_the_list(page: Page, site: Site, api: Api) -> None:
