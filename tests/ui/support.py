@@ -128,6 +128,17 @@ def make_tenant(
     return run_async(make)
 
 
+def revoke_key(database_url: str, data_dir: Path, tenant: Tenant) -> None:
+    async def revoke() -> None:
+        app = await App.open(Settings(database_url=database_url, data_dir=data_dir))
+        try:
+            await app.admin.revoke_key(tenant.org, tenant.key)
+        finally:
+            await app.database.dispose()
+
+    run_async(revoke)
+
+
 class Api:
     """Sync gRPC calls with a tenant's key: to act outside the browser and to check
     what the dashboard showed or did."""

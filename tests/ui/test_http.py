@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.ui.conftest import Site
-from tests.ui.support import Api, Tenant, running, serve_args
+from tests.ui.support import Api, Tenant, revoke_key, running, serve_args
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -72,6 +72,19 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_ends_the_session(
     # The old cookie is worth nothing now, even replayed by someone who kept it.
     with httpx.Client(base_url=site.base_url, cookies={"mailpool_ui": session_id}) as replay:
         assert replay.get("/ui/").status_code == 303
+
+
+def test_a_revoked_key_ends_its_sessions(
+    session: tuple[httpx.Client, str], site: Site, tenant: Tenant
+) -> None:
+    client, _ = session
+    assert client.get("/ui/").status_code == 200
+    revoke_key(site.database_url, site.data_dir, tenant)
+    answer = client.get(f"/ui/identities/{tenant.handle}")
+    assert (answer.status_code, answer.headers["location"]) == (303, "/ui/signin?ended=1")
+    assert "sign in again" in client.get("/ui/signin?ended=1").text
+    # The session is gone, not just refused once.
+    assert client.get("/ui/").headers["location"].startswith("/ui/signin?next=")
 
 
 def test_sign_in_needs_its_own_form_token(site: Site, tenant: Tenant) -> None:
