@@ -9,7 +9,8 @@ from typing import Any
 SUMMARY_WIDTH = 120
 
 
-def _duration(ms: int) -> str:
+def duration(ms: int) -> str:
+    """4 h as "4h", 90 min as "1.5h": a wait, as people say it."""
     seconds = ms / 1000
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
@@ -39,7 +40,7 @@ def summary(envelope: Mapping[str, Any]) -> str:
     elif kind == "email.bounced":
         text = f"{data['recipient']}: {data['kind']} {data['statusCode']} {data['diagnostic']}"
     elif kind == "email.no_reply":
-        text = f"no reply after {_duration(data['waitedMs'])}"
+        text = f"no reply after {duration(data['waitedMs'])}"
     elif kind == "mailbox.replaced":
         new = data["newAccount"]["email"] if data["newAccount"] else "no healthy peer"
         text = f"{data['oldAccount']['email']} → {new}, {data['repinned']} recipients repinned"

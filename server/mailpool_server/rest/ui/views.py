@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from mailpool.v1 import conversation_pb2, identity_pb2
+from mailpool_server.rest.event_summary import duration
 from mailpool_server.rest.names import enum_name
 
 HERE = Path(__file__).parent
@@ -76,7 +77,9 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(utc=utc, iso=iso, path_part=path_part, ms=_ms, direction=_direction)
+    env.filters.update(
+        utc=utc, iso=iso, path_part=path_part, ms=_ms, direction=_direction, duration=duration
+    )
     env.globals.update(identity_url=identity_url, conversation_url=conversation_url)
     return env
 
