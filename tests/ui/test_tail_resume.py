@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.client.servers import free_port
@@ -19,6 +20,7 @@ from tests.ui.conftest import new_context, sign_in
 from tests.ui.support import Api, IdentitySeed, Process, make_tenant, serve_args
 
 
+@pytest.mark.slow  # three processes and a restart: about 20 s
 def test_the_tail_resumes_after_the_server_restarts(
     browser: Browser, tmp_path: Path, migrated_sqlite: Path
 ) -> None:
