@@ -225,7 +225,8 @@ def test_the_event_stream_needs_a_session(site: Site, tenant: Tenant) -> None:
     assert answer.status_code == 401
 
 
-def test_no_ui_leaves_ui_a_404(tmp_path: Path, migrated_sqlite: Path) -> None:
+@pytest.mark.parametrize("how", ["serve --no-ui", "serve, MAILPOOL_UI=0", "shim --no-ui"])
+def test_no_ui_leaves_ui_a_404(site: Site, tmp_path: Path, migrated_sqlite: Path, how: str) -> None:
     shutil.copyfile(migrated_sqlite, tmp_path / "mailpool.db")
     env = {
         **os.environ,
@@ -233,7 +234,13 @@ def test_no_ui_leaves_ui_a_404(tmp_path: Path, migrated_sqlite: Path) -> None:
         "MAILPOOL_DATA_DIR": str(tmp_path),
         "MAILPOOL_LOG_LEVEL": "WARNING",
     }
-    with running(serve_args(extra=["--no-ui"]), env, tmp_path / "serve.log") as server:
+    if how == "serve --no-ui":
+        args = serve_args(extra=["--no-ui"])
+    elif how == "serve, MAILPOOL_UI=0":
+        args, env["MAILPOOL_UI"] = serve_args(), "0"
+    else:
+        args = ["shim", "--grpc-target", site.grpc_target, "--http-port", "0", "--no-ui"]
+    with running(args, env, tmp_path / "server.log") as server:
         port = server.ports["HTTP"]
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             for url in ("/ui/", "/ui/signin", "/ui/static/ui.css", "/ui"):
