@@ -192,6 +192,7 @@ class App:
                         grace_s=self.settings.shutdown_grace_s,
                         sock=http_socket,
                         metrics=self.metrics,
+                        ui=self.settings.ui,
                         tls=self.tls,
                         grpc_tls=(
                             shim_client_tls(
