@@ -31,6 +31,7 @@ from mailpool_server.service.models import (
     ApiKeyInfo,
     Contact,
     Conversation,
+    Delivery,
     Direction,
     Identity,
     IdentityState,
@@ -167,6 +168,10 @@ def _update_where(
     for key in keys:
         table[key] = change(table[key])
     return keys
+
+
+def _delivery(send: PendingSend | None) -> Delivery | None:
+    return None if send is None else Delivery(send.id, send.status)
 
 
 class MemoryTx:
@@ -473,6 +478,7 @@ class MemoryTx:
 
     async def timeline_of(self, conv_id: str) -> list[TimelineEntry]:
         t = self._read()
+        sends = {r.send.message_id: r.send for r in t.pending.values() if r.send.conv_id == conv_id}
         return [
             TimelineEntry(
                 type=item.type,
@@ -480,6 +486,7 @@ class MemoryTx:
                 message=t.messages[item.message_id] if item.message_id is not None else None,
                 waited_ms=item.waited_ms,
                 label=item.label,
+                delivery=_delivery(sends.get(item.message_id)) if item.message_id else None,
             )
             for item in t.timeline.get(conv_id, ())
         ]

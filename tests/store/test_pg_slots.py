@@ -95,8 +95,18 @@ async def test_a_connection_the_server_dropped_is_replaced(database: PostgresDat
         await admin.close()
     # The unit on the dead connection fails and gives its slot up; the next one opens
     # a new connection.
-    with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+    with pytest.raises(
+        (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+    ):
         async with database.unit(write=True) as unit:
             await unit.session().execute(text("SELECT 1"))
     assert await backend_pid(database) != dropped
     assert database.slots.busy == 0
+
+
+async def test_a_units_own_error_keeps_its_connection(database: PostgresDatabase) -> None:
+    before = await backend_pid(database)
+    with pytest.raises(LookupError):
+        async with database.unit(write=True):
+            raise LookupError("the use case gave up")
+    assert await backend_pid(database) == before  # rolled back, and kept

@@ -10,15 +10,17 @@ from sqlalchemy import and_, or_, select
 from mailpool_server.service.addresses import domain_of
 from mailpool_server.service.models import (
     Conversation,
+    Delivery,
     Direction,
     Message,
+    PendingStatus,
     TimelineEntry,
     TimelineType,
 )
 from mailpool_server.service.ports import LabelledConversation
 from mailpool_server.store.base import TxBase
 from mailpool_server.store.driver import Row, Sql, placeholders, quoted
-from mailpool_server.store.tables import ConversationRow, MessageRow, TimelineRow
+from mailpool_server.store.tables import ConversationRow, MessageRow, PendingSendRow, TimelineRow
 
 
 def _dump(values: tuple[str, ...]) -> str:
@@ -236,8 +238,9 @@ class ConversationRepoSql(TxBase):
 
     async def timeline_of(self, conv_id: str) -> list[TimelineEntry]:
         rows = await self.session.execute(
-            select(TimelineRow, MessageRow)
+            select(TimelineRow, MessageRow, PendingSendRow.id, PendingSendRow.status)
             .outerjoin(MessageRow, MessageRow.id == TimelineRow.message_id)
+            .outerjoin(PendingSendRow, PendingSendRow.message_id == MessageRow.id)
             .where(TimelineRow.conv_id == conv_id)
             .order_by(TimelineRow.id)
         )
@@ -246,9 +249,10 @@ class ConversationRepoSql(TxBase):
                 type=TimelineType(item.type),
                 ts=item.ts,
                 message=_message(message) if message is not None else None,
+                delivery=Delivery(pending_id, PendingStatus(status)) if pending_id else None,
                 **_timeline_fields(item.data),
             )
-            for item, message in rows
+            for item, message, pending_id, status in rows
         ]
 
     async def conversations_page(

@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from typing import Protocol
 
+import asyncpg
 from asyncpg import PostgresError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -107,7 +108,7 @@ class PostgresDatabase:
                 raise
             await raw.execute("COMMIT")
         except BaseException as error:
-            await self._end_failed(slot)
+            await self._end_failed(slot, error)
             state = sqlstate_of(error)
             if state == LOCK_NOT_AVAILABLE:
                 raise WriteLockTimeout() from error
@@ -121,30 +122,45 @@ class PostgresDatabase:
         slot = await self.slots.take()
         try:
             yield Unit(slot.driver, no_session, _close_session)
-        except BaseException:
-            await self._end_failed(slot)
+        except BaseException as error:
+            await self._end_failed(slot, error)
             raise
         self.slots.give(slot)
 
-    async def _end_failed(self, slot: Slot) -> None:
-        """Roll the driver's transaction back and give the slot back; a connection that
-        cannot roll back is broken (the server went away, or a statement was cut off
-        mid-way), and its slot is discarded."""
+    async def _end_failed(self, slot: Slot, error: BaseException) -> None:
+        """Roll the driver's transaction back and give the slot back. A connection that
+        may be broken is not given back: the driver said so (a lost socket, a terminated
+        backend), or it cannot roll back. Its slot is discarded, and the next unit that
+        needs one opens a new connection."""
         raw = slot.driver.raw
+        if raw.is_closed() or _connection_lost(error):
+            await self.slots.discard(slot)
+            return
         try:
-            if not raw.is_closed() and raw.is_in_transaction():
+            if raw.is_in_transaction():
                 await raw.execute("ROLLBACK")
+        except Exception:
+            # The unit's own error is the one to report; this one only says the
+            # connection is no good.
+            await self.slots.discard(slot)
+            return
         except BaseException:
             await self.slots.discard(slot)
             raise
-        if raw.is_closed():
-            await self.slots.discard(slot)
-        else:
-            self.slots.give(slot)
+        self.slots.give(slot)
 
     async def dispose(self) -> None:
         await self.slots.close()
         await self.engine.dispose()
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """Whether the driver's error says the connection itself is gone or unusable (an
+    error of the unit's own, or one about a statement, leaves it usable)."""
+    state = sqlstate_of(error)
+    if state is not None:
+        return state[:2] in ("08", "57")  # connection exception, operator intervention
+    return isinstance(error, asyncpg.InterfaceError | asyncpg.InternalClientError | OSError)
 
 
 def _session_on(conn: AsyncConnection) -> SessionPort:

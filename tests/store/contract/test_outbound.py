@@ -7,7 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from mailpool_server.service.models import Contact, TimelineEntry, TimelineType
+from mailpool_server.service.models import (
+    Contact,
+    Delivery,
+    PendingStatus,
+    TimelineEntry,
+    TimelineType,
+)
 from mailpool_server.service.ports import MailboxCount, Outbound, Store
 from tests.store.contract.seed import (
     DAY,
@@ -49,7 +55,14 @@ async def test_an_outbound_writes_its_conversation_message_timeline_send_and_con
     async with store.read() as tx:
         conv_id = first.conversation.id
         assert await tx.conversation_by_id(conv_id) == second.conversation
-        assert await tx.timeline_of(conv_id) == [*first.timeline, *second.timeline]
+        # Each message's item reports its send, as it stands.
+        queued = [Delivery(first.pending.id, PendingStatus.QUEUED)]
+        queued += [Delivery(second.pending.id, PendingStatus.QUEUED)]
+        expected = [
+            replace(entry, delivery=queued[0] if entry.message else None)
+            for entry in first.timeline
+        ] + [replace(entry, delivery=queued[1]) for entry in second.timeline]
+        assert await tx.timeline_of(conv_id) == expected
         assert await tx.message_by_header(world.identity.id, "<m2@mailboxes.example>") == (
             second.message
         )
