@@ -6,7 +6,6 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mailpool.v1 import conversation_pb2
-from mailpool_server.rest.ui.open_sends import OpenSend, OpenSends
 from mailpool_server.rest.ui.sessions import SessionTable
 from mailpool_server.rest.ui.views import ENVIRONMENT
 
@@ -29,6 +28,9 @@ def test_every_timeline_item_is_shown_and_mail_is_escaped() -> None:
         to=["morgan@northwind.example"],
         subject="Hello",
         text="Hi Morgan",
+        delivery=conversation_pb2.Delivery(
+            pending_id="psn_01", state=conversation_pb2.SEND_STATE_QUEUED
+        ),
     )
     inbound = conversation_pb2.Message(
         direction=conversation_pb2.MESSAGE_DIRECTION_INBOUND,
@@ -66,11 +68,7 @@ def test_every_timeline_item_is_shown_and_mail_is_escaped() -> None:
         conversation=conversation,
         subject=hostile,
         timeline=timeline,
-        waiting=OpenSends(
-            sends=[OpenSend("psn_01", "morgan@northwind.example", 1_777_276_800_000, "a@b.c")],
-            complete=False,
-            window=1000,
-        ),
+        waiting=[outbound],
     )
     assert "<script>" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
@@ -83,7 +81,7 @@ def test_every_timeline_item_is_shown_and_mail_is_escaped() -> None:
         "Moved back from the archive",
         "No reply after 4h",
         "/ui/identities/alice@mailpool.local/sends/psn_01/cancel",
-        "Only sends among this identity's last 1000 events are checked",
+        '<span class="send-state">queued</span>',
         'datetime="2026-04-27T08:00:00+00:00">2026-04-27 08:00 UTC</time>',
     ):
         assert text in html, text

@@ -9,9 +9,8 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailpool.v1 import conversation_service_pb2, identity_service_pb2
+from mailpool.v1 import conversation_pb2, conversation_service_pb2, identity_service_pb2
 from mailpool_server.rest.ui.dashboard import Dashboard
-from mailpool_server.rest.ui.open_sends import open_sends
 from mailpool_server.rest.ui.sessions import Session
 from mailpool_server.rest.ui.usage_graph import build as usage_graph
 from mailpool_server.rest.ui.views import identity_row, render
@@ -95,27 +94,18 @@ async def identity(dashboard: Dashboard, request: Request, session: Session) -> 
 async def conversation(dashboard: Dashboard, request: Request, session: Session) -> Response:
     handle = request.path_params["handle"]
     conv_id = request.path_params["conv_id"]
-    metadata = dashboard.metadata(session)
-    found, detail = await asyncio.gather(
-        dashboard.identities.GetIdentity(
-            identity_service_pb2.GetIdentityRequest(identity=handle),
-            metadata=metadata,
-            timeout=dashboard.timeout,
-        ),
-        dashboard.conversations.GetConversation(
-            conversation_service_pb2.GetConversationRequest(identity=handle, conv_id=conv_id),
-            metadata=metadata,
-            timeout=dashboard.timeout,
-        ),
+    detail = await dashboard.conversations.GetConversation(
+        conversation_service_pb2.GetConversationRequest(identity=handle, conv_id=conv_id),
+        metadata=dashboard.metadata(session),
+        timeout=dashboard.timeout,
     )
-    waiting = await open_sends(
-        dashboard.events,
-        metadata,
-        detail.identity,
-        detail.conversation.id,
-        found.identity.head_seq,
-        detail.conversation.create_time.ToMilliseconds(),
-    )
+    # Outbound messages whose send no dispatcher has taken yet: those can be cancelled.
+    waiting = [
+        item.message
+        for item in detail.timeline
+        if item.WhichOneof("item") == "message"
+        and item.message.delivery.state == conversation_pb2.SEND_STATE_QUEUED
+    ]
     subject = detail.conversation.subject or "(no subject)"
     return render(
         "conversation.html",

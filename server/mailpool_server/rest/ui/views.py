@@ -69,6 +69,13 @@ def _direction(message: conversation_pb2.Message) -> str:
     return enum_name(conversation_pb2.MessageDirection, message.direction)
 
 
+def _send_state(message: conversation_pb2.Message) -> str:
+    """Where an outbound message's send stands ("queued", "sent", …); "" for inbound."""
+    if not message.HasField("delivery"):
+        return ""
+    return enum_name(conversation_pb2.SendState, message.delivery.state)
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -78,7 +85,13 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        utc=utc, iso=iso, path_part=path_part, ms=_ms, direction=_direction, duration=duration
+        utc=utc,
+        iso=iso,
+        path_part=path_part,
+        ms=_ms,
+        direction=_direction,
+        send_state=_send_state,
+        duration=duration,
     )
     env.globals.update(identity_url=identity_url, conversation_url=conversation_url)
     return env
