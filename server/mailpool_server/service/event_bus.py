@@ -9,8 +9,60 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+
+
+class Wake:
+    """A reader's wake-up flag: set by a hint, cleared by the reader before it reads.
+
+    asyncio.Event's interface (set, clear, is_set, wait), built on bare futures so
+    that a timed wait costs one future (service/timer.py, Alarm): a stream waits
+    once per event, for every subscriber of a fan-out.
+    """
+
+    __slots__ = ("_futures", "_is_set")
+
+    def __init__(self) -> None:
+        self._is_set = False
+        self._futures: list[asyncio.Future[None]] = []
+
+    def is_set(self) -> bool:
+        return self._is_set
+
+    def clear(self) -> None:
+        self._is_set = False
+
+    def set(self) -> None:
+        if self._is_set:
+            return
+        self._is_set = True
+        futures, self._futures = self._futures, []
+        for future in futures:
+            if not future.done():
+                future.set_result(None)
+
+    def future(self) -> asyncio.Future[None]:
+        """A future that the next set() completes. Withdraw it when you stop waiting
+        before that."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._futures.append(future)
+        return future
+
+    def withdraw(self, future: asyncio.Future[None]) -> None:
+        with suppress(ValueError):  # set() has taken it already
+            self._futures.remove(future)
+
+    async def wait(self) -> bool:
+        if self._is_set:
+            return True
+        future = self.future()
+        try:
+            await future
+        finally:
+            if not future.done():
+                self.withdraw(future)
+        return True
 
 
 @dataclass(eq=False)
@@ -18,7 +70,7 @@ class Waiter:
     """Set whenever one of `identity_ids` (or any identity, when None) commits events."""
 
     identity_ids: frozenset[str] | None
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: Wake = field(default_factory=Wake)
 
 
 class EventBus:

@@ -23,7 +23,7 @@ from mailpool_server.service.models import Identity
 from mailpool_server.service.paging import page_size
 from mailpool_server.service.ports import Store
 from mailpool_server.service.shared_reads import SharedReads
-from mailpool_server.service.timer import LoopTimer, Timer
+from mailpool_server.service.timer import Alarm, LoopTimer, Timer
 
 STREAM_PAGE = 500
 DEFAULT_HEARTBEAT_S = 15.0
@@ -231,6 +231,7 @@ class Subscription:
         self._fixed = fixed
         self._cursors = cursors
         self._waiter: Waiter | None = None
+        self._alarm: Alarm | None = None
         self._unread: deque[Identity] = deque()  # logs this round has still to read
         self._rounds = 0
         self._caught_up = False
@@ -238,16 +239,20 @@ class Subscription:
     def __enter__(self) -> Subscription:
         watch = None if self._fixed is None else frozenset(i.id for i in self._fixed)
         self._waiter = self._feed._bus.register(watch)
+        self._alarm = self._feed._timer.alarm()
         return self
 
     def __exit__(self, *_: object) -> None:
         if self._waiter is not None:
             self._feed._bus.unregister(self._waiter)
             self._waiter = None
+        if self._alarm is not None:
+            self._alarm.close()
+            self._alarm = None
 
     async def next_items(self) -> Sequence[StreamItem]:
-        feed, waiter = self._feed, self._waiter
-        assert waiter is not None, "enter the subscription first"
+        feed, waiter, alarm = self._feed, self._waiter, self._alarm
+        assert waiter is not None and alarm is not None, "enter the subscription first"
         while True:
             feed._check_open()
             if self._unread:
@@ -267,7 +272,7 @@ class Subscription:
             elif not self._caught_up:
                 self._caught_up = True
                 return [CaughtUp(dict(self._cursors))]
-            elif not await feed._timer.wait(waiter.wake, feed._heartbeat_s):
+            elif not await alarm.wait(waiter.wake, feed._heartbeat_s):
                 feed._check_open()
                 return [Heartbeat(dict(self._cursors))]
 
