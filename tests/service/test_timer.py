@@ -1,5 +1,5 @@
-"""LoopAlarm: a reader's timed waits on the event loop's clock, run on a loop whose
-clock the test moves (no wall-clock waits)."""
+"""LoopAlarm and Wake: a reader's timed waits on the event loop's clock, run on a loop
+whose clock the test moves (no wall-clock waits)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,6 @@ class SteppedLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self.now
-
-
-async def begin(wait: Awaitable[bool]) -> asyncio.Future[bool]:
-    """Start a wait and let it reach its await, at the current time."""
-    started = asyncio.ensure_future(wait)
-    await step(0)
-    return started
 
 
 async def step(seconds: float) -> None:
@@ -48,11 +41,11 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 def test_a_wait_nobody_wakes_ends_at_its_deadline() -> None:
     async def scenario() -> None:
         alarm, wake = LoopAlarm(), Wake()
-        waiting = await begin(alarm.wait(wake, 15))
+        waiting = alarm.arm(wake, 15)
         await step(14.999)
         assert not waiting.done()
         await step(0.001)
-        assert await waiting is False
+        assert waiting.done() and not wake.is_set()
 
     run(scenario)
 
@@ -60,52 +53,47 @@ def test_a_wait_nobody_wakes_ends_at_its_deadline() -> None:
 def test_a_woken_wait_leaves_the_next_one_its_full_timeout() -> None:
     async def scenario() -> None:
         alarm, wake = LoopAlarm(), Wake()
-        first = await begin(alarm.wait(wake, 15))
+        first = alarm.arm(wake, 15)
         await step(10)
         wake.set()
-        assert await first is True
+        await first
         wake.clear()
-        second = await begin(alarm.wait(wake, 15))  # deadline 25
+        second = alarm.arm(wake, 15)  # deadline 25
         await step(5)  # the first wait's timer rings at 15, and is set again for 25
         assert not second.done()
         await step(9.999)
         assert not second.done()
         await step(0.001)
-        assert await second is False
+        assert second.done() and not wake.is_set()
         alarm.close()
 
     run(scenario)
 
 
-def test_a_wake_that_is_set_returns_at_once_and_set_wakes_every_waiter() -> None:
+def test_set_ends_every_wait_and_a_set_wake_ends_them_at_once() -> None:
     async def scenario() -> None:
         wake = Wake()
-        wake.set()
-        assert await LoopAlarm().wait(wake, 15) is True
-        wake.clear()
-        waits = [
-            asyncio.ensure_future(wake.wait()),
-            asyncio.ensure_future(LoopAlarm().wait(wake, 15)),
-        ]
+        waiting, armed = asyncio.ensure_future(wake.wait()), LoopAlarm().arm(wake, 15)
         await step(0)
+        assert not waiting.done() and not armed.done()
         wake.set()
-        assert list(await asyncio.gather(*waits)) == [True, True]
+        assert await waiting is True
+        await armed
+        assert LoopAlarm().arm(wake, 15).done()
+        assert await wake.wait() is True
 
     run(scenario)
 
 
-def test_a_cancelled_wait_is_withdrawn() -> None:
+def test_after_a_timeout_the_next_wait_ends_on_a_wake() -> None:
     async def scenario() -> None:
         alarm, wake = LoopAlarm(), Wake()
-        waiting = await begin(alarm.wait(wake, 15))
-        await step(1)
-        waiting.cancel()
-        await step(0)
-        assert waiting.cancelled()
-        again = await begin(alarm.wait(wake, 15))  # deadline 16
-        await step(14)  # the first timer rings at 15 for nobody but this wait
-        assert not again.done()
-        await step(1)
-        assert await again is False
+        timed_out = alarm.arm(wake, 15)
+        await step(15)
+        assert timed_out.done()
+        again = alarm.arm(wake, 15)
+        wake.set()  # completes the wait in progress, not the one that timed out again
+        await again
+        assert timed_out.result() is None
 
     run(scenario)

@@ -43,10 +43,13 @@ class Wake:
                 future.set_result(None)
 
     def future(self) -> asyncio.Future[None]:
-        """A future that the next set() completes. Withdraw it when you stop waiting
-        before that."""
+        """A future that set() completes (done already if the flag is set). Withdraw it
+        when you stop waiting before that."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._futures.append(future)
+        if self._is_set:
+            future.set_result(None)
+        else:
+            self._futures.append(future)
         return future
 
     def withdraw(self, future: asyncio.Future[None]) -> None:
@@ -54,8 +57,6 @@ class Wake:
             self._futures.remove(future)
 
     async def wait(self) -> bool:
-        if self._is_set:
-            return True
         future = self.future()
         try:
             await future

@@ -10,7 +10,7 @@ a slow subscriber is fed from the log at its own pace and holds no buffer.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -212,12 +212,15 @@ class Subscription:
     """One subscriber's cursors over the logs it follows.
 
     `next_items()` returns what to send next: a page of one log past its cursor, then
-    `CaughtUp` once the backlog is out, then pages as commits come, or a `Heartbeat`
-    after heartbeat_s without any. The cursors move as a page is handed out: ask for
-    more only once the last items are sent, so that a marker's heads are what was
-    sent. A batch per call, not an event per call: when one commit fans out to
-    hundreds of subscribers, a subscriber's work per event is little more than its
-    gRPC write (`make bench`, fanout).
+    `CaughtUp` once the backlog is out, then pages as commits come, and a `Heartbeat`
+    after a quiet heartbeat period; or nothing, and then `until_more()` is what to await
+    before asking again. The cursors move as a page is handed out: ask for more only
+    once the last items are sent, so that a marker's heads are what was sent.
+
+    This shape is for fan-out: one commit wakes hundreds of subscribers, so what a
+    subscriber does per event is little more than its gRPC write. A page per call, not
+    an event; while waiting, a subscriber holds a future, not a chain of coroutines
+    (fewer objects to resume, and fewer for the collector to promote).
 
     Use it as a context manager: its waiter is registered on entry (before the first
     read) and let go on exit.
@@ -235,6 +238,7 @@ class Subscription:
         self._unread: deque[Identity] = deque()  # logs this round has still to read
         self._rounds = 0
         self._caught_up = False
+        self._waited = False  # until_more() since the last round
 
     def __enter__(self) -> Subscription:
         watch = None if self._fixed is None else frozenset(i.id for i in self._fixed)
@@ -251,8 +255,9 @@ class Subscription:
             self._alarm = None
 
     async def next_items(self) -> Sequence[StreamItem]:
-        feed, waiter, alarm = self._feed, self._waiter, self._alarm
-        assert waiter is not None and alarm is not None, "enter the subscription first"
+        """What to send next; empty when nothing is due before `until_more()` ends."""
+        feed, waiter = self._feed, self._waiter
+        assert waiter is not None, "enter the subscription first"
         while True:
             feed._check_open()
             if self._unread:
@@ -264,6 +269,7 @@ class Subscription:
                 # the round sets it again and earns another round; an unset flag means
                 # nothing new was committed.
                 self._rounds += 1
+                self._waited = False
                 waiter.wake.clear()
                 if self._fixed is not None and len(self._fixed) == 1:
                     self._unread.extend(self._fixed)  # one log: its page read tells
@@ -272,9 +278,18 @@ class Subscription:
             elif not self._caught_up:
                 self._caught_up = True
                 return [CaughtUp(dict(self._cursors))]
-            elif not await alarm.wait(waiter.wake, feed._heartbeat_s):
-                feed._check_open()
+            elif self._waited:  # a heartbeat period passed without a wake-up
+                self._waited = False
                 return [Heartbeat(dict(self._cursors))]
+            else:
+                return ()
+
+    def until_more(self) -> Awaitable[object]:
+        """Ends on a wake-up (a commit, or the server stopping) or after heartbeat_s
+        without one."""
+        assert self._waiter is not None and self._alarm is not None, "enter it first"
+        self._waited = True
+        return self._alarm.arm(self._waiter.wake, self._feed._heartbeat_s)
 
     async def _find_grown_logs(self) -> None:
         """Many logs: one read of their heads finds the few that grew."""
@@ -308,5 +323,8 @@ class Subscription:
 async def _one_by_one(subscription: Subscription) -> AsyncGenerator[StreamItem, None]:
     with subscription:
         while True:
-            for item in await subscription.next_items():
+            items = await subscription.next_items()
+            if not items:
+                await subscription.until_more()
+            for item in items:
                 yield item

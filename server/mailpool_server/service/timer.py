@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+from collections.abc import Awaitable
 from typing import Protocol
 
 from mailpool_server.service.event_bus import Wake
@@ -28,7 +29,10 @@ class Alarm(Protocol):
     """Timer.wait for one reader that waits again and again (a stream between events,
     with its heartbeat period as the timeout). Close it when the reader is done."""
 
-    async def wait(self, wake: Wake, timeout_s: float) -> bool: ...
+    def arm(self, wake: Wake, timeout_s: float) -> Awaitable[object]:
+        """What to await: it ends when the wake is set, or timeout_s from now (then
+        the wake is still unset)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -73,32 +77,26 @@ class LoopAlarm:
     A wait that a wake-up ends leaves its timer set; when the timer rings before the
     latest wait's deadline, it is set again for that deadline, and only a wait that
     reaches its deadline ends by it. A busy stream is woken once per event, for every
-    subscriber of a fan-out, and then pays for a future alone.
+    subscriber of a fan-out, and then pays for one future.
     """
 
-    __slots__ = ("_deadline", "_rings_at", "_timer", "_waiting")
+    __slots__ = ("_deadline", "_rings_at", "_timer", "_waiting", "_wake")
 
     def __init__(self) -> None:
         self._timer: asyncio.TimerHandle | None = None
         self._rings_at = 0.0
         self._deadline = 0.0  # the latest wait's
         self._waiting: asyncio.Future[None] | None = None
+        self._wake: Wake | None = None
 
-    async def wait(self, wake: Wake, timeout_s: float) -> bool:
-        if wake.is_set():
-            return True
+    def arm(self, wake: Wake, timeout_s: float) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         self._deadline = deadline = loop.time() + timeout_s
         if self._timer is None or deadline < self._rings_at:
             self._set_timer(loop, deadline)
-        future = self._waiting = wake.future()
-        try:
-            await future
-        finally:
-            self._waiting = None
-            if not wake.is_set():  # timed out or cancelled: the future is still listed
-                wake.withdraw(future)
-        return wake.is_set()
+        self._wake = wake
+        self._waiting = wake.future()
+        return self._waiting
 
     def close(self) -> None:
         if self._timer is not None:
@@ -118,6 +116,8 @@ class LoopAlarm:
         if self._deadline > self._rings_at:  # waits since this was set moved the deadline
             self._set_timer(asyncio.get_running_loop(), self._deadline)
             return
+        assert self._wake is not None
+        self._wake.withdraw(waiting)
         waiting.set_result(None)
 
 
@@ -198,8 +198,8 @@ class _ManualAlarm:
     def __init__(self, timer: ManualTimer) -> None:
         self._timer = timer
 
-    async def wait(self, wake: Wake, timeout_s: float) -> bool:
-        return await self._timer.wait(wake, timeout_s)
+    def arm(self, wake: Wake, timeout_s: float) -> Awaitable[object]:
+        return asyncio.ensure_future(self._timer.wait(wake, timeout_s))
 
     def close(self) -> None:
         pass
