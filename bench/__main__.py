@@ -1,8 +1,11 @@
-"""`make bench`: mailpool against a no-op baseline, in one run, printed as one JSON object.
+"""`make bench`: mailpool against baselines, in one run, printed as one JSON object.
 
 Every mailpool figure stands beside a baseline measured in the same run on the same
-machine, and the ratio is what to compare across runs (these machines are shared).
-`--quick` runs tiny sizes (a smoke test, not a measurement).
+machine (a no-op gRPC server, a minimal fan-out server), and the ratio is what to
+compare across runs (these machines are shared). Each scenario also reports what it
+cost the server process in CPU per call (`cpu_per_call_ms`, from /proc), beside what
+the same calls cost the baseline's process. `--quick` runs tiny sizes (a smoke test,
+not a measurement).
 """
 
 from __future__ import annotations
@@ -10,25 +13,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 
-from bench.harness import Process, percentile, port_of, process, run_load
+from bench.cpu import metered, per_call_ms
+from bench.fanout import FanoutTarget, against_minimal, fanout
+from bench.harness import Process, port_of, process, ratio, run_load
+from bench.loads import http_sends, replay, send_request, unary
+from bench.postgres import SCALE_DAILY_CAP, backends
 from bench.seed import Seeded, seed
 from bench.webhook_receiver import CountingReceiver
-from mailpool.v1 import event_service_pb2 as event_pb
-from mailpool.v1 import event_service_pb2_grpc as event_grpc
-from mailpool.v1 import send_service_pb2 as send_pb
 from mailpool.v1 import send_service_pb2_grpc as send_grpc
 
 FULL = {
@@ -37,6 +40,7 @@ FULL = {
     "backlog": 100_000,
     "subscribers": 500,
     "fanout_events": 20,
+    "fanout_rounds": 2,
     "rtt_calls": 1000,
 }
 QUICK = {
@@ -45,125 +49,15 @@ QUICK = {
     "backlog": 2000,
     "subscribers": 20,
     "fanout_events": 3,
+    "fanout_rounds": 1,
     "rtt_calls": 50,
 }
-
-
-def send_request(seeded: Seeded, n: int) -> send_pb.SendRequest:
-    return send_pb.SendRequest(
-        identity=seeded.handles[n % len(seeded.handles)],
-        to=[f"lead{n:06d}@example.com"],
-        subject="Quick question",
-        text="Hi there, a short note.",
-        idempotency_key=f"bench-{n}",
-    )
-
-
-async def unary(
-    channel: grpc.aio.Channel, seeded: Seeded, total: int, concurrency: int, offset: int = 0
-) -> Any:
-    stub = send_grpc.SendServiceStub(channel)
-    return await run_load(
-        lambda n: stub.Send(send_request(seeded, offset + n), metadata=seeded.metadata),
-        total,
-        concurrency,
-    )
-
-
-async def http_sends(port: int, seeded: Seeded, total: int, concurrency: int, offset: int) -> Any:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
-
-        async def call(n: int) -> None:
-            request = send_request(seeded, offset + n)
-            response = await client.post(
-                f"/v1/identities/{request.identity}/send",
-                headers={
-                    "Authorization": f"Bearer {seeded.key}",
-                    "Idempotency-Key": request.idempotency_key,
-                },
-                json={"to": list(request.to), "subject": request.subject, "text": request.text},
-            )
-            assert response.status_code == 200, response.text
-
-        return await run_load(call, total, concurrency)
-
-
-async def replay(
-    channel: grpc.aio.Channel, seeded: Seeded, backlog: int, handle: str, *, noop: bool
-) -> float:
-    stub = event_grpc.EventServiceStub(channel)
-    request = (
-        event_pb.StreamEventsRequest(since=backlog)
-        if noop
-        else event_pb.StreamEventsRequest(identity=handle)
-    )
-    started = time.perf_counter()
-    received = 0
-    call = stub.StreamEvents(request, metadata=seeded.metadata)
-    async for message in call:
-        if message.HasField("event"):
-            received += 1
-        if received == backlog:
-            break
-    elapsed = time.perf_counter() - started
-    call.cancel()
-    assert received == backlog
-    return round(backlog / elapsed, 1)
-
-
-async def fanout(
-    port: int, seeded: Seeded, subscribers: int, events: int, base: int = 0
-) -> dict[str, float]:
-    """ms from commit to receipt, on every subscriber. The commit has happened when
-    the Send's response reaches this process, so that moment stands for it (half a
-    round trip late); a subscriber served before the response is read counts 0.
-    `base`: the fanout identity's head seq before this run."""
-    channels = [
-        grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(max(1, subscribers // 100))
-    ]
-    received_at: list[list[float]] = [[] for _ in range(events + 1)]
-    everyone: list[asyncio.Event] = [asyncio.Event() for _ in range(events + 1)]
-
-    async def subscriber(number: int) -> None:
-        stub = event_grpc.EventServiceStub(channels[number % len(channels)])
-        call = stub.StreamEvents(
-            event_pb.StreamEventsRequest(identity=seeded.fanout_handle, since=base),
-            metadata=seeded.metadata,
-        )
-        async for message in call:
-            seq = message.event.seq - base if message.HasField("event") else 0  # 0: caught up
-            received_at[seq].append(time.perf_counter())
-            if len(received_at[seq]) == subscribers:
-                everyone[seq].set()
-            if seq == events:
-                break
-        call.cancel()
-
-    tasks = [asyncio.create_task(subscriber(n)) for n in range(subscribers)]
-    await everyone[0].wait()
-    # The harness's own collections of its 500 streams' objects would count as latency.
-    gc.collect()
-    gc.freeze()
-    stub = send_grpc.SendServiceStub(channels[0])
-    latencies: list[float] = []
-    for seq in range(1, events + 1):
-        await stub.Send(
-            send_pb.SendRequest(
-                identity=seeded.fanout_handle, to=[f"f{seq}@example.com"], subject="s", text="t"
-            ),
-            metadata=seeded.metadata,
-        )
-        committed = time.perf_counter()
-        await everyone[seq].wait()  # one event at a time: latency, not queueing
-        latencies += [max(0.0, (at - committed) * 1000) for at in received_at[seq]]
-    await asyncio.gather(*tasks)
-    for channel in channels:
-        await channel.close()
-    return {
-        "p50_ms": round(percentile(latencies, 0.5), 2),
-        "p99_ms": round(percentile(latencies, 0.99), 2),
-    }
+# Idempotency keys are bench-<offset + n>: each round of sends starts at its own offset,
+# so that only the idempotent-replay round repeats keys.
+WARM_UP_OFFSET = 10_000_000
+WEBHOOK_OFFSETS = (20_000_000, 30_000_000)
+POSTGRES_SQLITE_OFFSET = 40_000_000
+METRICS_OFFSET = 50_000_000
 
 
 async def sends_scenarios(
@@ -175,23 +69,58 @@ async def sends_scenarios(
     sends: int,
     conc: int,
     scenario: Callable[[str], None],
+    servers: tuple[Process, Process],
 ) -> None:
-    noop_load = await unary(base, seeded, sends, conc)
-    send_load = await unary(real, seeded, sends, conc)
+    mailpool, noop = servers
+    cpu = out["cpu_per_call_ms"]
+    noop_load, noop_cpu = await metered(noop.cpu_s, unary(base, seeded, sends, conc))
+    send_load, send_cpu = await metered(mailpool.cpu_s, unary(real, seeded, sends, conc))
     scenario("send_grpc")
     out["noop_grpc_per_s"], out["send_grpc_per_s"] = noop_load.per_s, send_load.per_s
-    out["send_vs_noop"] = round(send_load.per_s / noop_load.per_s, 3)
+    out["send_vs_noop"] = ratio(send_load.per_s, noop_load.per_s)
     out["send_grpc_latency_ms"] = {"p50": send_load.p50_ms, "p99": send_load.p99_ms}
+    cpu["noop_grpc"] = per_call_ms(noop_cpu, sends)
+    cpu["send_grpc"] = per_call_ms(send_cpu, sends)
+    cpu["send_grpc_vs_noop"] = ratio(send_cpu, noop_cpu)
 
-    replayed = await unary(real, seeded, sends, conc)  # the same keys and bodies again
+    # The same keys and bodies again: every call is answered from the stored result.
+    replayed, replay_cpu = await metered(mailpool.cpu_s, unary(real, seeded, sends, conc))
     scenario("idem_replay")
     out["idem_replay_per_s"] = replayed.per_s
-    out["idem_replay_vs_noop"] = round(replayed.per_s / noop_load.per_s, 3)
+    out["idem_replay_vs_noop"] = ratio(replayed.per_s, noop_load.per_s)
+    cpu["idem_replay"] = per_call_ms(replay_cpu, sends)
+    cpu["idem_replay_vs_noop"] = ratio(replay_cpu, noop_cpu)
 
-    http_load = await http_sends(http_port, seeded, sends, conc, offset=sends)
+    http_load, http_cpu = await metered(
+        mailpool.cpu_s, http_sends(http_port, seeded, sends, conc, offset=sends)
+    )
     scenario("send_http")
     out["send_http_per_s"] = http_load.per_s
-    out["http_vs_grpc"] = round(http_load.per_s / send_load.per_s, 3)
+    out["http_vs_grpc"] = ratio(http_load.per_s, send_load.per_s)
+    # The shim runs in the server's process: its parsing and its gRPC hop count here.
+    cpu["send_http"] = per_call_ms(http_cpu, sends)
+    cpu["send_http_vs_grpc"] = ratio(http_cpu, send_cpu)
+
+
+async def stream_scenario(
+    out: dict[str, Any],
+    real: grpc.aio.Channel,
+    base: grpc.aio.Channel,
+    seeded: Seeded,
+    backlog: int,
+    servers: tuple[Process, Process],
+) -> None:
+    mailpool, noop = servers
+    noop_stream, noop_cpu = await metered(noop.cpu_s, replay(base, seeded, backlog, "", noop=True))
+    stream, stream_cpu = await metered(
+        mailpool.cpu_s, replay(real, seeded, backlog, seeded.backlog_handle, noop=False)
+    )
+    out["noop_stream_per_s"], out["stream_events_per_s"] = noop_stream, stream
+    out["replay_vs_noop"] = ratio(stream, noop_stream)
+    cpu = out["cpu_per_call_ms"]
+    cpu["noop_stream_event"] = per_call_ms(noop_cpu, backlog)
+    cpu["stream_event"] = per_call_ms(stream_cpu, backlog)
+    cpu["stream_event_vs_noop"] = ratio(stream_cpu, noop_cpu)
 
 
 async def webhook_admin(database: str, verb: str, *args: str) -> bytes:
@@ -217,18 +146,22 @@ async def webhook_admin(database: str, verb: str, *args: str) -> bytes:
 async def webhook_scenario(
     out: dict[str, Any],
     real: grpc.aio.Channel,
-    grpc_port: int,
+    mailpool: Process,
     seeded: Seeded,
     sizes: dict[str, int],
     database: str,
     head: int,
 ) -> None:
     """Send throughput and fan-out without a webhook endpoint, then with an active one
-    (the relay in the server pushing every event to a loopback receiver here)."""
+    (the relay in the server pushing every event to a loopback receiver here). With
+    the endpoint, the sends' CPU window lasts until the relay has pushed them all."""
     sends, conc = sizes["sends"], sizes["concurrency"]
     subscribers, events = sizes["subscribers"], sizes["fanout_events"]
-    without = await unary(real, seeded, sends, conc, offset=20_000_000)
-    fan_without = await fanout(grpc_port, seeded, subscribers, events, head)
+    grpc_port = port_of(mailpool.lines[0])
+    without, without_cpu = await metered(
+        mailpool.cpu_s, unary(real, seeded, sends, conc, offset=WEBHOOK_OFFSETS[0])
+    )
+    fan_without = await fanout(grpc_port, seeded, subscribers, events, mailpool.cpu_s, head)
     receiver = CountingReceiver()
     await receiver.start()
     try:
@@ -239,79 +172,110 @@ async def webhook_scenario(
             if json.loads(await webhook_admin(database, "show"))["relay"] is not None:
                 break
             await asyncio.sleep(0.2)
-        started = time.perf_counter()
-        with_hook = await unary(real, seeded, sends, conc, offset=30_000_000)
-        fan_with = await fanout(grpc_port, seeded, subscribers, events, head + events)
-        drained = await receiver.until(sends + events, timeout_s=300)
-        elapsed = time.perf_counter() - started
+        started, cpu_before = time.perf_counter(), mailpool.cpu_s()
+        with_hook = await unary(real, seeded, sends, conc, offset=WEBHOOK_OFFSETS[1])
+        sends_pushed = await receiver.until(sends, timeout_s=300)
+        elapsed, with_cpu = time.perf_counter() - started, mailpool.cpu_s() - cpu_before
+        fan_with = await fanout(
+            grpc_port, seeded, subscribers, events, mailpool.cpu_s, head + events
+        )
+        drained = sends_pushed and await receiver.until(sends + events, timeout_s=300)
     finally:
         await receiver.stop()
     out["webhook"] = {
         "send_per_s_without_endpoint": without.per_s,
         "send_per_s_with_endpoint": with_hook.per_s,
-        "send_with_vs_without": round(with_hook.per_s / without.per_s, 3),
+        "send_with_vs_without": ratio(with_hook.per_s, without.per_s),
         "send_p99_ms_without_endpoint": without.p99_ms,
         "send_p99_ms_with_endpoint": with_hook.p99_ms,
-        "fanout_without_endpoint": fan_without,
-        "fanout_with_endpoint": fan_with,
+        "cpu_per_send_ms_without_endpoint": per_call_ms(without_cpu, sends),
+        "cpu_per_send_ms_with_endpoint": per_call_ms(with_cpu, sends),
+        "cpu_with_vs_without": ratio(with_cpu, without_cpu),
+        "fanout_without_endpoint": fan_without.summary(),
+        "fanout_with_endpoint": fan_with.summary(),
         "pushed": receiver.count,
         "all_pushed": drained,
-        "pushed_per_s": round(receiver.count / elapsed, 1),
+        "pushed_per_s": round(sends / elapsed, 1),
     }
 
 
-SCENARIOS = ("send", "stream", "fanout", "webhook", "metrics")
+SCENARIOS = ("send", "stream", "postgres", "fanout", "webhook", "metrics")
 # The metrics scenario alternates servers without and with --metrics-port this many times.
 METRICS_ROUNDS = 3
 
 
 async def metrics_cost(
-    out: dict[str, Any], plain: Process, metered: Process, seeded: Seeded, sends: int, conc: int
+    out: dict[str, Any],
+    plain: Process,
+    with_metrics: Process,
+    seeded: Seeded,
+    sends: int,
+    conc: int,
 ) -> None:
     """Send throughput of the same server without and with metrics, in alternating
     rounds (the machine's load drifts); the ratio is what to compare."""
-    targets = [f"127.0.0.1:{port_of(p.lines[0])}" for p in (plain, metered)]
+    servers = (plain, with_metrics)
+    targets = [f"127.0.0.1:{port_of(p.lines[0])}" for p in servers]
     rates: list[list[float]] = [[], []]
+    cpu_s = [0.0, 0.0]
     async with (
         grpc.aio.insecure_channel(targets[0]) as off,
         grpc.aio.insecure_channel(targets[1]) as on,
     ):
-        offset = 20_000_000
+        offset = METRICS_OFFSET
         for channel in (off, on):  # warm-up
             await unary(channel, seeded, min(200, sends), conc, offset=offset)
             offset += 1_000_000
         for _ in range(METRICS_ROUNDS):
             for side, channel in enumerate((off, on)):
-                load = await unary(channel, seeded, sends, conc, offset=offset)
+                load, spent = await metered(
+                    servers[side].cpu_s, unary(channel, seeded, sends, conc, offset=offset)
+                )
                 offset += 1_000_000
                 rates[side].append(load.per_s)
+                cpu_s[side] += spent
     off_rate, on_rate = (round(sum(r) / len(r), 1) for r in rates)
+    calls = sends * METRICS_ROUNDS
     out["metrics"] = {
         "send_grpc_per_s_off": off_rate,
         "send_grpc_per_s_on": on_rate,
-        "on_vs_off": round(on_rate / off_rate, 3),
+        "on_vs_off": ratio(on_rate, off_rate),
+        "cpu_per_send_ms_off": per_call_ms(cpu_s[0], calls),
+        "cpu_per_send_ms_on": per_call_ms(cpu_s[1], calls),
+        "cpu_on_vs_off": ratio(cpu_s[1], cpu_s[0]),
         "rounds": METRICS_ROUNDS,
     }
 
 
+@dataclass
+class Servers:
+    """The processes one run measures; the optional ones only for their scenarios."""
+
+    mailpool: Process
+    noop: Process
+    minimal_fanout: Process | None = None
+    with_metrics: Process | None = None
+    serve: list[str] = field(default_factory=list)  # how to start another mailpool
+    env: dict[str, str] = field(default_factory=dict)
+
+
 async def measure(
     sizes: dict[str, int],
-    mailpool: Process,
-    noop: Process,
+    servers: Servers,
     seeded: Seeded,
     only: tuple[str, ...] = SCENARIOS,
     database: str = "",
-    metered: Process | None = None,
 ) -> dict[str, Any]:
+    mailpool, noop = servers.mailpool, servers.noop
     grpc_port, http_port = port_of(mailpool.lines[0]), port_of(mailpool.lines[1])
-    out: dict[str, Any] = {"sizes": sizes, "rss_mb": {}}
+    out: dict[str, Any] = {"sizes": sizes, "rss_mb": {}, "cpu_per_call_ms": {}}
     sends, conc = sizes["sends"], sizes["concurrency"]
     async with (
         grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as real,
         grpc.aio.insecure_channel(f"127.0.0.1:{port_of(noop.lines[0])}") as base,
     ):
         await unary(base, seeded, min(200, sends), conc)  # warm-up
-        await unary(real, seeded, min(200, sends), conc, offset=10_000_000)
+        await unary(real, seeded, min(200, sends), conc, offset=WARM_UP_OFFSET)
 
         def scenario(name: str) -> None:
             out["rss_mb"][name] = mailpool.peak_rss_mb()
@@ -319,17 +283,21 @@ async def measure(
 
         mailpool.reset_peak_rss()
         if "send" in only:
-            await sends_scenarios(out, real, base, http_port, seeded, sends, conc, scenario)
+            await sends_scenarios(
+                out, real, base, http_port, seeded, sends, conc, scenario, (mailpool, noop)
+            )
         if "stream" in only:
-            backlog = sizes["backlog"]
-            noop_stream = await replay(base, seeded, backlog, "", noop=True)
-            stream = await replay(real, seeded, backlog, seeded.backlog_handle, noop=False)
+            await stream_scenario(out, real, base, seeded, sizes["backlog"], (mailpool, noop))
             scenario("stream_replay")
-            out["noop_stream_per_s"], out["stream_events_per_s"] = noop_stream, stream
-            out["replay_vs_noop"] = round(stream / noop_stream, 3)
 
-        if metered is not None:
-            await metrics_cost(out, mailpool, metered, seeded, sends, conc)
+        if servers.with_metrics is not None:
+            await metrics_cost(out, mailpool, servers.with_metrics, seeded, sends, conc)
+
+        if "postgres" in only:
+            out["backends"] = await backends(
+                sizes, mailpool, real, seeded, servers.serve, servers.env, POSTGRES_SQLITE_OFFSET
+            )
+            mailpool.reset_peak_rss()
 
         rtt = await run_load(
             lambda n: send_grpc.SendServiceStub(base).Send(
@@ -338,23 +306,45 @@ async def measure(
             sizes["rtt_calls"],
             1,
         )
-    if "fanout" in only:
-        fan = await fanout(grpc_port, seeded, sizes["subscribers"], sizes["fanout_events"])
+    target = FanoutTarget(grpc_port, mailpool.cpu_s)
+    if servers.minimal_fanout is not None:
+        minimal = servers.minimal_fanout
+        fan = await against_minimal(
+            target,
+            FanoutTarget(port_of(minimal.lines[0]), minimal.cpu_s),
+            seeded,
+            sizes["subscribers"],
+            sizes["fanout_events"],
+            sizes["fanout_rounds"],
+        )
         scenario("fanout")
         out["fanout"] = {
-            "subscribers": sizes["subscribers"],
             **fan,
             "unary_rtt_p50_ms": rtt.p50_ms,
             "unary_rtt_p99_ms": rtt.p99_ms,
-            "p50_vs_unary": round(fan["p50_ms"] / rtt.p50_ms, 2),
-            "p99_vs_unary": round(fan["p99_ms"] / rtt.p99_ms, 2),
+            "p50_vs_unary": ratio(fan["p50_ms"], rtt.p50_ms, 2),
+            "p99_vs_unary": ratio(fan["p99_ms"], rtt.p99_ms, 2),
         }
+        cpu = out["cpu_per_call_ms"]
+        cpu["minimal_fanout_delivery"] = fan["minimal"]["cpu_per_delivery_ms"]
+        cpu["fanout_delivery"] = fan["cpu_per_delivery_ms"]
+        cpu["fanout_delivery_vs_minimal"] = fan["cpu_vs_minimal"]
     if "webhook" in only:
-        head = sizes["fanout_events"] if "fanout" in only else 0
         async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-            await webhook_scenario(out, channel, grpc_port, seeded, sizes, database, head)
+            await webhook_scenario(out, channel, mailpool, seeded, sizes, database, target.head)
         scenario("webhook")
     return out
+
+
+def identities_needed(sizes: dict[str, int], only: tuple[str, ...]) -> int:
+    """Scale identities send 2000 a day each: enough of them for every round of sends on
+    the SQLite database (warm-ups included)."""
+    rounds = 3 if "send" in only else 0  # gRPC, replay (no new sends, counted anyway), HTTP
+    rounds += 2 if "webhook" in only else 0  # without and with an endpoint
+    rounds += 1 if "postgres" in only else 0  # the SQLite side
+    rounds += 2 * METRICS_ROUNDS if "metrics" in only else 0
+    warm_ups = 4  # the first, the metrics servers', the SQLite side of postgres
+    return (sizes["sends"] * rounds + min(200, sizes["sends"]) * warm_ups) // SCALE_DAILY_CAP + 2
 
 
 def main() -> None:
@@ -372,13 +362,10 @@ def main() -> None:
     sizes = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="mailpool-bench-") as folder:
         database = f"sqlite:///{Path(folder) / 'bench.db'}"
-        # Scale identities send 2000 a day each: enough of them for every round (the
-        # webhook scenario sends twice more, without and with an endpoint).
-        rounds = 3 + (4 if "webhook" in only else 0)
-        rounds += 2 * (METRICS_ROUNDS + 1) if "metrics" in only else 0
-        identities = sizes["sends"] * rounds // 2000 + 2
         backlog = sizes["backlog"] if "stream" in only else 0
-        seeded = asyncio.run(seed(database, identities=identities, backlog=backlog))
+        seeded = asyncio.run(
+            seed(database, identities=identities_needed(sizes, only), backlog=backlog)
+        )
         env = {
             "MAILPOOL_DATABASE_URL": database,
             "MAILPOOL_LOG_LEVEL": "WARNING",
@@ -402,13 +389,17 @@ def main() -> None:
             process(["-m", "bench.noop_server"], env, ready_lines=1) as noop,
             contextlib.ExitStack() as more,
         ):
-            metered = None
+            servers = Servers(mailpool, noop, serve=serve, env=env)
+            if "fanout" in only:
+                servers.minimal_fanout = more.enter_context(
+                    process(["-m", "bench.fanout_server"], env, ready_lines=1)
+                )
             if "metrics" in only:
                 # The same server with metrics on (their port announced as a third line).
-                metered = more.enter_context(
+                servers.with_metrics = more.enter_context(
                     process([*serve, "--metrics-port", "0"], env, ready_lines=3)
                 )
-            result = asyncio.run(measure(sizes, mailpool, noop, seeded, only, database, metered))
+            result = asyncio.run(measure(sizes, servers, seeded, only, database))
     print(json.dumps(result, indent=2))
 
 

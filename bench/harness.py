@@ -10,9 +10,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.cpu import process_cpu_s
 
 
 @dataclass
@@ -20,6 +22,11 @@ class Load:
     per_s: float
     p50_ms: float
     p99_ms: float
+
+
+def ratio(mine: float, baseline: float, digits: int = 3) -> float | None:
+    """mine / baseline; None when the baseline measured nothing (a coarse --quick figure)."""
+    return round(mine / baseline, digits) if baseline else None
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -57,6 +64,10 @@ class Process:
     def pid(self) -> int:
         return self.popen.pid
 
+    def cpu_s(self) -> float:
+        """CPU seconds the process has spent so far (bench/cpu.py)."""
+        return process_cpu_s(self.pid)
+
     def reset_peak_rss(self) -> None:
         """Linux: writing 5 to clear_refs resets VmHWM, so each scenario has its own peak."""
         with contextlib.suppress(OSError):
@@ -91,6 +102,18 @@ def process(args: list[str], env: dict[str, str], ready_lines: int) -> Iterator[
             popen.stdin.close()
         popen.wait(timeout=30)
         popen.stdout.close()
+
+
+@contextlib.asynccontextmanager
+async def started(args: list[str], env: dict[str, str], ready_lines: int) -> AsyncIterator[Process]:
+    """process() from async code: waiting for the child's ready lines, and for it to
+    exit, happens on a thread, so the event loop keeps its channels serviced."""
+    manager = process(args, env, ready_lines)
+    child = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield child
+    finally:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 def port_of(line: str) -> int:

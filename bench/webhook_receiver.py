@@ -12,6 +12,7 @@ class CountingReceiver:
         self.changed = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._serving: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -23,6 +24,9 @@ class CountingReceiver:
             for writer in list(self._writers):
                 writer.transport.abort()  # the relay's keep-alive connection
             await self._server.wait_closed()
+            # Python 3.11's wait_closed does not wait for the connections' handlers; one
+            # still running when the loop ends is cancelled, and asyncio logs that.
+            await asyncio.gather(*self._serving, return_exceptions=True)
 
     async def until(self, count: int, timeout_s: float) -> bool:
         """Wait until `count` POSTs arrived (False if the time ran out first)."""
@@ -36,6 +40,10 @@ class CountingReceiver:
         return True
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
         self._writers.add(writer)
         try:
             while True:

@@ -43,9 +43,43 @@ def test_bench_quick_prints_every_figure() -> None:
         "fanout",
         "webhook",
     }
-    assert result["metrics"]["on_vs_off"] > 0
+    # CPU per call beside its baseline's; at --quick sizes a figure may be under one
+    # clock tick (0), and a ratio over it None.
+    cpu = result["cpu_per_call_ms"]
+    for name in (
+        "noop_grpc",
+        "send_grpc",
+        "idem_replay",
+        "send_http",
+        "noop_stream_event",
+        "stream_event",
+        "minimal_fanout_delivery",
+        "fanout_delivery",
+    ):
+        assert cpu[name] >= 0, name
+    assert cpu["send_grpc"] > 0
+    for name in (
+        "send_grpc_vs_noop",
+        "idem_replay_vs_noop",
+        "send_http_vs_grpc",
+        "stream_event_vs_noop",
+        "fanout_delivery_vs_minimal",
+    ):
+        assert name in cpu, name
+    metrics = result["metrics"]
+    assert metrics["on_vs_off"] > 0 and metrics["cpu_per_send_ms_on"] > 0
     webhook = result["webhook"]
     assert webhook["all_pushed"] and webhook["send_per_s_with_endpoint"] > 0
+    assert webhook["cpu_per_send_ms_with_endpoint"] > 0
     fanout = result["fanout"]
     assert fanout["subscribers"] == 20
     assert fanout["p99_ms"] >= fanout["p50_ms"] > 0
+    assert fanout["minimal"]["p99_ms"] >= fanout["minimal"]["p50_ms"] >= 0
+    assert "p99_vs_minimal" in fanout and fanout["cpu_per_delivery_ms"] >= 0
+    backends = result["backends"]
+    if "skipped" in backends:  # no PostgreSQL programs here: a note instead of figures
+        assert backends["skipped"].startswith("PostgreSQL not measured")
+    else:
+        for backend in ("sqlite", "postgres"):
+            assert backends[backend]["send_per_s"] > 0 and backends[backend]["cpu_per_send_ms"] > 0
+        assert backends["postgres_vs_sqlite"]["send_per_s"] > 0

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TypeVar
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar, cast
 
 import pytest
 
@@ -28,6 +28,7 @@ from mailpool_server.service.events import (
     EventPayload,
     NewEvent,
 )
+from mailpool_server.service.ports import Tx
 from tests.memory_store import MemoryStore
 from tests.service.fakes import let_others_run, settle
 from tests.service.tenants import Tenant, make_tenant
@@ -297,3 +298,50 @@ async def test_a_closed_feed_refuses_new_subscriptions(feed: EventFeed, alice: T
     feed.close()
     with pytest.raises(ShuttingDown):
         await feed.subscribe(alice.org_id, handle=alice.handle)
+
+
+class CountingPages:
+    """The store, counting the pages of events read through it."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.pages = 0
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        async with self._store.read() as tx:
+            yield cast(Tx, _CountingTx(tx, self))
+
+    def write(self, *, lock_timeout_s: float | None = None) -> AbstractAsyncContextManager[Tx]:
+        return self._store.write(lock_timeout_s=lock_timeout_s)
+
+
+class _CountingTx:
+    def __init__(self, tx: Tx, counter: CountingPages) -> None:
+        self._tx = tx
+        self._counter = counter
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "events_after":
+            self._counter.pages += 1
+        return getattr(self._tx, name)
+
+
+async def test_a_commit_that_wakes_many_subscribers_is_read_once(
+    store: MemoryStore, bus: EventBus, alice: Tenant
+) -> None:
+    counting = CountingPages(store)
+    feed = EventFeed(counting, bus, heartbeat_s=3600)
+    streams = [await feed.subscribe(alice.org_id, handle=alice.handle) for _ in range(5)]
+    for stream in streams:
+        assert await anext(stream) == CaughtUp({alice.handle: 0})
+    live = [asyncio.ensure_future(anext(stream)) for stream in streams]
+    await settle(lambda: bus.waiting == 5)
+    await let_others_run()
+    counting.pages = 0
+    await commit(store, bus, alice, EmailNoReply(1))
+    assert [seqs([await item]) for item in live] == [[(alice.handle, 1)]] * 5
+    assert counting.pages == 1
+    for stream in streams:
+        await stream.aclose()
+    assert bus.waiting == 0

@@ -8,6 +8,7 @@ import logging
 
 from mailpool_server.service.dispatch import Dispatcher
 from mailpool_server.service.event_bus import EventBus
+from mailpool_server.service.timer import Flag
 from mailpool_server.service.timers import Timers
 
 log = logging.getLogger("mailpool.delivery")
@@ -47,7 +48,7 @@ class DeliveryLoops:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _pause(self, wake: asyncio.Event, seconds: float) -> None:
+    async def _pause(self, wake: Flag, seconds: float) -> None:
         stop = asyncio.ensure_future(self._stopping.wait())
         woken = asyncio.ensure_future(wake.wait())
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 
@@ -12,12 +11,19 @@ from mailpool_server.rpc.encode_events import event
 from mailpool_server.rpc.interceptor import Context, current_org
 from mailpool_server.rpc.stall_watch import StreamStalled
 from mailpool_server.service.errors import SubscriberStalled
-from mailpool_server.service.event_feed import CaughtUp, EventFeed
+from mailpool_server.service.event_feed import CaughtUp, EventFeed, Heartbeat
 from mailpool_server.service.events import Event
 
 
 def _heads(heads: dict[str, int]) -> list[pb.IdentitySeq]:
     return [pb.IdentitySeq(identity=handle, seq=seq) for handle, seq in heads.items()]
+
+
+def _marker(item: CaughtUp | Heartbeat) -> pb.StreamEventsResponse:
+    heads = _heads(item.heads)
+    if isinstance(item, CaughtUp):
+        return pb.StreamEventsResponse(caught_up=pb.CaughtUp(heads=heads))
+    return pb.StreamEventsResponse(heartbeat=pb.Heartbeat(heads=heads))
 
 
 # Encoded stream messages kept for reuse: subscribers that follow one identity are handed
@@ -61,7 +67,7 @@ class EventServicer(pb_grpc.EventServiceServicer):
     async def StreamEvents(
         self, request: pb.StreamEventsRequest, context: Context
     ) -> AsyncIterator[pb.StreamEventsResponse]:
-        stream = await self._feed.subscribe(
+        subscription = await self._feed.subscription(
             current_org(),
             handle=request.identity or None,
             since=request.since,
@@ -69,25 +75,23 @@ class EventServicer(pb_grpc.EventServiceServicer):
             org_since={s.identity: s.seq for s in request.org_since},
         )
         delivered: dict[str, int] = {}
-        # aclosing: when the client goes or stalls, the feed lets go of its waiter now,
-        # not whenever the generator is collected.
-        async with contextlib.aclosing(stream) as items:
-            async for item in items:
-                if isinstance(item, Event):
-                    message = self._stream_message(item)
-                elif isinstance(item, CaughtUp):
-                    message = pb.StreamEventsResponse(
-                        caught_up=pb.CaughtUp(heads=_heads(item.heads))
-                    )
-                else:
-                    message = pb.StreamEventsResponse(
-                        heartbeat=pb.Heartbeat(heads=_heads(item.heads))
-                    )
-                try:
-                    yield message
-                except StreamStalled:
-                    raise SubscriberStalled(delivered) from None
-                if isinstance(item, Event):
-                    # Counted once handed over: the interceptor finishes this write
-                    # before it asks for the next message.
-                    delivered[item.handle] = item.seq
+        # When the client goes or stalls, leaving the block lets go of the feed's waiter
+        # now, not whenever this generator is collected.
+        with subscription:
+            while True:
+                items = await subscription.next_items()
+                if not items:
+                    await subscription.until_more()
+                for item in items:
+                    if isinstance(item, Event):
+                        message = self._stream_message(item)
+                    else:
+                        message = _marker(item)
+                    try:
+                        yield message
+                    except StreamStalled:
+                        raise SubscriberStalled(delivered) from None
+                    if isinstance(item, Event):
+                        # Counted once handed over: the interceptor finishes this write
+                        # before it asks for the next message.
+                        delivered[item.handle] = item.seq

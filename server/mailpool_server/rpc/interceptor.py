@@ -162,10 +162,11 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 responses = behaviour(request, context)
                 guard = self._stalls.open(responses)
                 async for response in responses:
-                    if not open_method and timer.monotonic() - authenticated_at >= self._reauth_s:
+                    now = timer.monotonic()
+                    if not open_method and now - authenticated_at >= self._reauth_s:
                         await self._authenticate(context)  # a revoked key ends the stream
-                        authenticated_at = timer.monotonic()
-                    guard.writing_since = timer.monotonic()
+                        now = authenticated_at = timer.monotonic()
+                    guard.writing_since = now
                     await context.write(response)
                     guard.writing_since = None
                     if guard.stalled is not None:

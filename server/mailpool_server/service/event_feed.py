@@ -9,11 +9,10 @@ a slow subscriber is fed from the log at its own pace and holds no buffer.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
 
 from mailpool_server.service.auth import identity_in_org
 from mailpool_server.service.errors import InvalidArgument, SeqInFuture, ShuttingDown
@@ -23,9 +22,9 @@ from mailpool_server.service.limits import MAX_LONG_POLL_MS
 from mailpool_server.service.models import Identity
 from mailpool_server.service.paging import page_size
 from mailpool_server.service.ports import Store
-from mailpool_server.service.timer import LoopTimer, Timer
+from mailpool_server.service.shared_reads import SharedReads
+from mailpool_server.service.timer import Alarm, LoopTimer, Timer
 
-T = TypeVar("T")
 STREAM_PAGE = 500
 DEFAULT_HEARTBEAT_S = 15.0
 
@@ -77,7 +76,8 @@ class EventFeed:
         self._heartbeat_s = heartbeat_s
         self._timer = timer or LoopTimer()
         self._closing = False
-        self._flights: dict[tuple[object, ...], asyncio.Future[Any]] = {}
+        self._pages = SharedReads[list[Event]](bus, keep=_is_short)
+        self._heads_read = SharedReads[dict[str, int]](bus, keep=_always)
 
     def close(self) -> None:
         """End every open subscription promptly (server shutdown)."""
@@ -123,7 +123,7 @@ class EventFeed:
             has_more=len(events) > size,
         )
 
-    async def subscribe(
+    async def subscription(
         self,
         org_id: str,
         *,
@@ -131,9 +131,9 @@ class EventFeed:
         since: int = 0,
         whole_org: bool = False,
         org_since: dict[str, int] | None = None,
-    ) -> AsyncGenerator[StreamItem, None]:
-        """Validate a subscription and return its stream (errors surface here, before
-        the first message)."""
+    ) -> Subscription:
+        """Validate a subscription and return it (errors surface here, before the first
+        message)."""
         self._check_open()  # a server that is stopping takes no new subscribers
         if handle and whole_org:
             raise InvalidArgument.of("identity", "give an identity or wholeOrg, not both")
@@ -160,64 +160,26 @@ class EventFeed:
                 raise SeqInFuture(name, seq, head)
         for identity in identities:
             cursors[identity.handle] = starts.get(identity.handle, 0)
-        return self._stream(org_id, identities if handle else None, cursors)
+        return Subscription(self, org_id, identities if handle else None, cursors)
 
-    async def _stream(
-        self, org_id: str, fixed: list[Identity] | None, cursors: dict[str, int]
-    ) -> AsyncGenerator[StreamItem, None]:
-        watch = frozenset(i.id for i in fixed) if fixed is not None else None
-        with self._bus.waiter(watch) as waiter:
-            async for event in self._catch_up(org_id, fixed, cursors, waiter):
-                yield event
-            yield CaughtUp(dict(cursors))
-            while True:
-                woke = await self._wait(waiter, self._heartbeat_s)
-                self._check_open()
-                if not woke:
-                    yield Heartbeat(dict(cursors))
-                    continue
-                async for event in self._catch_up(org_id, fixed, cursors, waiter):
-                    yield event
-
-    async def _catch_up(
+    async def subscribe(
         self,
         org_id: str,
-        fixed: list[Identity] | None,
-        cursors: dict[str, int],
-        waiter: Waiter,
-    ) -> AsyncIterator[Event]:
-        """Send everything committed past the cursors, page by page. The wake flag is
-        cleared before each round's reads, so a commit during the round sets it again
-        and earns another round; an unset flag means nothing new was committed."""
-        while True:
-            waiter.wake.clear()
-            if fixed is None:
-                async with self._store.read() as tx:
-                    identities = await tx.identities_of(org_id, "", 1_000_000)
-            else:
-                identities = fixed
-            heads = None
-            if fixed is None or len(fixed) > 1:
-                # Many logs: one read finds the few that grew.
-                ids = [i.id for i in identities]
-                heads = await self._shared(("heads", *sorted(ids)), partial(self._heads, ids))
-            for identity in identities:
-                cursors.setdefault(identity.handle, 0)
-                if heads is not None and heads.get(identity.id, 0) <= cursors[identity.handle]:
-                    continue
-                while True:
-                    since = cursors[identity.handle]
-                    page = await self._shared(
-                        ("events", identity.id, since), partial(self._page, identity, since)
-                    )
-                    for event in page:
-                        self._check_open()
-                        yield event
-                        cursors[identity.handle] = event.seq
-                    if len(page) < STREAM_PAGE:
-                        break  # a short page is the end of the log
-            if not waiter.wake.is_set():
-                return
+        *,
+        handle: str | None,
+        since: int = 0,
+        whole_org: bool = False,
+        org_since: dict[str, int] | None = None,
+    ) -> AsyncGenerator[StreamItem, None]:
+        """subscription() as an async generator of single items."""
+        subscription = await self.subscription(
+            org_id, handle=handle, since=since, whole_org=whole_org, org_since=org_since
+        )
+        return _one_by_one(subscription)
+
+    async def _identities(self, org_id: str) -> list[Identity]:
+        async with self._store.read() as tx:
+            return await tx.identities_of(org_id, "", 1_000_000)
 
     async def _heads(self, identity_ids: list[str]) -> dict[str, int]:
         async with self._store.read() as tx:
@@ -226,16 +188,6 @@ class EventFeed:
     async def _page(self, identity: Identity, since: int) -> list[Event]:
         async with self._store.read() as tx:
             return await tx.events_after(identity, since, (), STREAM_PAGE)
-
-    async def _shared(self, key: tuple[object, ...], read: Callable[[], Awaitable[T]]) -> T:
-        """Single-flight: subscribers woken by the same commit at the same cursor share
-        one database read (each still reads the log; none trusts a cached copy)."""
-        flight = self._flights.get(key)
-        if flight is None:
-            flight = asyncio.ensure_future(read())
-            self._flights[key] = flight
-            flight.add_done_callback(lambda _: self._flights.pop(key, None))
-        return await asyncio.shield(flight)
 
     async def _wait(self, waiter: Waiter, timeout_s: float) -> bool:
         """Wait for a wake-up (shutdown wakes everyone too) or the timeout; True when
@@ -246,3 +198,133 @@ class EventFeed:
     def _check_open(self) -> None:
         if self._closing:
             raise ShuttingDown()
+
+
+def _is_short(page: list[Event]) -> bool:
+    return len(page) < STREAM_PAGE
+
+
+def _always(_: object) -> bool:
+    return True
+
+
+class Subscription:
+    """One subscriber's cursors over the logs it follows.
+
+    `next_items()` returns what to send next: a page of one log past its cursor, then
+    `CaughtUp` once the backlog is out, then pages as commits come, and a `Heartbeat`
+    after a quiet heartbeat period; or nothing, and then `until_more()` is what to await
+    before asking again. The cursors move as a page is handed out: ask for more only
+    once the last items are sent, so that a marker's heads are what was sent.
+
+    This shape is for fan-out: one commit wakes hundreds of subscribers, so what a
+    subscriber does per event is little more than its gRPC write. A page per call, not
+    an event; while waiting, a subscriber holds a future, not a chain of coroutines
+    (fewer objects to resume, and fewer for the collector to promote).
+
+    Use it as a context manager: its waiter is registered on entry (before the first
+    read) and let go on exit.
+    """
+
+    def __init__(
+        self, feed: EventFeed, org_id: str, fixed: list[Identity] | None, cursors: dict[str, int]
+    ) -> None:
+        self._feed = feed
+        self._org_id = org_id
+        self._fixed = fixed
+        self._cursors = cursors
+        self._waiter: Waiter | None = None
+        self._alarm: Alarm | None = None
+        self._unread: deque[Identity] = deque()  # logs this round has still to read
+        self._rounds = 0
+        self._caught_up = False
+        self._waited = False  # until_more() since the last round
+
+    def __enter__(self) -> Subscription:
+        watch = None if self._fixed is None else frozenset(i.id for i in self._fixed)
+        self._waiter = self._feed._bus.register(watch)
+        self._alarm = self._feed._timer.alarm()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._waiter is not None:
+            self._feed._bus.unregister(self._waiter)
+            self._waiter = None
+        if self._alarm is not None:
+            self._alarm.close()
+            self._alarm = None
+
+    async def next_items(self) -> Sequence[StreamItem]:
+        """What to send next; empty when nothing is due before `until_more()` ends."""
+        feed, waiter = self._feed, self._waiter
+        assert waiter is not None, "enter the subscription first"
+        while True:
+            feed._check_open()
+            if self._unread:
+                page = await self._next_page(self._unread[0])
+                if page:
+                    return page
+            elif self._rounds == 0 or waiter.wake.is_set():
+                # A round: the wake flag is cleared before its reads, so a commit during
+                # the round sets it again and earns another round; an unset flag means
+                # nothing new was committed.
+                self._rounds += 1
+                self._waited = False
+                waiter.wake.clear()
+                if self._fixed is not None and len(self._fixed) == 1:
+                    self._unread.extend(self._fixed)  # one log: its page read tells
+                else:
+                    await self._find_grown_logs()
+            elif not self._caught_up:
+                self._caught_up = True
+                return [CaughtUp(dict(self._cursors))]
+            elif self._waited:  # a heartbeat period passed without a wake-up
+                self._waited = False
+                return [Heartbeat(dict(self._cursors))]
+            else:
+                return ()
+
+    def until_more(self) -> Awaitable[object]:
+        """Ends on a wake-up (a commit, or the server stopping) or after heartbeat_s
+        without one."""
+        assert self._waiter is not None and self._alarm is not None, "enter it first"
+        self._waited = True
+        return self._alarm.arm(self._waiter.wake, self._feed._heartbeat_s)
+
+    async def _find_grown_logs(self) -> None:
+        """Many logs: one read of their heads finds the few that grew."""
+        feed = self._feed
+        identities = (
+            self._fixed if self._fixed is not None else await feed._identities(self._org_id)
+        )
+        for identity in identities:
+            self._cursors.setdefault(identity.handle, 0)
+        ids = [i.id for i in identities]
+        key = tuple(sorted(ids))
+        heads = feed._heads_read.fresh(key)
+        if heads is None:
+            heads = await feed._heads_read.get(key, partial(feed._heads, ids))
+        self._unread.extend(i for i in identities if heads.get(i.id, 0) > self._cursors[i.handle])
+
+    async def _next_page(self, identity: Identity) -> list[Event]:
+        feed = self._feed
+        since = self._cursors[identity.handle]
+        key = (identity.id, since)
+        page = feed._pages.fresh(key)  # a read another subscriber made for this commit
+        if page is None:
+            page = await feed._pages.get(key, partial(feed._page, identity, since))
+        if _is_short(page):
+            self._unread.popleft()  # a short page is the end of the log
+        if page:
+            self._cursors[identity.handle] = page[-1].seq
+        return page
+
+
+async def _one_by_one(subscription: Subscription) -> AsyncGenerator[StreamItem, None]:
+    with subscription:
+        while True:
+            items = await subscription.next_items()
+            if not items:
+                await subscription.until_more()
+            for item in items:
+                yield item

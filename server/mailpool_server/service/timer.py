@@ -11,7 +11,30 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+from collections.abc import Awaitable
 from typing import Protocol
+
+from mailpool_server.service.event_bus import Wake
+
+
+class Flag(Protocol):
+    """What a timed wait waits on: an asyncio.Event, or a reader's Wake."""
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> bool: ...
+
+
+class Alarm(Protocol):
+    """Timer.wait for one reader that waits again and again (a stream between events,
+    with its heartbeat period as the timeout). Close it when the reader is done."""
+
+    def arm(self, wake: Wake, timeout_s: float) -> Awaitable[object]:
+        """What to await: it ends when the wake is set, or timeout_s from now (then
+        the wake is still unset)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Timer(Protocol):
@@ -21,9 +44,11 @@ class Timer(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
-    async def wait(self, event: asyncio.Event, timeout_s: float) -> bool:
+    async def wait(self, event: Flag, timeout_s: float) -> bool:
         """Wait until the event is set or timeout_s has passed; True when it is set."""
         ...
+
+    def alarm(self) -> Alarm: ...
 
 
 class LoopTimer:
@@ -35,13 +60,65 @@ class LoopTimer:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    async def wait(self, event: asyncio.Event, timeout_s: float) -> bool:
-        # One timer and one future: this runs once per subscriber per commit.
+    async def wait(self, event: Flag, timeout_s: float) -> bool:
         if not event.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout_s):
                     await event.wait()
         return event.is_set()
+
+    def alarm(self) -> LoopAlarm:
+        return LoopAlarm()
+
+
+class LoopAlarm:
+    """One reader's waits with one loop timer per quiet period instead of one per wait.
+
+    A wait that a wake-up ends leaves its timer set; when the timer rings before the
+    latest wait's deadline, it is set again for that deadline, and only a wait that
+    reaches its deadline ends by it. A busy stream is woken once per event, for every
+    subscriber of a fan-out, and then pays for one future.
+    """
+
+    __slots__ = ("_deadline", "_rings_at", "_timer", "_waiting", "_wake")
+
+    def __init__(self) -> None:
+        self._timer: asyncio.TimerHandle | None = None
+        self._rings_at = 0.0
+        self._deadline = 0.0  # the latest wait's
+        self._waiting: asyncio.Future[None] | None = None
+        self._wake: Wake | None = None
+
+    def arm(self, wake: Wake, timeout_s: float) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        self._deadline = deadline = loop.time() + timeout_s
+        if self._timer is None or deadline < self._rings_at:
+            self._set_timer(loop, deadline)
+        self._wake = wake
+        self._waiting = wake.future()
+        return self._waiting
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _set_timer(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        self.close()
+        self._rings_at = at
+        self._timer = loop.call_at(at, self._ring)
+
+    def _ring(self) -> None:
+        self._timer = None
+        waiting = self._waiting
+        if waiting is None or waiting.done():
+            return  # nobody waits: the next wait sets a timer of its own
+        if self._deadline > self._rings_at:  # waits since this was set moved the deadline
+            self._set_timer(asyncio.get_running_loop(), self._deadline)
+            return
+        assert self._wake is not None
+        self._wake.withdraw(waiting)
+        waiting.set_result(None)
 
 
 class ManualTimer:
@@ -79,7 +156,7 @@ class ManualTimer:
         finally:
             future.cancel()  # a cancelled sleeper no longer counts as sleeping
 
-    async def wait(self, event: asyncio.Event, timeout_s: float) -> bool:
+    async def wait(self, event: Flag, timeout_s: float) -> bool:
         if event.is_set():
             return True
         timeout = self._deadline(timeout_s)
@@ -93,6 +170,9 @@ class ManualTimer:
             woken.cancel()
             timeout.cancel()
         return event.is_set()
+
+    def alarm(self) -> Alarm:
+        return _ManualAlarm(self)
 
     async def until_waiting(self, count: int = 1) -> None:
         """Return once at least `count` wait() calls are pending: readers that a
@@ -110,3 +190,16 @@ class ManualTimer:
                 future.set_result(None)
         for _ in range(5):  # the woken tasks, and what they wake in turn
             await asyncio.sleep(0)
+
+
+class _ManualAlarm:
+    """Each wait is the ManualTimer's own, so tests see and end it as any other."""
+
+    def __init__(self, timer: ManualTimer) -> None:
+        self._timer = timer
+
+    def arm(self, wake: Wake, timeout_s: float) -> Awaitable[object]:
+        return asyncio.ensure_future(self._timer.wait(wake, timeout_s))
+
+    def close(self) -> None:
+        pass
