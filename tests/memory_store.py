@@ -313,13 +313,15 @@ class MemoryTx:
     ) -> list[Candidate]:
         usage = self._read().mailbox_usage
         healthy = [
-            Candidate.today(
+            Candidate(
                 m.id,
                 m.email,
                 m.warmup_stage,
-                usage[m.id, day].sent if (m.id, day) in usage else 0,
-                m.cold_next_at,
+                max(0, m.daily_cap - (usage[m.id, day].sent if (m.id, day) in usage else 0)),
+                False,
                 rank,
+                m.daily_cap,
+                m.cold_next_at,
             )
             for rank, m in enumerate(await self.mailboxes_of([identity_id]), start=1)
             if not m.excluded

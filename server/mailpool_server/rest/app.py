@@ -22,10 +22,9 @@ from mailpool.v1 import (
     send_service_pb2,
     send_service_pb2_grpc,
 )
-from mailpool_server.logs import REQUEST_ID_KEY, request_id
 from mailpool_server.metrics import Metrics
 from mailpool_server.rest import parse, render
-from mailpool_server.rest.metadata import CALL_TIMEOUT_S, MAX_AUTHORIZATION, printable
+from mailpool_server.rest.metadata import CALL_TIMEOUT_S, call_metadata
 from mailpool_server.rest.middleware import RequestContext
 from mailpool_server.rest.openapi import document as openapi_document
 from mailpool_server.rest.status import error_response, rpc_error_response
@@ -38,16 +37,7 @@ MAX_BODY = 1024 * 1024
 
 
 def _metadata(request: Request) -> list[tuple[str, str]]:
-    # Every Authorization header goes on, so the server (which refuses more than one)
-    # decides for HTTP and gRPC callers alike which one counts. The request id (set by
-    # RequestContext) goes on too: one id in the shim's and the server's logs.
-    return [
-        *(
-            ("authorization", printable(value[:MAX_AUTHORIZATION]))
-            for value in request.headers.getlist("authorization")
-        ),
-        (REQUEST_ID_KEY, request_id.get()),
-    ]
+    return call_metadata(request.headers.getlist("authorization"))
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailpool_server.service.models import Affinity, Contact, SendClass
-from mailpool_server.service.policy import mailbox_daily_cap
 
 # A reply within the recipient's last this-many outbound messages makes them warm.
 WARM_WINDOW = 3
@@ -35,15 +34,6 @@ class Candidate:
     # What the send writes back: its cap counter's ceiling, and its cold-send slot.
     daily_cap: int = 0
     cold_next_at: int = 0
-
-    @classmethod
-    def today(
-        cls, mailbox_id: str, email: str, stage: int, sent: int, cold_next_at: int, order: int
-    ) -> Candidate:
-        """A healthy mailbox (the store leaves excluded ones out) that has been
-        assigned `sent` sends today."""
-        cap = mailbox_daily_cap(stage)
-        return cls(mailbox_id, email, stage, max(0, cap - sent), False, order, cap, cold_next_at)
 
     @property
     def pickable(self) -> bool:

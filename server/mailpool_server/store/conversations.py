@@ -18,34 +18,13 @@ from mailpool_server.service.models import (
     TimelineType,
 )
 from mailpool_server.service.ports import LabelledConversation
-from mailpool_server.store.base import TxBase
+from mailpool_server.store.base import TxBase, table
 from mailpool_server.store.driver import Row, Sql, placeholders, quoted
 from mailpool_server.store.tables import ConversationRow, MessageRow, PendingSendRow, TimelineRow
 
 
 def _dump(values: tuple[str, ...]) -> str:
     return json.dumps(list(values)) if values else "[]"
-
-
-def conversation_from_row(row: ConversationRow) -> Conversation:
-    return Conversation(
-        id=row.id,
-        identity_id=row.identity_id,
-        correspondent=row.correspondent,
-        mailbox_id=row.mailbox_id,
-        subject=row.subject,
-        snippet=row.snippet,
-        message_count=row.message_count,
-        archived=row.archived,
-        labels=tuple(json.loads(row.labels)),
-        created_at=row.created_at,
-        last_event_at=row.last_event_at,
-        last_message_id_header=row.last_message_id_header,
-        references=tuple(json.loads(row.references)),
-        no_reply_after_ms=row.no_reply_after_ms,
-        no_reply_at=row.no_reply_at,
-        last_no_reply_at=row.last_no_reply_at,
-    )
 
 
 def conversation_values(c: Conversation) -> dict[str, object]:
@@ -111,6 +90,10 @@ CONVERSATION_STATE = (
     "last_no_reply_at",
 )
 _CONVERSATION_COLUMNS = quoted(("id", *CONVERSATION_STATE))
+# The same columns for statements built with SQLAlchemy (the cold paths' filters).
+CONVERSATION_SELECT = tuple(
+    table(ConversationRow).c[column] for column in ("id", *CONVERSATION_STATE)
+)
 _INSERT_CONVERSATION = Sql(
     f"INSERT INTO conversations ({_CONVERSATION_COLUMNS})"
     f" VALUES ({placeholders(('id', *CONVERSATION_STATE))})"
@@ -166,8 +149,9 @@ def message_values(message: Message) -> dict[str, object]:
     }
 
 
-def _conversation_of(row: Row) -> Conversation:
-    """A conversation from a driver row of _CONVERSATION_COLUMNS."""
+def conversation_of(row: Row) -> Conversation:
+    """A conversation from a row of CONVERSATION_COLUMNS, read by the driver or
+    selected through SQLAlchemy (CONVERSATION_SELECT)."""
     (id_, identity_id, correspondent, _domain, mailbox_id, subject, snippet, message_count,
      archived, labels, created_at, last_event_at, last_header, references, after_ms,
      no_reply_at, last_no_reply_at) = row  # fmt: skip
@@ -219,7 +203,7 @@ class ConversationRepoSql(TxBase):
 
     async def conversation_by_id(self, conv_id: str) -> Conversation | None:
         row = await self.driver.one(_CONVERSATION_BY_ID, {"id": conv_id})
-        return None if row is None else _conversation_of(row)
+        return None if row is None else conversation_of(row)
 
     async def add_message(self, message: Message) -> None:
         await self.driver.run(_INSERT_MESSAGE, message_values(message))
@@ -268,7 +252,7 @@ class ConversationRepoSql(TxBase):
         limit: int,
     ) -> list[Conversation]:
         c = ConversationRow
-        query = select(c).where(c.identity_id == identity_id)
+        query = select(*CONVERSATION_SELECT).where(c.identity_id == identity_id)
         if archived is not None:
             query = query.where(c.archived.is_(archived))
         if correspondent is not None:
@@ -291,10 +275,10 @@ class ConversationRepoSql(TxBase):
             query = query.where(
                 or_(c.last_event_at < at, and_(c.last_event_at == at, c.id < conv_id))
             )
-        rows = await self.session.scalars(
+        rows = await self.session.execute(
             query.order_by(c.last_event_at.desc(), c.id.desc()).limit(limit)
         )
-        return [conversation_from_row(row) for row in rows]
+        return [conversation_of(row) for row in rows]
 
     async def labelled_conversations(self, identity_id: str) -> list[LabelledConversation]:
         # Labels are a JSON list in a TEXT column, so every conversation of the identity
@@ -329,17 +313,17 @@ class ConversationRepoSql(TxBase):
         if not headers:
             return None
         rows = await self.session.execute(
-            select(MessageRow.message_id_header, ConversationRow)
+            select(MessageRow.message_id_header, *CONVERSATION_SELECT)
             .join(ConversationRow, ConversationRow.id == MessageRow.conv_id)
             .where(
                 ConversationRow.identity_id == identity_id,
                 MessageRow.message_id_header.in_(headers),
             )
         )
-        found = {header: conversation for header, conversation in rows}
+        found = {header: conversation for header, *conversation in rows}
         for header in headers:
             if header in found:
-                return conversation_from_row(found[header])
+                return conversation_of(found[header])
         return None
 
     async def message_by_header(self, identity_id: str, header: str) -> Message | None:

@@ -11,7 +11,7 @@ from mailpool_server.service.models import Conversation, Mailbox, PendingStatus
 from mailpool_server.service.outbound import OutgoingMessage
 from mailpool_server.service.ports import CancelledSend, MailboxDay, PendingRef
 from mailpool_server.store.base import TxBase
-from mailpool_server.store.conversations import conversation_from_row
+from mailpool_server.store.conversations import CONVERSATION_SELECT, conversation_of
 from mailpool_server.store.identities import mailbox_from_row
 from mailpool_server.store.tables import (
     ContactRow,
@@ -227,15 +227,15 @@ class DeliveryRepoSql(TxBase):
 
     async def due_no_reply(self, now: int, limit: int, *, lock: bool) -> list[Conversation]:
         query = (
-            select(ConversationRow)
+            select(*CONVERSATION_SELECT)
             .where(ConversationRow.no_reply_at.is_not(None), ConversationRow.no_reply_at <= now)
             .order_by(ConversationRow.no_reply_at, ConversationRow.id)
             .limit(limit)
         )
         if lock:
             query = query.with_for_update(skip_locked=True)
-        rows = await self.session.scalars(query)
-        return [conversation_from_row(row) for row in rows]
+        rows = await self.session.execute(query)
+        return [conversation_of(row) for row in rows]
 
     async def mailboxes_to_close(self, today: str) -> list[Mailbox]:
         """Mailboxes with a finished UTC day not applied yet."""

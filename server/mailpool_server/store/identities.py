@@ -22,21 +22,6 @@ from mailpool_server.store.driver import Sql, set_sql
 from mailpool_server.store.tables import IdentityRow, IdentityUsageRow, MailboxRow, MailboxUsageRow
 
 
-def identity_from_row(row: IdentityRow | Row[Any]) -> Identity:
-    return Identity(
-        id=row.id,
-        org_id=row.org_id,
-        handle=row.handle,
-        tier=Tier(row.tier),
-        state=IdentityState(row.state),
-        created_at=row.created_at,
-        last_seq=row.last_seq,
-        timezone=row.timezone,
-        work_start_min=row.work_start_min,
-        work_end_min=row.work_end_min,
-    )
-
-
 def mailbox_from_row(row: MailboxRow | Row[Any]) -> Mailbox:
     smtp = None
     if row.smtp_host is not None:
@@ -86,6 +71,10 @@ def identity_of(row: Row_) -> Identity:
 
 _BY_HANDLE = f"SELECT {IDENTITY_COLUMNS} FROM identities WHERE handle = :handle"
 _IDENTITY_BY_HANDLE = Sql(_BY_HANDLE)
+_IDENTITIES_OF = Sql(
+    f"SELECT {IDENTITY_COLUMNS} FROM identities"
+    " WHERE org_id = :org AND handle > :after ORDER BY handle LIMIT :limit"
+)
 # FOR UPDATE on PostgreSQL; SQLite's writer holds the database's write lock already.
 _IDENTITY_BY_HANDLE_LOCKED = Sql(_BY_HANDLE, pg=_BY_HANDLE + " FOR UPDATE")
 _IDENTITY_USED = set_sql(
@@ -171,13 +160,10 @@ class IdentityRepoSql(TxBase):
         return None if row is None else identity_of(row)
 
     async def identities_of(self, org_id: str, after_handle: str, limit: int) -> list[Identity]:
-        rows = await self.session.scalars(
-            select(IdentityRow)
-            .where(IdentityRow.org_id == org_id, IdentityRow.handle > after_handle)
-            .order_by(IdentityRow.handle)
-            .limit(limit)
+        rows = await self.driver.all(
+            _IDENTITIES_OF, {"org": org_id, "after": after_handle, "limit": limit}
         )
-        return [identity_from_row(row) for row in rows]
+        return [identity_of(row) for row in rows]
 
     async def set_working_hours(
         self, identity_id: str, timezone: str | None, start_min: int | None, end_min: int | None

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import func, select, update
 
 from mailpool_server.service.models import ApiKeyInfo, Org
 from mailpool_server.store.base import TxBase
 from mailpool_server.store.driver import Sql
 from mailpool_server.store.tables import ApiKeyRow, OrgRow
 
-
-def _key(row: ApiKeyRow | Row[Any]) -> ApiKeyInfo:
-    return ApiKeyInfo(
-        id=row.id,
-        org_id=row.org_id,
-        prefix=row.prefix,
-        key_hash=row.key_hash,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-        expires_at=row.expires_at,
-    )
-
-
+# ApiKeyInfo's fields, in order.
+_KEY_COLUMNS = "id, org_id, prefix, key_hash, created_at, revoked_at, expires_at"
 # Every authenticated call runs this.
-_API_KEY_BY_HASH = Sql(
-    "SELECT id, org_id, prefix, key_hash, created_at, revoked_at, expires_at"
-    " FROM api_keys WHERE key_hash = :key_hash"
+_API_KEY_BY_HASH = Sql(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = :key_hash")
+_API_KEYS_OF = Sql(
+    f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE org_id = :org ORDER BY created_at, id"
 )
 
 
@@ -62,12 +49,8 @@ class OrgRepoSql(TxBase):
         return None if row is None else ApiKeyInfo(*row)
 
     async def api_keys_of(self, org_id: str) -> list[ApiKeyInfo]:
-        rows = await self.session.scalars(
-            select(ApiKeyRow)
-            .where(ApiKeyRow.org_id == org_id)
-            .order_by(ApiKeyRow.created_at, ApiKeyRow.id)
-        )
-        return [_key(row) for row in rows]
+        rows = await self.driver.all(_API_KEYS_OF, {"org": org_id})
+        return [ApiKeyInfo(*row) for row in rows]
 
     async def revoke_api_key(self, key_id: str, at: int) -> None:
         await self.session.execute(

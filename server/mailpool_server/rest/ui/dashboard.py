@@ -20,8 +20,7 @@ from mailpool.v1 import (
     identity_service_pb2_grpc,
     send_service_pb2_grpc,
 )
-from mailpool_server.logs import REQUEST_ID_KEY, request_id
-from mailpool_server.rest.metadata import CALL_TIMEOUT_S, MAX_AUTHORIZATION, printable
+from mailpool_server.rest.metadata import CALL_TIMEOUT_S, call_metadata
 from mailpool_server.rest.ui import csrf
 from mailpool_server.rest.ui.sessions import COOKIE, Flash, Session, SessionTable
 from mailpool_server.rest.ui.views import redirect, render
@@ -66,10 +65,7 @@ class Dashboard:
     def metadata(self, session: Session | str) -> list[tuple[str, str]]:
         """The session's key, as every other client sends it, and the request id."""
         key = session.key if isinstance(session, Session) else session
-        return [
-            ("authorization", "Bearer " + printable(key[:MAX_AUTHORIZATION])),
-            (REQUEST_ID_KEY, request_id.get()),
-        ]
+        return call_metadata(["Bearer " + key])
 
     def page(self, handler: PageHandler) -> Endpoint:
         """A GET page: signed-in only (else to the sign-in page, and back after)."""
