@@ -31,6 +31,7 @@ from mailpool_server.service.models import (
     ApiKeyInfo,
     Contact,
     Conversation,
+    Delivery,
     Direction,
     Identity,
     IdentityState,
@@ -44,17 +45,22 @@ from mailpool_server.service.models import (
     TimelineType,
 )
 from mailpool_server.service.outbound import OutgoingMessage
+from mailpool_server.service.picker import Candidate, shortlist
 from mailpool_server.service.ports import (
     CancelledSend,
     IdempotencyRecord,
+    KnownRecipients,
     LabelledConversation,
+    MailboxCount,
     MailboxDay,
+    Outbound,
     PendingRef,
     Store,
     Tx,
     WriteLockTimeout,
 )
 from mailpool_server.service.webhook_models import EndpointStatus, PauseReason, WebhookEndpoint
+from mailpool_server.store.outbound import add_outbound_in_steps, count_sends_in_steps
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -162,6 +168,10 @@ def _update_where(
     for key in keys:
         table[key] = change(table[key])
     return keys
+
+
+def _delivery(send: PendingSend | None) -> Delivery | None:
+    return None if send is None else Delivery(send.id, send.status)
 
 
 class MemoryTx:
@@ -298,6 +308,24 @@ class MemoryTx:
         usage = self._read().mailbox_usage
         return {m: usage[m, day].sent for m in mailbox_ids if (m, day) in usage}
 
+    async def mailboxes_for_send(
+        self, identity_id: str, day: str, *, want: int, pinned: list[str]
+    ) -> list[Candidate]:
+        usage = self._read().mailbox_usage
+        healthy = [
+            Candidate.today(
+                m.id,
+                m.email,
+                m.warmup_stage,
+                usage[m.id, day].sent if (m.id, day) in usage else 0,
+                m.cold_next_at,
+                rank,
+            )
+            for rank, m in enumerate(await self.mailboxes_of([identity_id]), start=1)
+            if not m.excluded
+        ]
+        return shortlist(healthy, want, pinned)
+
     async def identity_used_days(
         self, identity_id: str, first_day: str, last_day: str
     ) -> dict[str, int]:
@@ -375,7 +403,15 @@ class MemoryTx:
         # ON CONFLICT DO NOTHING: the first reason stands.
         t.do_not_contact.setdefault((org_id, address), DoNotContactEntry(reason, at))
 
-    async def do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]:
+    async def known_recipients(
+        self, org_id: str, identity_id: str, addresses: list[str]
+    ) -> KnownRecipients:
+        blocked = await self._do_not_contact_among(org_id, addresses)
+        return KnownRecipients(
+            frozenset(blocked), await self.contacts_among(identity_id, addresses)
+        )
+
+    async def _do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]:
         blocked = self._read().do_not_contact
         return {a for a in addresses if (org_id, a) in blocked}
 
@@ -391,6 +427,14 @@ class MemoryTx:
 
     async def set_mailbox_cold_next(self, mailbox_id: str, at: int) -> None:
         self._change(self._write().mailboxes, mailbox_id, lambda m: replace(m, cold_next_at=at))
+
+    async def add_outbound(self, outbound: Outbound) -> None:
+        await add_outbound_in_steps(self, outbound)
+
+    async def count_sends(
+        self, identity_id: str, day: str, count: int, cap: int, mailboxes: list[MailboxCount]
+    ) -> bool:
+        return await count_sends_in_steps(self, identity_id, day, count, cap, mailboxes)
 
     async def add_pending_send(self, pending: PendingSend) -> None:
         t = self._write()
@@ -434,6 +478,7 @@ class MemoryTx:
 
     async def timeline_of(self, conv_id: str) -> list[TimelineEntry]:
         t = self._read()
+        sends = {r.send.message_id: r.send for r in t.pending.values() if r.send.conv_id == conv_id}
         return [
             TimelineEntry(
                 type=item.type,
@@ -441,6 +486,7 @@ class MemoryTx:
                 message=t.messages[item.message_id] if item.message_id is not None else None,
                 waited_ms=item.waited_ms,
                 label=item.label,
+                delivery=_delivery(sends.get(item.message_id)) if item.message_id else None,
             )
             for item in t.timeline.get(conv_id, ())
         ]
@@ -913,6 +959,12 @@ class MemoryStore:
             yield tx
         finally:
             tx.close()
+
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[MemoryTx]:
+        # A snapshot is at least as good as statements each on their own.
+        async with self.read() as tx:
+            yield tx
 
     @asynccontextmanager
     async def write(self, *, lock_timeout_s: float | None = None) -> AsyncIterator[MemoryTx]:

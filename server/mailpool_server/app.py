@@ -192,6 +192,7 @@ class App:
                         grace_s=self.settings.shutdown_grace_s,
                         sock=http_socket,
                         metrics=self.metrics,
+                        ui=self.settings.ui,
                         tls=self.tls,
                         grpc_tls=(
                             shim_client_tls(
@@ -267,11 +268,8 @@ class App:
             database.on_commit = metrics.batch_committed
             database.on_lock_wait = metrics.lock_waited
         elif isinstance(database, PostgresDatabase):
-            pool = database.engine.sync_engine.pool
-            metrics.snapshots.pool = lambda: (
-                int(getattr(pool, "checkedout", lambda: 0)()),
-                int(getattr(pool, "size", lambda: 0)()),
-            )
+            slots = database.slots
+            metrics.snapshots.pool = lambda: (slots.busy, slots.opened)
         self.refresher = SnapshotRefresher(metrics, lambda: queue_snapshot(database, now_ms(clock)))
         self.refresher.start()
 

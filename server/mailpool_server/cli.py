@@ -142,6 +142,7 @@ def _shim(args: argparse.Namespace) -> int:
             grace_s=5.0,
             tls=load_tls(settings),
             grpc_tls=grpc_tls,
+            ui=settings.ui and not args.no_ui,
         )
         print(f"mailpool: HTTP listening on {host}:{http.port} -> {args.grpc_target}", flush=True)
         try:
@@ -397,6 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     shim.add_argument("--grpc-target", required=True, help="host:port of a mailpool gRPC server")
     shim.add_argument("--http-port", type=PORT, help="HTTP port (default 8080; 0 = free port)")
     shim.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    for sub in (serve, shim):
+        sub.add_argument(
+            "--no-ui",
+            action="store_true",
+            help="do not serve the operator dashboard at /ui/ ($MAILPOOL_UI=0)",
+        )
     add_tls_flags(shim, serve=False, listener="HTTPS")
     shim.add_argument(
         "--tls-ca", type=Path, help="dial --grpc-target over TLS, trusting this CA (PEM)"
@@ -511,6 +518,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         settings.run_webhook_relay = False
     elif args.command == "relay":
         settings.run_webhook_relay = True
+    if getattr(args, "no_ui", False):
+        settings.ui = False
     if getattr(args, "metrics_port", None) is not None:
         settings.metrics_port = None if args.metrics_port < 0 else args.metrics_port
     if getattr(args, "host", None) and not os.environ.get("MAILPOOL_METRICS_HOST"):

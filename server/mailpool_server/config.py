@@ -84,6 +84,8 @@ class Settings:
     )
     # None: no HTTP shim (a gRPC-only server).
     http_port: int | None = field(default_factory=lambda: _port("MAILPOOL_HTTP_PORT", 8080))
+    # The operator dashboard at /ui/ on the HTTP port (MAILPOOL_UI=0 or --no-ui: off).
+    ui: bool = field(default_factory=lambda: env_flag("MAILPOOL_UI", True))
     # Where provisioned mailboxes get their addresses.
     mailbox_domain: str = field(
         default_factory=lambda: os.environ.get(

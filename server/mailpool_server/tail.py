@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 from mailpool.v1 import event_pb2
@@ -28,9 +27,8 @@ from mailpool_client import (
     StreamItem,
 )
 from mailpool_client.events import EventStream
+from mailpool_server.rest.event_summary import summary
 from mailpool_server.rest.render import event as render_event
-
-SUMMARY_WIDTH = 120
 
 
 def _since(value: str) -> tuple[str | None, int]:
@@ -71,46 +69,6 @@ def add_tail_command(commands: Any) -> None:
     tail.add_argument("--key", help="API key (default $MAILPOOL_KEY)")
     tail.add_argument("--tls", action="store_true", help="use TLS with the system's roots")
     tail.set_defaults(run=None)
-
-
-def _duration(ms: int) -> str:
-    seconds = ms / 1000
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}".replace(".0" + unit, unit)
-    return f"{seconds:.0f}s"
-
-
-def summary(envelope: Mapping[str, Any]) -> str:
-    """A short description of an event from its contract envelope."""
-    data = envelope["data"]
-    kind = envelope["type"]
-    if kind == "email.queued":
-        text = (
-            f"to {data['recipient']} ({data['sendClass']}) via {data['account']['email']}, "
-            f"dispatch {data['dispatchAtIso']}"
-        )
-    elif kind == "email.sent":
-        message = data["message"]
-        text = f"{message['from']} → {', '.join(message['to'])}: {message['subject']!r}"
-    elif kind == "email.cancelled":
-        text = f"{data['recipient']}: {data['reason']}"
-    elif kind == "email.send_failed_permanently":
-        text = f"{data['recipient']}: {data['error']} ({data['attempts']} attempts)"
-    elif kind in ("email.received", "email.replied"):
-        message = data["message"]
-        text = f"from {message['from']}: {message['subject']!r}"
-    elif kind == "email.bounced":
-        text = f"{data['recipient']}: {data['kind']} {data['statusCode']} {data['diagnostic']}"
-    elif kind == "email.no_reply":
-        text = f"no reply after {_duration(data['waitedMs'])}"
-    elif kind == "mailbox.replaced":
-        new = data["newAccount"]["email"] if data["newAccount"] else "no healthy peer"
-        text = f"{data['oldAccount']['email']} → {new}, {data['repinned']} recipients repinned"
-    else:
-        text = ""
-    text = " ".join(text.split())
-    return text if len(text) <= SUMMARY_WIDTH else text[: SUMMARY_WIDTH - 1] + "…"
 
 
 def line(event: event_pb2.Event, *, org: bool) -> str:

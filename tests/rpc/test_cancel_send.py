@@ -5,7 +5,13 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from mailpool.v1 import event_service_pb2, event_service_pb2_grpc
+from mailpool.v1 import (
+    conversation_pb2,
+    conversation_service_pb2,
+    conversation_service_pb2_grpc,
+    event_service_pb2,
+    event_service_pb2_grpc,
+)
 from mailpool.v1 import send_service_pb2 as pb
 from mailpool.v1 import send_service_pb2_grpc as pb_grpc
 from mailpool_server.app import App
@@ -84,3 +90,31 @@ async def test_another_identitys_send_is_not_found(
         )
     async with app.store.read() as tx:
         assert await tx.pending_status(theirs) is PendingStatus.QUEUED
+
+
+async def test_the_conversation_shows_each_send_and_whether_it_can_be_cancelled(
+    channel: grpc.aio.Channel, tenant: Tenant
+) -> None:
+    """GetConversation gives an outbound message's pending id and state: what a client
+    needs to offer CancelSend, without reading the event log."""
+    result = (await send(channel, tenant, to="bob@example.com")).results[0]
+    conversations = conversation_service_pb2_grpc.ConversationServiceStub(channel)
+
+    async def delivery() -> conversation_pb2.Delivery:
+        found = await conversations.GetConversation(
+            conversation_service_pb2.GetConversationRequest(
+                identity=tenant.handle, conv_id=result.conv_id
+            ),
+            metadata=tenant.metadata,
+        )
+        [item] = [i for i in found.timeline if i.HasField("message")]
+        return item.message.delivery
+
+    queued = conversation_pb2.Delivery(
+        pending_id=result.pending_id, state=conversation_pb2.SEND_STATE_QUEUED
+    )
+    assert await delivery() == queued
+    await cancel(channel, tenant, result.pending_id)
+    assert await delivery() == conversation_pb2.Delivery(
+        pending_id=result.pending_id, state=conversation_pb2.SEND_STATE_CANCELLED
+    )

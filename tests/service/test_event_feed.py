@@ -312,6 +312,11 @@ class CountingPages:
         async with self._store.read() as tx:
             yield cast(Tx, _CountingTx(tx, self))
 
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[Tx]:
+        async with self._store.lookup() as tx:
+            yield cast(Tx, _CountingTx(tx, self))
+
     def write(self, *, lock_timeout_s: float | None = None) -> AbstractAsyncContextManager[Tx]:
         return self._store.write(lock_timeout_s=lock_timeout_s)
 

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import copy
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from mailpool_server.service.models import Affinity, Contact, SendClass
-from mailpool_server.service.picker import Candidate, classify, pick
+from mailpool_server.service.picker import Candidate, classify, pick, shortlist
 
 
 def candidates(*specs: tuple[int, int, bool]) -> list[Candidate]:
@@ -46,3 +51,31 @@ def test_ties_go_to_the_oldest_and_nothing_left_is_none() -> None:
     pool = candidates((5, 50, False), (5, 50, False))
     assert pick(pool, None) == (pool[0], Affinity.NEW)
     assert pick(candidates((5, 0, False), (5, 50, True)), None) is None
+
+
+def _place(pool: list[Candidate], pins: list[str | None]) -> list[tuple[str, Affinity] | None]:
+    """Pick for each recipient in turn, as a send does (a pick uses one of the cap)."""
+    placed: list[tuple[str, Affinity] | None] = []
+    for pin in pins:
+        choice = pick(pool, pin)
+        if choice is not None:
+            choice[0].remaining -= 1
+        placed.append(None if choice is None else (choice[0].mailbox_id, choice[1]))
+    return placed
+
+
+@given(
+    specs=st.lists(
+        st.tuples(st.integers(0, 6), st.integers(0, 6), st.booleans()), min_size=0, max_size=12
+    ),
+    pins=st.lists(st.one_of(st.none(), st.integers(0, 13)), min_size=1, max_size=6),
+)
+def test_the_shortlist_places_recipients_as_the_whole_pool_would(
+    specs: list[tuple[int, int, bool]], pins: list[int | None]
+) -> None:
+    pool = candidates(*specs)
+    pinned = [None if n is None else f"acc_{n}" for n in pins]
+    wanted = sorted({p for p in pinned if p is not None})
+    short = shortlist(copy.deepcopy(pool), len(pins), wanted)
+    assert len(short) <= len(pins) + len(wanted)
+    assert _place(copy.deepcopy(short), pinned) == _place(copy.deepcopy(pool), pinned)

@@ -122,3 +122,12 @@ def test_fingerprint_ignores_key_order_and_the_key_itself() -> None:
     assert from_json(body, "k1").fingerprint() == from_json(reordered, "k2").fingerprint()
     assert command().fingerprint() != command(text="other").fingerprint()
     assert command().fingerprint() != command(identity="b@mailpool.local").fingerprint()
+
+
+def test_the_fingerprint_format_is_stable() -> None:
+    """Records stored by earlier versions hold fingerprints in this format: a change to
+    it would turn every retry of an earlier send into 422 key reused."""
+    command = SendCommand(identity="A@x.com", to=("b@y.com",), subject="s", text="t", labels=("l",))
+    assert command.fingerprint() == (
+        "e5ba27de39b3a248194154dd1e2af4bd804bf53dd21bba7c2745d4b8b543f2ab"
+    )

@@ -25,21 +25,16 @@ from mailpool.v1 import (
 from mailpool_server.logs import REQUEST_ID_KEY, request_id
 from mailpool_server.metrics import Metrics
 from mailpool_server.rest import parse, render
+from mailpool_server.rest.metadata import CALL_TIMEOUT_S, MAX_AUTHORIZATION, printable
 from mailpool_server.rest.middleware import RequestContext
 from mailpool_server.rest.openapi import document as openapi_document
 from mailpool_server.rest.status import error_response, rpc_error_response
+from mailpool_server.rest.ui.routes import build as ui_routes_of
 from mailpool_server.service.limits import MAX_LONG_POLL_MS
 
 log = logging.getLogger("mailpool.rest")
 
 MAX_BODY = 1024 * 1024
-# A unary call's deadline; long-polls get their own timeout on top.
-CALL_TIMEOUT_S = 30.0
-_PRINTABLE = {chr(c) for c in range(0x20, 0x7F)}
-# Keys are ~50 characters. A longer Authorization value cannot hold one, and forwarded
-# whole it would overflow the call's metadata limit (a transport error, not a 401), so
-# it is cut: the server still answers for what is left (malformed or unknown key).
-MAX_AUTHORIZATION = 1024
 
 
 def _metadata(request: Request) -> list[tuple[str, str]]:
@@ -48,16 +43,11 @@ def _metadata(request: Request) -> list[tuple[str, str]]:
     # RequestContext) goes on too: one id in the shim's and the server's logs.
     return [
         *(
-            ("authorization", _printable(value[:MAX_AUTHORIZATION]))
+            ("authorization", printable(value[:MAX_AUTHORIZATION]))
             for value in request.headers.getlist("authorization")
         ),
         (REQUEST_ID_KEY, request_id.get()),
     ]
-
-
-def _printable(value: str) -> str:
-    """Metadata carries printable ASCII only; anything else cannot be part of a key."""
-    return "".join(c if c in _PRINTABLE else "?" for c in value)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -241,10 +231,15 @@ async def _internal(request: Request, error: Exception) -> Response:
     return error_response(500, "internal error")
 
 
-def build_app(channel: grpc.aio.Channel, metrics: Metrics | None = None) -> Starlette:
+def build_app(
+    channel: grpc.aio.Channel, metrics: Metrics | None = None, *, ui: bool = True
+) -> Starlette:
+    """The shim's routes, and the dashboard's under /ui/ unless `ui` is off (then /ui/
+    is a 404 like any unknown path). app.state.dashboard is the dashboard, or None."""
     shim = Shim(channel)
     base = "/v1/identities/{handle}"
-    return Starlette(
+    dashboard, ui_routes = ui_routes_of(channel) if ui else (None, [])
+    app = Starlette(
         routes=[
             Route(f"{base}/send", _guarded(shim.send), methods=["POST"]),
             Route(f"{base}/conversations", _guarded(shim.list_conversations), methods=["GET"]),
@@ -283,7 +278,10 @@ def build_app(channel: grpc.aio.Channel, metrics: Metrics | None = None) -> Star
             Route(f"{base}/usage", _guarded(shim.usage_history), methods=["GET"]),
             Route(f"{base}/events", _guarded(shim.list_events), methods=["GET"]),
             Route("/openapi.json", _openapi, methods=["GET"]),
+            *ui_routes,
         ],
         exception_handlers={HTTPException: _http_error, Exception: _internal},
         middleware=[Middleware(RequestContext, metrics=metrics)],
     )
+    app.state.dashboard = dashboard
+    return app

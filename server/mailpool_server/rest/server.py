@@ -11,6 +11,7 @@ import uvicorn
 
 from mailpool_server.metrics import Metrics
 from mailpool_server.rest.app import build_app
+from mailpool_server.rest.ui.dashboard import Dashboard
 from mailpool_server.startup import bind
 from mailpool_server.tls import ClientTls, ServerTls
 
@@ -21,10 +22,15 @@ class RunningHttp:
     port: int
     channel: grpc.aio.Channel
     ticker: asyncio.Task[None]
+    dashboard: Dashboard | None = None
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (up to the grace period)."""
         self.server.should_exit = True
+        if self.dashboard is not None:
+            # Live tails never finish by themselves: end them (the browsers resume
+            # elsewhere by Last-Event-ID) rather than let them eat the grace period.
+            self.dashboard.close()
         await self.ticker
         await self.server.shutdown()
         await self.channel.close()
@@ -40,6 +46,7 @@ async def start_http(
     metrics: Metrics | None = None,
     tls: ServerTls | None = None,
     grpc_tls: ClientTls | None = None,
+    ui: bool = True,
 ) -> RunningHttp:
     """Serve the shim on host:port (0 picks a free port), or on `sock` already bound
     there, calling `grpc_target`. A port that cannot be bound is CannotListen.
@@ -49,7 +56,7 @@ async def start_http(
     here rather than by uvicorn, which logs a failed bind and calls sys.exit.
 
     `tls`: serve HTTPS (with its client CA: require client certificates); `grpc_tls`:
-    dial the gRPC target over TLS."""
+    dial the gRPC target over TLS; `ui`: serve the dashboard at /ui/."""
     if sock is None:
         sock = bind("http", host, port)
     channel = (
@@ -57,8 +64,9 @@ async def start_http(
         if grpc_tls is not None
         else grpc.aio.insecure_channel(grpc_target)
     )
+    app = build_app(channel, metrics, ui=ui)
     config = uvicorn.Config(
-        build_app(channel, metrics),
+        app,
         host=host,
         port=port,
         log_config=None,
@@ -79,4 +87,10 @@ async def start_http(
     bound = server.servers[0].sockets[0].getsockname()[1]
     # main_loop keeps the Date header fresh and returns once should_exit is set.
     ticker = asyncio.create_task(server.main_loop())
-    return RunningHttp(server=server, port=bound, channel=channel, ticker=ticker)
+    return RunningHttp(
+        server=server,
+        port=bound,
+        channel=channel,
+        ticker=ticker,
+        dashboard=app.state.dashboard,
+    )

@@ -12,6 +12,7 @@ from mailpool_server.rpc.enums import (
     RECIPIENT_STATUSES,
     REJECT_REASONS,
     SEND_CLASSES,
+    SEND_STATES,
     TIERS,
     TRANSPORTS,
 )
@@ -139,6 +140,9 @@ def timeline_item(entry: TimelineEntry) -> conversation_pb2.TimelineItem:
         case TimelineType.MESSAGE:
             assert entry.message is not None
             item.message.CopyFrom(message(entry.message))
+            if entry.delivery is not None:
+                item.message.delivery.pending_id = entry.delivery.pending_id
+                item.message.delivery.state = SEND_STATES.to_proto(entry.delivery.status)
         case TimelineType.NO_REPLY_EXPIRED:
             item.no_reply_expired.waited_ms = entry.waited_ms or 0
         case TimelineType.LABEL_ADDED:

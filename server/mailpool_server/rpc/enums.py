@@ -25,6 +25,7 @@ from mailpool_server.service.models import (
     Affinity,
     Direction,
     IdentityState,
+    PendingStatus,
     RecipientStatus,
     RejectReason,
     SendClass,
@@ -77,6 +78,7 @@ AFFINITIES = EnumMap(Affinity, send_pb2.Affinity)
 RECIPIENT_STATUSES = EnumMap(RecipientStatus, send_pb2.RecipientStatus)
 REJECT_REASONS = EnumMap(RejectReason, send_pb2.RejectReason)
 DIRECTIONS = EnumMap(Direction, conversation_pb2.MessageDirection)
+SEND_STATES = EnumMap(PendingStatus, conversation_pb2.SendState)
 CANCEL_REASONS = EnumMap(CancelReason, event_pb2.CancelReason)
 BOUNCE_KINDS = EnumMap(BounceKind, event_pb2.BounceKind)
 ERROR_REASONS = EnumMap(ErrorReason, error_pb2.ErrorReason)

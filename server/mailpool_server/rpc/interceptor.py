@@ -70,16 +70,27 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self._timer = timer or LoopTimer()
         self._stalls = StallWatch(stall_s, self._timer)
         self._reauth_s = reauth_s
+        self._wrapped: dict[str, Handler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
-        handler = await continuation(handler_call_details)
         method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(handler_call_details)
         if handler is None:
             return handler
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    def _wrap(self, method: str, handler: Handler) -> Handler:
+        """The method's handler inside the checks. Made once per method: the closures
+        and handler objects would otherwise be built again on every call."""
         open_method = method.startswith(OPEN_PREFIXES)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(

@@ -23,7 +23,7 @@ class Authenticator:
         No cache: a revoked key stops working on the next request, on every replica.
         """
         key = parse_authorization(authorization)
-        async with self._store.read() as tx:
+        async with self._store.lookup() as tx:
             record = await tx.api_key_by_hash(hash_key(key))
         if record is None or not record.usable_at(now_ms(self._clock)):
             raise ApiKeyInvalid()

@@ -222,13 +222,24 @@ class TimelineType(enum.StrEnum):
 @dataclass(frozen=True)
 class TimelineEntry:
     """One item of a conversation's timeline: `message` is set for MESSAGE,
-    `waited_ms` for NO_REPLY_EXPIRED, `label` for LABEL_ADDED / LABEL_REMOVED."""
+    `waited_ms` for NO_REPLY_EXPIRED, `label` for LABEL_ADDED / LABEL_REMOVED.
+    `delivery`: an outbound message's send as it stood when the timeline was read
+    (never stored with the item: the queued send's row is the one record of it)."""
 
     type: TimelineType
     ts: int
     message: Message | None = None
     waited_ms: int | None = None
     label: str | None = None
+    delivery: Delivery | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An outbound message's send: its pending id and where it stands."""
+
+    pending_id: str
+    status: PendingStatus
 
 
 class PendingStatus(enum.StrEnum):

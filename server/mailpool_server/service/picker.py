@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailpool_server.service.models import Affinity, Contact, SendClass
+from mailpool_server.service.policy import mailbox_daily_cap
 
 # A reply within the recipient's last this-many outbound messages makes them warm.
 WARM_WINDOW = 3
@@ -31,6 +32,18 @@ class Candidate:
     remaining: int
     excluded: bool
     order: int
+    # What the send writes back: its cap counter's ceiling, and its cold-send slot.
+    daily_cap: int = 0
+    cold_next_at: int = 0
+
+    @classmethod
+    def today(
+        cls, mailbox_id: str, email: str, stage: int, sent: int, cold_next_at: int, order: int
+    ) -> Candidate:
+        """A healthy mailbox (the store leaves excluded ones out) that has been
+        assigned `sent` sends today."""
+        cap = mailbox_daily_cap(stage)
+        return cls(mailbox_id, email, stage, max(0, cap - sent), False, order, cap, cold_next_at)
 
     @property
     def pickable(self) -> bool:
@@ -48,5 +61,22 @@ def pick(candidates: list[Candidate], pinned_id: str | None) -> tuple[Candidate,
                 return candidate, Affinity.EXISTING
     if not pickable:
         return None
-    best = max(pickable, key=lambda c: (c.remaining * (c.warmup_stage + 1), -c.order))
+    best = max(pickable, key=lambda c: (_score(c), -c.order))
     return best, Affinity.NEW if pinned_id is None else Affinity.REASSIGNED
+
+
+def shortlist(candidates: list[Candidate], want: int, pinned: list[str]) -> list[Candidate]:
+    """The candidates placing `want` recipients can take from: the pickable pinned
+    ones, then the best `want` others in `pick`'s order (the store runs this as its
+    query: IdentityRepo.mailboxes_for_send). Before each of the `want` picks, one of
+    the best `want` is still unpicked, as good as it started, so at least as good as
+    anything left out."""
+    able = sorted(
+        (c for c in candidates if c.pickable),
+        key=lambda c: (c.mailbox_id not in pinned, -_score(c), c.order),
+    )
+    return able[: want + len(pinned)]
+
+
+def _score(candidate: Candidate) -> int:
+    return candidate.remaining * (candidate.warmup_stage + 1)

@@ -27,6 +27,7 @@ from mailpool_server.service.models import (
     TimelineEntry,
 )
 from mailpool_server.service.outbound import OutgoingMessage
+from mailpool_server.service.picker import Candidate
 from mailpool_server.service.webhook_models import PauseReason, WebhookEndpoint
 
 
@@ -41,6 +42,40 @@ class IdempotencyRecord:
     fingerprint: str
     result: SendResult | None
     expires_at: int
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """Everything one queued recipient writes: its conversation (new, or as updated),
+    the message and its timeline items, the queued send and the recipient's contact.
+    One call, so a backend can write it in one round trip."""
+
+    conversation: Conversation
+    new_conversation: bool
+    message: Message
+    timeline: tuple[TimelineEntry, ...]
+    pending: PendingSend
+    contact: Contact
+
+
+@dataclass(frozen=True)
+class KnownRecipients:
+    """Of some addresses: those on the org's do-not-contact list, and the identity's
+    contacts (by address)."""
+
+    blocked: frozenset[str]
+    contacts: dict[str, Contact]
+
+
+@dataclass(frozen=True)
+class MailboxCount:
+    """One mailbox's share of a send: sends to count against its cap today, and its
+    next cold-send slot when the send moved it (else None)."""
+
+    mailbox_id: str
+    count: int
+    cap: int
+    cold_next_at: int | None
 
 
 @dataclass(frozen=True)
@@ -109,6 +144,17 @@ class IdentityRepo(Protocol):
     async def mailbox_by_email(self, email: str) -> Mailbox | None: ...
     async def mailboxes_of(self, identity_ids: list[str]) -> list[Mailbox]: ...
     async def identity_used(self, identity_ids: list[str], day: str) -> dict[str, int]: ...
+    async def mailboxes_for_send(
+        self, identity_id: str, day: str, *, want: int, pinned: list[str]
+    ) -> list[Candidate]:
+        """The picker's view of the identity's mailboxes that can still send on `day`
+        (not excluded for health, cap left): every one in `pinned`, then the best
+        `want` others by the picker's order (remaining x (stage + 1), oldest first on
+        ties; `order` is the age rank), at most want + len(pinned) in all. Placing
+        `want` recipients only ever takes from these: before each pick, an unpicked
+        one of the best `want` is still at least as good as any left out."""
+        ...
+
     async def mailboxes_sent(self, mailbox_ids: list[str], day: str) -> dict[str, int]: ...
     async def identity_used_days(
         self, identity_id: str, first_day: str, last_day: str
@@ -149,13 +195,31 @@ class SendRepo(Protocol):
     ) -> IdempotencyRecord | None: ...
     async def complete_idempotency_key(self, org_id: str, key: str, result: SendResult) -> None: ...
     async def add_do_not_contact(self, org_id: str, address: str, reason: str, at: int) -> None: ...
-    async def do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]: ...
+    async def known_recipients(
+        self, org_id: str, identity_id: str, addresses: list[str]
+    ) -> KnownRecipients:
+        """What the org and the identity know of these addresses: which the org must not
+        contact, and the identity's contacts among them."""
+        ...
+
     async def contacts_among(
         self, identity_id: str, addresses: list[str]
     ) -> dict[str, Contact]: ...
     async def save_contact(self, contact: Contact) -> None: ...
     async def set_mailbox_cold_next(self, mailbox_id: str, at: int) -> None: ...
     async def add_pending_send(self, pending: PendingSend) -> None: ...
+    async def add_outbound(self, outbound: Outbound) -> None:
+        """add_conversation (or update_conversation), add_message, add_timeline for
+        each item, add_pending_send and save_contact, in one call."""
+        ...
+
+    async def count_sends(
+        self, identity_id: str, day: str, count: int, cap: int, mailboxes: list[MailboxCount]
+    ) -> bool:
+        """add_identity_usage and add_mailbox_usage for each mailbox, and their cold
+        slots, in one call; False when any counter refused (then the caller must roll
+        back: some counters may have moved)."""
+        ...
 
 
 class ConversationRepo(Protocol):
@@ -289,7 +353,15 @@ class Tx(
 
 
 class Store(Protocol):
-    def read(self) -> AbstractAsyncContextManager[Tx]: ...
+    def read(self) -> AbstractAsyncContextManager[Tx]:
+        """A read transaction: one snapshot across its statements."""
+        ...
+
+    def lookup(self) -> AbstractAsyncContextManager[Tx]:
+        """Reads outside any transaction, each statement on its own: for what one
+        SELECT answers (a key check, an idempotent replay, a page of events), where a
+        transaction would only add statements (round trips, on PostgreSQL)."""
+        ...
 
     def write(self, *, lock_timeout_s: float | None = None) -> AbstractAsyncContextManager[Tx]:
         """A write transaction; with lock_timeout_s, raise WriteLockTimeout when it

@@ -27,7 +27,6 @@ from mailpool_server.service.models import (
     Direction,
     Identity,
     IdentityState,
-    Mailbox,
     MailboxRef,
     Message,
     PendingSend,
@@ -48,6 +47,8 @@ from mailpool_server.service.policy import Tier, tier_policy
 from mailpool_server.service.ports import (
     EventListener,
     IdempotencyRecord,
+    MailboxCount,
+    Outbound,
     PendingRef,
     Store,
     Tx,
@@ -97,7 +98,7 @@ class _Placement:
     remaining: int
     conversation: Conversation | None
     candidates: list[Candidate]
-    mailboxes: dict[str, Mailbox]
+    by_id: dict[str, Candidate]
     cold_next_at: dict[str, int]
     per_mailbox: Counter[str]
     outcomes: list[RecipientOutcome]
@@ -194,10 +195,14 @@ class Sender:
         fingerprint = command.fingerprint() if key else ""
         now = now_ms(self._clock)
         if key:
-            # Replays are answered from a read, without queueing for the write lock.
-            async with self._store.read() as tx:
-                await identity_in_org(tx, org_id, command.identity)
+            # Replays are answered from one SELECT, without queueing for the write
+            # lock. A record whose fingerprint matches was made by this org for this
+            # very request (the handle is part of it), so the identity needs no
+            # second look; for a reused key, an unknown identity is reported first.
+            async with self._store.lookup() as tx:
                 record = await tx.idempotency_record(org_id, key, now)
+                if record is not None and record.fingerprint != fingerprint:
+                    await identity_in_org(tx, org_id, command.identity)
             if record is not None:
                 return _replay(record, fingerprint)
         try:
@@ -211,7 +216,11 @@ class Sender:
                     if existing is not None:
                         return _replay(existing, fingerprint)
                 identity = await identity_in_org(tx, org_id, command.identity, lock=True)
-                placement = await self._place(tx, identity, valid, now, request_id)
+                # Read after the lock is held, in a statement of its own: on PostgreSQL a
+                # statement that waited for the lock still reads other rows as of its
+                # start, and would miss the usage the lock's last holder committed.
+                used = (await tx.identity_used([identity.id], utc_day(now))).get(identity.id, 0)
+                placement = await self._place(tx, identity, used, valid, now, request_id)
                 result = placement.result()
                 if result.accepted == 0:
                     rejected = _all_rejected(result, now)
@@ -226,18 +235,25 @@ class Sender:
         return SendOutcome(result, replayed=False, tier=identity.tier)
 
     async def _place(
-        self, tx: Tx, identity: Identity, valid: ValidSend, now: int, request_id: str | None
+        self,
+        tx: Tx,
+        identity: Identity,
+        used: int,
+        valid: ValidSend,
+        now: int,
+        request_id: str | None,
     ) -> _Placement:
         """Decide every recipient in request order: reject it with a reason, or pick a
-        mailbox and queue it."""
-        placement = await self._load(tx, identity, valid, now)
+        mailbox and queue it. `used`: the identity's sends accepted today."""
+        placement = await self._load(tx, identity, used, valid, now)
         recipients = valid.recipients
         if placement.conversation is not None:
             recipients = (placement.conversation.correspondent,)
         addresses = [normalize(r) for r in recipients]
         deliverable = [a for a in addresses if is_deliverable(a)]
-        blocked = await tx.do_not_contact_among(identity.org_id, deliverable)
-        contacts = await tx.contacts_among(identity.id, deliverable)
+        known = await tx.known_recipients(identity.org_id, identity.id, deliverable)
+        blocked, contacts = known.blocked, known.contacts
+        await self._load_candidates(tx, placement, len(deliverable), contacts)
         state_reason = _STATE_REJECTIONS.get(identity.state)
         for given, address in zip(recipients, addresses, strict=True):
             reason = state_reason
@@ -263,41 +279,47 @@ class Sender:
         await self._commit_counters(tx, placement, utc_day(now))
         return placement
 
-    async def _load(self, tx: Tx, identity: Identity, valid: ValidSend, now: int) -> _Placement:
-        """Today's usage, the reply's conversation and the identity's mailboxes."""
-        day = utc_day(now)
+    async def _load(
+        self, tx: Tx, identity: Identity, used: int, valid: ValidSend, now: int
+    ) -> _Placement:
+        """The placement's start: the cap left today, and the reply's conversation."""
         cap = tier_policy(identity.tier).daily_cap
-        used = (await tx.identity_used([identity.id], day)).get(identity.id, 0)
         conversation = None
         if valid.command.conv_id is not None:
             conversation = await tx.conversation_by_id(valid.command.conv_id)
             if conversation is None or conversation.identity_id != identity.id:
                 raise ConversationNotFound(valid.command.conv_id)
-        mailboxes = await tx.mailboxes_of([identity.id])
-        sent = await tx.mailboxes_sent([m.id for m in mailboxes], day)
         return _Placement(
             identity=identity,
             now=now,
             cap=cap,
             remaining=cap - used,
             conversation=conversation,
-            candidates=[
-                Candidate(
-                    m.id,
-                    m.email,
-                    m.warmup_stage,
-                    max(0, m.daily_cap - sent.get(m.id, 0)),
-                    m.excluded,
-                    order,
-                )
-                for order, m in enumerate(mailboxes)
-            ],
-            mailboxes={m.id: m for m in mailboxes},
-            cold_next_at={m.id: m.cold_next_at for m in mailboxes},
+            candidates=[],
+            by_id={},
+            cold_next_at={},
             per_mailbox=Counter(),
             outcomes=[],
             events=[],
         )
+
+    async def _load_candidates(
+        self, tx: Tx, placement: _Placement, want: int, contacts: dict[str, Contact]
+    ) -> None:
+        """The mailboxes the picker chooses among: those the recipients are pinned to,
+        and the best `want` others (enough to place `want` recipients as the picker
+        would over every mailbox: see IdentityRepo.mailboxes_for_send)."""
+        if want == 0:
+            return
+        pinned = {c.pinned_mailbox_id for c in contacts.values() if c.pinned_mailbox_id}
+        if placement.conversation is not None:
+            pinned.add(placement.conversation.mailbox_id)
+        candidates = await tx.mailboxes_for_send(
+            placement.identity.id, utc_day(placement.now), want=want, pinned=sorted(pinned)
+        )
+        placement.candidates = candidates
+        placement.by_id = {c.mailbox_id: c for c in candidates}
+        placement.cold_next_at = {c.mailbox_id: c.cold_next_at for c in candidates}
 
     async def _queue(
         self,
@@ -320,24 +342,31 @@ class Sender:
         dispatch_at = self._schedule(placement, candidate.mailbox_id, send_class)
         thread = _thread_of(placement.conversation, valid.command)
         message = _outbound_message(thread, valid, candidate.email, address, placement.now)
-        await self._write_conversation(tx, placement, valid, thread, message, candidate)
+        conversation, timeline = _conversation_after(placement, valid, thread, message, candidate)
         pending_id = new_id("psn")
-        await tx.add_pending_send(
-            PendingSend(
-                id=pending_id,
-                identity_id=placement.identity.id,
-                conv_id=thread.conv_id,
-                message_id=message.id,
-                mailbox_id=candidate.mailbox_id,
-                recipient=address,
-                send_class=send_class,
-                status=PendingStatus.QUEUED,
-                dispatch_at=dispatch_at,
-                created_at=placement.now,
-                request_id=request_id,
+        pending = PendingSend(
+            id=pending_id,
+            identity_id=placement.identity.id,
+            conv_id=thread.conv_id,
+            message_id=message.id,
+            mailbox_id=candidate.mailbox_id,
+            recipient=address,
+            send_class=send_class,
+            status=PendingStatus.QUEUED,
+            dispatch_at=dispatch_at,
+            created_at=placement.now,
+            request_id=request_id,
+        )
+        await tx.add_outbound(
+            Outbound(
+                conversation,
+                placement.conversation is None,
+                message,
+                timeline,
+                pending,
+                _contact_after_outbound(placement, address, contact, candidate),
             )
         )
-        await tx.save_contact(_contact_after_outbound(placement, address, contact, candidate))
         mailbox = MailboxRef(candidate.mailbox_id, candidate.email)
         placement.outcomes.append(
             RecipientOutcome(
@@ -369,67 +398,19 @@ class Sender:
         placement.cold_next_at[mailbox_id] = dispatch_at + self._cold_gap_ms
         return dispatch_at
 
-    async def _write_conversation(
-        self,
-        tx: Tx,
-        placement: _Placement,
-        valid: ValidSend,
-        thread: _Thread,
-        message: Message,
-        candidate: Candidate,
-    ) -> None:
-        """The conversation row (new or updated), the message and its timeline items."""
-        now, conversation = placement.now, placement.conversation
-        added_labels = tuple(
-            dict.fromkeys(x for x in valid.command.labels if x not in thread.labels_before)
-        )
-        no_reply_after = valid.no_reply_after_ms or (
-            conversation.no_reply_after_ms if conversation else None
-        )
-        updated = Conversation(
-            id=thread.conv_id,
-            identity_id=placement.identity.id,
-            correspondent=message.to[0],
-            mailbox_id=candidate.mailbox_id,
-            subject=conversation.subject if conversation else thread.subject,
-            snippet=message.snippet,
-            message_count=(conversation.message_count if conversation else 0) + 1,
-            archived=conversation.archived if conversation else False,
-            labels=thread.labels_before + added_labels,
-            created_at=conversation.created_at if conversation else now,
-            last_event_at=now,
-            last_message_id_header=message.message_id_header,
-            references=references_after(thread.references, message.message_id_header),
-            no_reply_after_ms=no_reply_after,
-            # A new outbound (re-)arms the timer; it fires at most once per outbound.
-            no_reply_at=now + no_reply_after if no_reply_after else None,
-            last_no_reply_at=conversation.last_no_reply_at if conversation else None,
-        )
-        if conversation is None:
-            await tx.add_conversation(updated)
-        else:
-            await tx.update_conversation(updated)
-        await tx.add_message(message)
-        await tx.add_timeline(thread.conv_id, TimelineEntry(TimelineType.MESSAGE, now, message))
-        for label in added_labels:
-            await tx.add_timeline(
-                thread.conv_id, TimelineEntry(TimelineType.LABEL_ADDED, now, label=label)
-            )
-
     async def _commit_counters(self, tx: Tx, placement: _Placement, day: str) -> None:
         accepted = sum(placement.per_mailbox.values())
         if accepted == 0:
             return
+        mailboxes = []
+        for mailbox_id, count in placement.per_mailbox.items():
+            mailbox, cold_next = placement.by_id[mailbox_id], placement.cold_next_at[mailbox_id]
+            moved = cold_next if cold_next != mailbox.cold_next_at else None
+            mailboxes.append(MailboxCount(mailbox_id, count, mailbox.daily_cap, moved))
         # Under the identity lock these cannot fail; if they do, the counters and the
         # placement disagree, and the whole send must roll back rather than oversend.
-        if not await tx.add_identity_usage(placement.identity.id, day, accepted, placement.cap):
-            raise RuntimeError("identity cap counter refused a placement")
-        for mailbox_id, count in placement.per_mailbox.items():
-            mailbox = placement.mailboxes[mailbox_id]
-            if not await tx.add_mailbox_usage(mailbox_id, day, count, mailbox.daily_cap):
-                raise RuntimeError("mailbox cap counter refused a placement")
-            if placement.cold_next_at[mailbox_id] != mailbox.cold_next_at:
-                await tx.set_mailbox_cold_next(mailbox_id, placement.cold_next_at[mailbox_id])
+        if not await tx.count_sends(placement.identity.id, day, accepted, placement.cap, mailboxes):
+            raise RuntimeError("a cap counter refused a placement")
 
 
 def _pinned(conversation: Conversation | None, contact: Contact | None) -> str | None:
@@ -476,6 +457,44 @@ def _outbound_message(
         in_reply_to=thread.in_reply_to,
         references=thread.references,
     )
+
+
+def _conversation_after(
+    placement: _Placement, valid: ValidSend, thread: _Thread, message: Message, candidate: Candidate
+) -> tuple[Conversation, tuple[TimelineEntry, ...]]:
+    """The conversation as this outbound message leaves it (new or updated), and the
+    message's timeline items (the message, then each label it adds)."""
+    now, conversation = placement.now, placement.conversation
+    added_labels = tuple(
+        dict.fromkeys(x for x in valid.command.labels if x not in thread.labels_before)
+    )
+    no_reply_after = valid.no_reply_after_ms or (
+        conversation.no_reply_after_ms if conversation else None
+    )
+    updated = Conversation(
+        id=thread.conv_id,
+        identity_id=placement.identity.id,
+        correspondent=message.to[0],
+        mailbox_id=candidate.mailbox_id,
+        subject=conversation.subject if conversation else thread.subject,
+        snippet=message.snippet,
+        message_count=(conversation.message_count if conversation else 0) + 1,
+        archived=conversation.archived if conversation else False,
+        labels=thread.labels_before + added_labels,
+        created_at=conversation.created_at if conversation else now,
+        last_event_at=now,
+        last_message_id_header=message.message_id_header,
+        references=references_after(thread.references, message.message_id_header),
+        no_reply_after_ms=no_reply_after,
+        # A new outbound (re-)arms the timer; it fires at most once per outbound.
+        no_reply_at=now + no_reply_after if no_reply_after else None,
+        last_no_reply_at=conversation.last_no_reply_at if conversation else None,
+    )
+    timeline = (
+        TimelineEntry(TimelineType.MESSAGE, now, message),
+        *(TimelineEntry(TimelineType.LABEL_ADDED, now, label=label) for label in added_labels),
+    )
+    return updated, timeline
 
 
 def _contact_after_outbound(

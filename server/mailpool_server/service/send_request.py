@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from mailpool_server.service.addresses import normalize
 from mailpool_server.service.errors import (
@@ -64,8 +64,9 @@ class SendCommand:
         """SHA-256 of the request without its key, field by field, so that two
         requests that parse the same (whatever their JSON key order or spacing)
         compare equal."""
-        body = asdict(self)
-        body.pop("idempotency_key")
+        # Every field is a string, None or a tuple of strings: a shallow copy (asdict's
+        # deep one cost ~100 µs a send) encodes the same.
+        body = {f.name: getattr(self, f.name) for f in _FINGERPRINTED}
         body["identity"] = normalize(self.identity)
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -195,3 +196,6 @@ def _validate_labels(labels: tuple[str, ...], violations: list[FieldViolation]) 
                 FieldViolation("labels", f"each label is 1..{MAX_LABEL_CHARS} printable characters")
             )
             break
+
+
+_FINGERPRINTED = tuple(f for f in fields(SendCommand) if f.name != "idempotency_key")

@@ -1,8 +1,8 @@
-"""The transaction object every repository mixin works on."""
+"""What every repository mixin works on: a unit of work's driver and its session."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar, TypeVarTuple, cast, overload
 
 from sqlalchemy import Result, ScalarResult, Table
@@ -10,6 +10,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.selectable import TypedReturnsRows
+
+from mailpool_server.store.driver import Driver
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -55,6 +57,10 @@ class InlineSession:
     def __init__(self, session: Session) -> None:
         self._session = session
 
+    @property
+    def inner(self) -> Session:
+        return self._session
+
     def add(self, instance: object) -> None:
         self._session.add(instance)
 
@@ -76,34 +82,64 @@ class InlineSession:
         self._session.flush()
 
 
+class Unit:
+    """One unit of work's handles on its connection: the driver, and an ORM session
+    on the same connection and transaction, made only when a cold path asks for it
+    (a send never does). The database that opened the unit calls `close` when the
+    block ends, before it commits or rolls back."""
+
+    __slots__ = ("_close", "_make_session", "_session", "driver")
+
+    def __init__(
+        self,
+        driver: Driver,
+        make_session: Callable[[], SessionPort],
+        close: Callable[[SessionPort, bool], Awaitable[None]],
+    ) -> None:
+        self.driver = driver
+        self._make_session = make_session
+        self._close = close
+        self._session: SessionPort | None = None
+
+    def session(self) -> SessionPort:
+        if self._session is None:
+            self._session = self._make_session()
+        return self._session
+
+    async def close(self, *, ok: bool) -> None:
+        """Flush the session's work (ok) or drop it, and let the connection go."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            await self._close(session, ok)
+
+
+def no_session() -> SessionPort:
+    raise TypeError("a lookup runs the driver's statements only")
+
+
 def table(row_class: type[Any]) -> Table:
-    """The Core table of a mapped class: hot statements are Core, which skips the
-    ORM's per-row bookkeeping."""
+    """The Core table of a mapped class (statements that skip the ORM's per-row
+    bookkeeping)."""
     return cast(Table, row_class.__table__)
 
 
-InsertFn = Callable[[Any], Any]
-# Statements built once per dialect: building a statement costs more than running it
-# (SQLAlchemy then finds its compiled form in the engine's cache by structure).
-_PREPARED: dict[tuple[Callable[[InsertFn], Any], str], Any] = {}
-
-
 class TxBase:
-    def __init__(self, session: SessionPort, *, dialect: str) -> None:
-        self.session = session
+    """A unit of work's connection, two ways: `driver` for the hot path's statements
+    (driver.py), `session` (made on first use) for everything else."""
+
+    __slots__ = ("_unit", "dialect", "driver")
+
+    def __init__(self, unit: Unit, *, dialect: str) -> None:
+        self._unit = unit
+        self.driver = unit.driver
         self.dialect = dialect
+
+    @property
+    def session(self) -> SessionPort:
+        return self._unit.session()
 
     def insert(self, table: Any) -> Any:
         """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL alike)."""
         if self.dialect == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
-
-    def prepared(self, build: Callable[[InsertFn], Any]) -> Any:
-        """`build(insert)`'s statement for this dialect, built on first use. `build`
-        must be a module-level function: it is the cache key."""
-        key = (build, self.dialect)
-        statement = _PREPARED.get(key)
-        if statement is None:
-            statement = _PREPARED[key] = build(self.insert)
-        return statement

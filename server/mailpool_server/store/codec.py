@@ -44,15 +44,28 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+Writer = Callable[[Any], Any]
+
+
 def _plain(value: Any) -> Any:
-    """A record as JSON-ready values: dataclasses → objects, tuples → lists."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in _fields(type(value))}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
+    """A record as JSON-ready values: dataclasses → objects, tuples → lists, enums →
+    their values."""
+    writer: Writer = _writer(typing.cast(Any, type(value)))
+    return writer(value)
+
+
+@cache
+def _writer(cls: type[Any]) -> Writer:
+    """How to make a value of this class JSON-ready, worked out once per class (a
+    send dumps two records: doing it field by field with checks cost ~100 µs)."""
+    if dataclasses.is_dataclass(cls):
+        names = tuple(f.name for f in _fields(cls))
+        return lambda record: {name: _plain(getattr(record, name)) for name in names}
+    if issubclass(cls, enum.Enum):
+        return lambda member: member.value
+    if issubclass(cls, tuple | list):
+        return lambda items: [_plain(item) for item in items]
+    return lambda scalar: scalar  # str, int, bool, None: JSON has them
 
 
 @cache
@@ -100,8 +113,12 @@ def _record_reader(cls: Any) -> Callable[[dict[str, Any]], Any]:
     return read
 
 
+# One encoder for every dump: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def dump(record: object) -> str:
-    return json.dumps(_plain(record), separators=(",", ":"))
+    return _ENCODER.encode(_plain(record))
 
 
 def load(cls: type[T], raw: str) -> T:

@@ -5,23 +5,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 
 from mailpool_server.service.addresses import domain_of
 from mailpool_server.service.models import (
     Conversation,
+    Delivery,
     Direction,
     Message,
+    PendingStatus,
     TimelineEntry,
     TimelineType,
 )
 from mailpool_server.service.ports import LabelledConversation
-from mailpool_server.store.base import TxBase, table
-from mailpool_server.store.tables import ConversationRow, MessageRow, TimelineRow
+from mailpool_server.store.base import TxBase
+from mailpool_server.store.driver import Row, Sql, placeholders, quoted
+from mailpool_server.store.tables import ConversationRow, MessageRow, PendingSendRow, TimelineRow
 
 
 def _dump(values: tuple[str, ...]) -> str:
-    return json.dumps(list(values))
+    return json.dumps(list(values)) if values else "[]"
 
 
 def conversation_from_row(row: ConversationRow) -> Conversation:
@@ -45,7 +48,7 @@ def conversation_from_row(row: ConversationRow) -> Conversation:
     )
 
 
-def _conversation_values(c: Conversation) -> dict[str, object]:
+def conversation_values(c: Conversation) -> dict[str, object]:
     return {
         "identity_id": c.identity_id,
         "correspondent": c.correspondent,
@@ -89,12 +92,106 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-_INSERT_CONVERSATION = table(ConversationRow).insert()
-_INSERT_MESSAGE = table(MessageRow).insert()
-_INSERT_TIMELINE = table(TimelineRow).insert()
+CONVERSATION_STATE = (
+    "identity_id",
+    "correspondent",
+    "correspondent_domain",
+    "mailbox_id",
+    "subject",
+    "snippet",
+    "message_count",
+    "archived",
+    "labels",
+    "created_at",
+    "last_event_at",
+    "last_message_id_header",
+    "references",
+    "no_reply_after_ms",
+    "no_reply_at",
+    "last_no_reply_at",
+)
+_CONVERSATION_COLUMNS = quoted(("id", *CONVERSATION_STATE))
+_INSERT_CONVERSATION = Sql(
+    f"INSERT INTO conversations ({_CONVERSATION_COLUMNS})"
+    f" VALUES ({placeholders(('id', *CONVERSATION_STATE))})"
+)
+_UPDATE_CONVERSATION = Sql(
+    "UPDATE conversations SET "
+    + ", ".join(f'"{c}" = :{c}' for c in CONVERSATION_STATE)
+    + " WHERE id = :id"
+)
+_CONVERSATION_BY_ID = Sql(f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = :id")
+MESSAGE_COLUMNS = (
+    "id",
+    "conv_id",
+    "direction",
+    "message_id_header",
+    "from_address",
+    "to_addresses",
+    "cc_addresses",
+    "subject",
+    "text",
+    "html",
+    "snippet",
+    "in_reply_to",
+    "references",
+    "ts",
+)
+_INSERT_MESSAGE = Sql(
+    f"INSERT INTO messages ({quoted(MESSAGE_COLUMNS)}) VALUES ({placeholders(MESSAGE_COLUMNS)})"
+)
+_INSERT_TIMELINE = Sql(
+    "INSERT INTO timeline (conv_id, ts, type, message_id, data)"
+    " VALUES (:conv_id, :ts, :type, :message_id, :data)"
+)
 
 
-def _timeline_data(entry: TimelineEntry) -> str:
+def message_values(message: Message) -> dict[str, object]:
+    """A message's row, by MESSAGE_COLUMNS."""
+    return {
+        "id": message.id,
+        "conv_id": message.conv_id,
+        "direction": message.direction.value,
+        "message_id_header": message.message_id_header,
+        "from_address": message.from_address,
+        "to_addresses": _dump(message.to),
+        "cc_addresses": _dump(message.cc),
+        "subject": message.subject,
+        "text": message.text,
+        "html": message.html,
+        "snippet": message.snippet,
+        "in_reply_to": message.in_reply_to,
+        "references": _dump(message.references),
+        "ts": message.ts,
+    }
+
+
+def _conversation_of(row: Row) -> Conversation:
+    """A conversation from a driver row of _CONVERSATION_COLUMNS."""
+    (id_, identity_id, correspondent, _domain, mailbox_id, subject, snippet, message_count,
+     archived, labels, created_at, last_event_at, last_header, references, after_ms,
+     no_reply_at, last_no_reply_at) = row  # fmt: skip
+    return Conversation(
+        id=id_,
+        identity_id=identity_id,
+        correspondent=correspondent,
+        mailbox_id=mailbox_id,
+        subject=subject,
+        snippet=snippet,
+        message_count=message_count,
+        archived=bool(archived),
+        labels=tuple(json.loads(labels)),
+        created_at=created_at,
+        last_event_at=last_event_at,
+        last_message_id_header=last_header,
+        references=tuple(json.loads(references)),
+        no_reply_after_ms=after_ms,
+        no_reply_at=no_reply_at,
+        last_no_reply_at=last_no_reply_at,
+    )
+
+
+def timeline_data(entry: TimelineEntry) -> str:
     data: dict[str, object] = {}
     if entry.waited_ms is not None:
         data["waited_ms"] = entry.waited_ms
@@ -111,58 +208,39 @@ def _timeline_fields(raw: str) -> dict[str, Any]:
 
 class ConversationRepoSql(TxBase):
     async def add_conversation(self, conversation: Conversation) -> None:
-        await self.session.execute(
-            _INSERT_CONVERSATION, {"id": conversation.id, **_conversation_values(conversation)}
+        await self.driver.run(
+            _INSERT_CONVERSATION, {"id": conversation.id, **conversation_values(conversation)}
         )
 
     async def update_conversation(self, conversation: Conversation) -> None:
-        await self.session.execute(
-            update(ConversationRow)
-            .where(ConversationRow.id == conversation.id)
-            .values(**_conversation_values(conversation))
+        await self.driver.run(
+            _UPDATE_CONVERSATION, {"id": conversation.id, **conversation_values(conversation)}
         )
 
     async def conversation_by_id(self, conv_id: str) -> Conversation | None:
-        row = await self.session.get(ConversationRow, conv_id, populate_existing=True)
-        return None if row is None else conversation_from_row(row)
+        row = await self.driver.one(_CONVERSATION_BY_ID, {"id": conv_id})
+        return None if row is None else _conversation_of(row)
 
     async def add_message(self, message: Message) -> None:
-        await self.session.execute(
-            _INSERT_MESSAGE,
-            {
-                "id": message.id,
-                "conv_id": message.conv_id,
-                "direction": message.direction.value,
-                "message_id_header": message.message_id_header,
-                "from_address": message.from_address,
-                "to_addresses": _dump(message.to),
-                "cc_addresses": _dump(message.cc),
-                "subject": message.subject,
-                "text": message.text,
-                "html": message.html,
-                "snippet": message.snippet,
-                "in_reply_to": message.in_reply_to,
-                "references": _dump(message.references),
-                "ts": message.ts,
-            },
-        )
+        await self.driver.run(_INSERT_MESSAGE, message_values(message))
 
     async def add_timeline(self, conv_id: str, entry: TimelineEntry) -> None:
-        await self.session.execute(
+        await self.driver.run(
             _INSERT_TIMELINE,
             {
                 "conv_id": conv_id,
                 "ts": entry.ts,
                 "type": entry.type.value,
                 "message_id": entry.message.id if entry.message else None,
-                "data": _timeline_data(entry),
+                "data": timeline_data(entry),
             },
         )
 
     async def timeline_of(self, conv_id: str) -> list[TimelineEntry]:
         rows = await self.session.execute(
-            select(TimelineRow, MessageRow)
+            select(TimelineRow, MessageRow, PendingSendRow.id, PendingSendRow.status)
             .outerjoin(MessageRow, MessageRow.id == TimelineRow.message_id)
+            .outerjoin(PendingSendRow, PendingSendRow.message_id == MessageRow.id)
             .where(TimelineRow.conv_id == conv_id)
             .order_by(TimelineRow.id)
         )
@@ -171,9 +249,10 @@ class ConversationRepoSql(TxBase):
                 type=TimelineType(item.type),
                 ts=item.ts,
                 message=_message(message) if message is not None else None,
+                delivery=Delivery(pending_id, PendingStatus(status)) if pending_id else None,
                 **_timeline_fields(item.data),
             )
-            for item, message in rows
+            for item, message, pending_id, status in rows
         ]
 
     async def conversations_page(

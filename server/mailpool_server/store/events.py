@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select, text, update
-
 from mailpool_server.service.events import Event, NewEvent
 from mailpool_server.service.ids import new_event_id
 from mailpool_server.service.models import Identity
-from mailpool_server.store.base import TxBase, table
+from mailpool_server.store.base import TxBase
 from mailpool_server.store.codec import dump, load_payload
-from mailpool_server.store.tables import EventRow, IdentityRow
+from mailpool_server.store.driver import Sql, set_sql
 
 NOTIFY_CHANNEL = "mailpool_events"
 
 
-_IDENTITIES = table(IdentityRow)
 # One UPDATE reserves a block of seqs (see append_events).
-_RESERVE_SEQS = (
-    update(_IDENTITIES)
-    .where(_IDENTITIES.c.id == bindparam("identity"))
-    .values(last_seq=_IDENTITIES.c.last_seq + bindparam("count"))
-    .returning(_IDENTITIES.c.last_seq)
+_RESERVE_SEQS = Sql(
+    "UPDATE identities SET last_seq = last_seq + :count WHERE id = :identity RETURNING last_seq"
 )
-_INSERT_EVENTS = table(EventRow).insert()
-_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+_INSERT_EVENT = Sql(
+    "INSERT INTO events (id, identity_id, seq, type, conv_id, created_at, data)"
+    " VALUES (:id, :identity, :seq, :type, :conv_id, :created_at, :data)"
+)
+# PostgreSQL: the reservation, the rows and the wake-up hint (delivered at commit, to
+# every replica's listener) in one round trip.
+_APPEND_PG = Sql("""WITH reserved AS (
+  UPDATE identities SET last_seq = last_seq + :count WHERE id = :identity RETURNING last_seq
+), appended AS (
+  INSERT INTO events (id, identity_id, seq, type, conv_id, created_at, data)
+  SELECT e.id, :identity, reserved.last_seq - :count + e.position, e.type, e.conv_id,
+    :created_at, e.data
+  FROM reserved, unnest(:ids::text[], :types::text[], :conv_ids::text[], :data::text[])
+    WITH ORDINALITY AS e(id, type, conv_id, data, position)
+), woken AS (
+  SELECT pg_notify(:channel, :identity || ':' || reserved.last_seq) FROM reserved
+)
+SELECT reserved.last_seq FROM reserved, woken""")
+_PAGE = (
+    "SELECT id, seq, type, conv_id, created_at, data FROM events"
+    " WHERE identity_id = :identity AND seq > :since"
+)
+_EVENTS_AFTER = Sql(_PAGE + " ORDER BY seq LIMIT :limit")
+_EVENTS_OF_TYPES_AFTER = set_sql(_PAGE + " AND {types} ORDER BY seq LIMIT :limit", types="type")
+_HEAD_SEQS = set_sql("SELECT id, last_seq FROM identities WHERE {ids}", ids="id")
 
 
 class EventRepoSql(TxBase):
@@ -32,17 +49,19 @@ class EventRepoSql(TxBase):
     ) -> list[Event]:
         if not events:
             return []
+        ids = [new_event_id(at) for _ in events]
+        data = [dump(event.payload) for event in events]
         # One UPDATE reserves the whole block of seqs; the row stays locked until
         # commit, so the next transaction's block starts where this one's ended and
         # commit order is seq order.
-        last = await self.session.scalar(
-            _RESERVE_SEQS, {"identity": identity.id, "count": len(events)}
-        )
-        assert last is not None
+        if self.dialect == "postgresql":
+            last = await self._append_in_one(identity, events, at, ids, data)
+        else:
+            last = await self._append_one_by_one(identity, events, at, ids, data)
         first = last - len(events) + 1
-        appended = [
+        return [
             Event(
-                id=new_event_id(at),
+                id=event_id,
                 identity_id=identity.id,
                 handle=identity.handle,
                 seq=first + offset,
@@ -50,53 +69,69 @@ class EventRepoSql(TxBase):
                 created_at=at,
                 payload=event.payload,
             )
-            for offset, event in enumerate(events)
+            for offset, (event_id, event) in enumerate(zip(ids, events, strict=True))
         ]
-        await self.session.execute(
-            _INSERT_EVENTS,
-            [
-                {
-                    "id": e.id,
-                    "identity_id": e.identity_id,
-                    "seq": e.seq,
-                    "type": e.type,
-                    "conv_id": e.conv_id,
-                    "created_at": e.created_at,
-                    "data": dump(e.payload),
-                }
-                for e in appended
-            ],
+
+    async def _append_in_one(
+        self, identity: Identity, events: list[NewEvent], at: int, ids: list[str], data: list[str]
+    ) -> int:
+        params = {
+            "identity": identity.id,
+            "count": len(events),
+            "created_at": at,
+            "ids": ids,
+            "types": [event.type.value for event in events],
+            "conv_ids": [event.conv_id for event in events],
+            "data": data,
+            "channel": NOTIFY_CHANNEL,
+        }
+        row = await self.driver.one(_APPEND_PG, params)
+        assert row is not None
+        return int(row[0])
+
+    async def _append_one_by_one(
+        self, identity: Identity, events: list[NewEvent], at: int, ids: list[str], data: list[str]
+    ) -> int:
+        reserved = await self.driver.one(
+            _RESERVE_SEQS, {"identity": identity.id, "count": len(events)}
         )
-        if self.dialect == "postgresql":
-            # Delivered at commit, to every replica's listener: a wake-up hint.
-            await self.session.execute(
-                _NOTIFY,
-                {"channel": NOTIFY_CHANNEL, "payload": f"{identity.id}:{last}"},
-            )
-        return appended
+        assert reserved is not None
+        first = reserved[0] - len(events) + 1
+        rows = [
+            {
+                "id": event_id,
+                "identity": identity.id,
+                "seq": first + offset,
+                "type": event.type.value,
+                "conv_id": event.conv_id,
+                "created_at": at,
+                "data": payload,
+            }
+            for offset, (event_id, event, payload) in enumerate(zip(ids, events, data, strict=True))
+        ]
+        await self.driver.run_many(_INSERT_EVENT, rows)
+        return int(reserved[0])
 
     async def events_after(
         self, identity: Identity, since: int, types: tuple[str, ...], limit: int
     ) -> list[Event]:
-        query = select(EventRow).where(EventRow.identity_id == identity.id, EventRow.seq > since)
+        params: dict[str, object] = {"identity": identity.id, "since": since, "limit": limit}
         if types:
-            query = query.where(EventRow.type.in_(types))
-        rows = await self.session.scalars(query.order_by(EventRow.seq).limit(limit))
+            params["types"] = list(types)
+        rows = await self.driver.all(_EVENTS_OF_TYPES_AFTER if types else _EVENTS_AFTER, params)
         return [
             Event(
-                id=row.id,
-                identity_id=row.identity_id,
+                id=id_,
+                identity_id=identity.id,
                 handle=identity.handle,
-                seq=row.seq,
-                conv_id=row.conv_id,
-                created_at=row.created_at,
-                payload=load_payload(row.type, row.data),
+                seq=seq,
+                conv_id=conv_id,
+                created_at=created_at,
+                payload=load_payload(type_, data),
             )
-            for row in rows
+            for id_, seq, type_, conv_id, created_at, data in rows
         ]
 
     async def head_seqs(self, identity_ids: list[str]) -> dict[str, int]:
-        rows = await self.session.execute(
-            select(IdentityRow.id, IdentityRow.last_seq).where(IdentityRow.id.in_(identity_ids))
-        )
+        rows = await self.driver.all(_HEAD_SEQS, {"ids": identity_ids})
         return {identity_id: seq for identity_id, seq in rows}

@@ -14,8 +14,11 @@ from mailpool_server.service.models import (
     SmtpTls,
     Transport,
 )
-from mailpool_server.service.policy import Tier
-from mailpool_server.store.base import InsertFn, TxBase, table
+from mailpool_server.service.picker import Candidate
+from mailpool_server.service.policy import HEALTH_EXCLUDE_BELOW, WARMUP_DAILY_CAPS, Tier
+from mailpool_server.store.base import TxBase, table
+from mailpool_server.store.driver import Row as Row_
+from mailpool_server.store.driver import Sql, set_sql
 from mailpool_server.store.tables import IdentityRow, IdentityUsageRow, MailboxRow, MailboxUsageRow
 
 
@@ -59,47 +62,89 @@ def mailbox_from_row(row: MailboxRow | Row[Any]) -> Mailbox:
     )
 
 
-IDENTITIES = table(IdentityRow)
+IDENTITY_COLUMNS = (
+    "id, org_id, handle, tier, state, created_at, last_seq, timezone, work_start_min, work_end_min"
+)
+
+
+def identity_of(row: Row_) -> Identity:
+    """An identity from a driver row of IDENTITY_COLUMNS."""
+    id_, org_id, handle, tier, state, created_at, last_seq, timezone, start, end = row
+    return Identity(
+        id=id_,
+        org_id=org_id,
+        handle=handle,
+        tier=Tier(tier),
+        state=IdentityState(state),
+        created_at=created_at,
+        last_seq=last_seq,
+        timezone=timezone,
+        work_start_min=start,
+        work_end_min=end,
+    )
+
+
+_BY_HANDLE = f"SELECT {IDENTITY_COLUMNS} FROM identities WHERE handle = :handle"
+_IDENTITY_BY_HANDLE = Sql(_BY_HANDLE)
+# FOR UPDATE on PostgreSQL; SQLite's writer holds the database's write lock already.
+_IDENTITY_BY_HANDLE_LOCKED = Sql(_BY_HANDLE, pg=_BY_HANDLE + " FOR UPDATE")
+_IDENTITY_USED = set_sql(
+    "SELECT identity_id, used FROM identity_usage WHERE {ids} AND day = :day", ids="identity_id"
+)
+
+
+def _stage_cap_sql(column: str) -> str:
+    """service.policy's cap per warmup stage, as SQL (generated from its table)."""
+    stages = " ".join(f"WHEN {stage} THEN {cap}" for stage, cap in enumerate(WARMUP_DAILY_CAPS))
+    return f"CASE {column} {stages} ELSE {WARMUP_DAILY_CAPS[-1]} END"
+
+
+# The picker's candidates in one query: the identity's healthy mailboxes that have cap
+# left today, pinned ones first, then by the picker's own score (remaining cap x
+# (warmup stage + 1), oldest first on ties), as many as the send can use.
+_CAP = _stage_cap_sql("m.warmup_stage")
+_SENT = "COALESCE(u.sent, 0)"
+_MAILBOXES_FOR_SEND = set_sql(
+    f"SELECT m.id, m.email, m.warmup_stage, m.cold_next_at, {_SENT}, {_CAP}, m.created_at"
+    " FROM mailboxes m"
+    " LEFT JOIN mailbox_usage u ON u.mailbox_id = m.id AND u.day = :day"
+    f" WHERE m.identity_id = :identity AND m.health >= :min_health AND {_SENT} < {_CAP}"
+    f" ORDER BY ({{pinned}}) DESC, ({_CAP} - {_SENT}) * (m.warmup_stage + 1) DESC,"
+    " m.created_at, m.id"
+    " LIMIT :limit",
+    pinned="m.id",
+)
+
+
+def _usage_upsert(usage: str, owner: str, counter: str, zeros: tuple[str, ...] = ()) -> Sql:
+    """Add :count to the day's counter unless the sum passes :cap; RETURNING tells.
+    `zeros`: the row's other counters, which a new row starts at 0."""
+    columns = ", ".join((owner, "day", counter, *zeros))
+    values = ", ".join((":owner", ":day", ":count", *("0" for _ in zeros)))
+    return Sql(
+        f"INSERT INTO {usage} ({columns}) VALUES ({values})"
+        f" ON CONFLICT ({owner}, day) DO UPDATE"
+        f" SET {counter} = {usage}.{counter} + excluded.{counter}"
+        f" WHERE {usage}.{counter} + excluded.{counter} <= :cap RETURNING {counter}"
+    )
+
+
+ADD_IDENTITY_USAGE = _usage_upsert("identity_usage", "identity_id", "used")
+ADD_MAILBOX_USAGE = _usage_upsert("mailbox_usage", "mailbox_id", "sent", ("delivered", "hits"))
+
 _MAILBOXES = table(MailboxRow)
 _IDENTITY_USAGE = table(IdentityUsageRow)
 _MAILBOX_USAGE = table(MailboxUsageRow)
 
-IDENTITY_BY_HANDLE = select(IDENTITIES).where(IDENTITIES.c.handle == bindparam("handle"))
-IDENTITY_BY_HANDLE_LOCKED = IDENTITY_BY_HANDLE.with_for_update()
 _MAILBOXES_OF = (
     select(_MAILBOXES)
     .where(_MAILBOXES.c.identity_id.in_(bindparam("ids", expanding=True)))
     .order_by(_MAILBOXES.c.created_at, _MAILBOXES.c.id)
 )
-_IDENTITY_USED = select(_IDENTITY_USAGE.c.identity_id, _IDENTITY_USAGE.c.used).where(
-    _IDENTITY_USAGE.c.identity_id.in_(bindparam("ids", expanding=True)),
-    _IDENTITY_USAGE.c.day == bindparam("on_day"),
-)
 _MAILBOXES_SENT = select(_MAILBOX_USAGE.c.mailbox_id, _MAILBOX_USAGE.c.sent).where(
     _MAILBOX_USAGE.c.mailbox_id.in_(bindparam("ids", expanding=True)),
     _MAILBOX_USAGE.c.day == bindparam("on_day"),
 )
-
-
-def _usage_upsert(insert: InsertFn, usage: Any, owner: str, counter: str) -> Any:
-    """Add :count to today's counter unless the sum passes :cap; RETURNING tells."""
-    statement = insert(usage).values(
-        {owner: bindparam("owner"), "day": bindparam("on_day"), counter: bindparam("count")}
-    )
-    column, added = usage.c[counter], statement.excluded[counter]
-    return statement.on_conflict_do_update(
-        index_elements=[owner, "day"],
-        set_={counter: column + added},
-        where=(column + added) <= bindparam("cap"),
-    ).returning(column)
-
-
-def _identity_usage_upsert(insert: InsertFn) -> Any:
-    return _usage_upsert(insert, _IDENTITY_USAGE, "identity_id", "used")
-
-
-def _mailbox_usage_upsert(insert: InsertFn) -> Any:
-    return _usage_upsert(insert, _MAILBOX_USAGE, "mailbox_id", "sent")
 
 
 class IdentityRepoSql(TxBase):
@@ -121,9 +166,9 @@ class IdentityRepoSql(TxBase):
         await self.session.flush()
 
     async def identity_by_handle(self, handle: str, *, lock: bool = False) -> Identity | None:
-        query = IDENTITY_BY_HANDLE_LOCKED if lock else IDENTITY_BY_HANDLE
-        row = (await self.session.execute(query, {"handle": handle})).first()
-        return None if row is None else identity_from_row(row)
+        query = _IDENTITY_BY_HANDLE_LOCKED if lock else _IDENTITY_BY_HANDLE
+        row = await self.driver.one(query, {"handle": handle})
+        return None if row is None else identity_of(row)
 
     async def identities_of(self, org_id: str, after_handle: str, limit: int) -> list[Identity]:
         rows = await self.session.scalars(
@@ -180,8 +225,29 @@ class IdentityRepoSql(TxBase):
         return [mailbox_from_row(row) for row in rows]
 
     async def identity_used(self, identity_ids: list[str], day: str) -> dict[str, int]:
-        rows = await self.session.execute(_IDENTITY_USED, {"ids": identity_ids, "on_day": day})
+        rows = await self.driver.all(_IDENTITY_USED, {"ids": identity_ids, "day": day})
         return {identity_id: used for identity_id, used in rows}
+
+    async def mailboxes_for_send(
+        self, identity_id: str, day: str, *, want: int, pinned: list[str]
+    ) -> list[Candidate]:
+        rows = await self.driver.all(
+            _MAILBOXES_FOR_SEND,
+            {
+                "identity": identity_id,
+                "day": day,
+                "min_health": HEALTH_EXCLUDE_BELOW,
+                "pinned": pinned,
+                "limit": want + len(pinned),
+            },
+        )
+        # The picker breaks ties by age: rank the shortlist by it (a few rows).
+        by_age = sorted(rows, key=lambda row: (row[6], row[0]))
+        rank = {row[0]: order for order, row in enumerate(by_age)}
+        return [
+            Candidate(mailbox_id, email, stage, cap - sent, False, rank[mailbox_id], cap, cold)
+            for mailbox_id, email, stage, cold, sent, cap, _created_at in rows
+        ]
 
     async def mailboxes_sent(self, mailbox_ids: list[str], day: str) -> dict[str, int]:
         rows = await self.session.execute(_MAILBOXES_SENT, {"ids": mailbox_ids, "on_day": day})
@@ -214,15 +280,13 @@ class IdentityRepoSql(TxBase):
     async def add_identity_usage(self, identity_id: str, day: str, count: int, cap: int) -> bool:
         """Count `count` more sends today unless that passes `cap`: one conditional
         upsert, so the database refuses an oversend even if a caller miscounted."""
-        return await self._add_usage(_identity_usage_upsert, identity_id, day, count, cap)
+        return await self._add_usage(ADD_IDENTITY_USAGE, identity_id, day, count, cap)
 
     async def add_mailbox_usage(self, mailbox_id: str, day: str, count: int, cap: int) -> bool:
-        return await self._add_usage(_mailbox_usage_upsert, mailbox_id, day, count, cap)
+        return await self._add_usage(ADD_MAILBOX_USAGE, mailbox_id, day, count, cap)
 
-    async def _add_usage(
-        self, build: InsertFn, owner_id: str, day: str, count: int, cap: int
-    ) -> bool:
+    async def _add_usage(self, upsert: Sql, owner_id: str, day: str, count: int, cap: int) -> bool:
         if count > cap:
             return False
-        params = {"owner": owner_id, "on_day": day, "count": count, "cap": cap}
-        return (await self.session.execute(self.prepared(build), params)).first() is not None
+        params = {"owner": owner_id, "day": day, "count": count, "cap": cap}
+        return await self.driver.one(upsert, params) is not None

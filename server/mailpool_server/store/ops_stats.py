@@ -16,7 +16,8 @@ async def queue_snapshot(database: Database, now_ms: int) -> QueueSnapshot:
     """Rows by state (every state named, 0 when none), how long the oldest due queued
     row has waited, and how many mailboxes are below the health threshold."""
     p = PendingSendRow
-    async with database.session(write=False) as session:
+    async with database.unit(write=False) as unit:
+        session = unit.session()
         by_state = dict(
             (await session.execute(select(p.status, func.count()).group_by(p.status))).all()
         )

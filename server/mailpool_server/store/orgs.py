@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import Row, func, select, update
 
 from mailpool_server.service.models import ApiKeyInfo, Org
-from mailpool_server.store.base import TxBase, table
+from mailpool_server.store.base import TxBase
+from mailpool_server.store.driver import Sql
 from mailpool_server.store.tables import ApiKeyRow, OrgRow
 
 
@@ -23,9 +24,11 @@ def _key(row: ApiKeyRow | Row[Any]) -> ApiKeyInfo:
     )
 
 
-_API_KEYS = table(ApiKeyRow)
-# Every authenticated call runs this: built once.
-_API_KEY_BY_HASH = select(_API_KEYS).where(_API_KEYS.c.key_hash == bindparam("key_hash"))
+# Every authenticated call runs this.
+_API_KEY_BY_HASH = Sql(
+    "SELECT id, org_id, prefix, key_hash, created_at, revoked_at, expires_at"
+    " FROM api_keys WHERE key_hash = :key_hash"
+)
 
 
 class OrgRepoSql(TxBase):
@@ -55,8 +58,8 @@ class OrgRepoSql(TxBase):
         await self.session.flush()
 
     async def api_key_by_hash(self, key_hash: str) -> ApiKeyInfo | None:
-        row = (await self.session.execute(_API_KEY_BY_HASH, {"key_hash": key_hash})).first()
-        return None if row is None else _key(row)
+        row = await self.driver.one(_API_KEY_BY_HASH, {"key_hash": key_hash})
+        return None if row is None else ApiKeyInfo(*row)
 
     async def api_keys_of(self, org_id: str) -> list[ApiKeyInfo]:
         rows = await self.session.scalars(

@@ -11,11 +11,13 @@ from mailpool_server.store.engine import Database
 from mailpool_server.store.events import EventRepoSql
 from mailpool_server.store.identities import IdentityRepoSql
 from mailpool_server.store.orgs import OrgRepoSql
+from mailpool_server.store.outbound import OutboundRepoSql
 from mailpool_server.store.sends import SendRepoSql
 from mailpool_server.store.webhooks import WebhookRepoSql
 
 
 class SqlTx(
+    OutboundRepoSql,
     OrgRepoSql,
     IdentityRepoSql,
     SendRepoSql,
@@ -34,10 +36,15 @@ class SqlStore:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTx]:
-        async with self.database.session(write=False) as session:
-            yield SqlTx(session, dialect=self._dialect)
+        async with self.database.unit(write=False) as unit:
+            yield SqlTx(unit, dialect=self._dialect)
 
     @asynccontextmanager
     async def write(self, *, lock_timeout_s: float | None = None) -> AsyncIterator[SqlTx]:
-        async with self.database.session(write=True, lock_timeout_s=lock_timeout_s) as session:
-            yield SqlTx(session, dialect=self._dialect)
+        async with self.database.unit(write=True, lock_timeout_s=lock_timeout_s) as unit:
+            yield SqlTx(unit, dialect=self._dialect)
+
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[SqlTx]:
+        async with self.database.lookup() as unit:
+            yield SqlTx(unit, dialect=self._dialect)

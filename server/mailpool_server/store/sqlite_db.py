@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, create_engine, event, make_url
@@ -33,7 +34,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from mailpool_server.service.ports import WriteLockTimeout
-from mailpool_server.store.base import InlineSession, SessionPort
+from mailpool_server.store.base import InlineSession, SessionPort, Unit, no_session
+from mailpool_server.store.driver import SqliteDriver
 from mailpool_server.store.migrate import upgrade_on
 
 # Past this many units the batch commits even with writers queued, bounding how long
@@ -65,21 +67,57 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take transaction control from the driver: we issue BEGIN ourselves.
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        _configure(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # Readers: a deferred transaction, for one snapshot across statements. The
-        # writer connection begins its own transactions (see _begin_batch).
-        if not conn.get_execution_options().get("mailpool_writer", False):
+        # A connection used through SQLAlchemy alone (migrations, tests): a deferred
+        # transaction. Units of work begin theirs on the driver (readers: BEGIN,
+        # the writer: BEGIN IMMEDIATE in _begin_batch).
+        if not conn.get_execution_options().get("mailpool_writer", False) and not (
+            _raw(conn).in_transaction
+        ):
             conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _configure(raw: sqlite3.Connection) -> None:
+    raw.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA synchronous=FULL")
+    raw.execute("PRAGMA foreign_keys=ON")
+    raw.execute("PRAGMA temp_store=MEMORY")
+
+
+def _raw(conn: Connection) -> sqlite3.Connection:
+    raw = conn.connection.dbapi_connection
+    assert isinstance(raw, sqlite3.Connection)
+    return raw
+
+
+def _savepoint_session(writer: Connection) -> SessionPort:
+    # Its own SAVEPOINT inside the unit's: a failed flush rolls back that far, never
+    # the batch's transaction.
+    session = Session(writer, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    session.begin()
+    return InlineSession(session)
+
+
+def _plain_session(conn: Connection) -> SessionPort:
+    return InlineSession(Session(conn, expire_on_commit=False))
+
+
+async def _close_session(session: SessionPort, ok: bool) -> None:
+    assert isinstance(session, InlineSession)
+    inner = session.inner
+    try:
+        if ok and inner.in_transaction():
+            inner.commit()
+        elif inner.in_transaction():
+            inner.rollback()
+    finally:
+        inner.close()
 
 
 @dataclass
@@ -107,6 +145,9 @@ class SqliteDatabase:
 
     def __init__(self, url: str, *, pool_size: int = 5) -> None:
         self._engine = _sqlite_engine(url, pool_size)
+        self._path = make_url(sync_url(url)).database or ""
+        self._pool_size = pool_size
+        self._lookups: list[sqlite3.Connection] = []
         self._writer: Connection | None = None
         self._batch: _Batch | None = None
         # Turn-taking on the writer connection: _busy while a unit of work or a
@@ -127,12 +168,12 @@ class SqliteDatabase:
             upgrade_on(conn)
 
     @asynccontextmanager
-    async def session(
+    async def unit(
         self, *, write: bool, lock_timeout_s: float | None = None
-    ) -> AsyncIterator[SessionPort]:
+    ) -> AsyncIterator[Unit]:
         if not write:
-            with self._engine.connect() as conn, Session(conn, expire_on_commit=False) as s:
-                yield InlineSession(s)
+            async with self._read_unit() as unit:
+                yield unit
             return
         loop = asyncio.get_running_loop()
         deadline = None if lock_timeout_s is None else loop.time() + lock_timeout_s
@@ -147,22 +188,60 @@ class SqliteDatabase:
         except BaseException:
             self._release_turn()
             raise
-        assert self._writer is not None
-        session = Session(
-            self._writer, join_transaction_mode="create_savepoint", expire_on_commit=False
-        )
+        writer = self._writer
+        assert writer is not None
+        raw = _raw(writer)
+        # This unit's work, undone alone if it raises; the batch's COMMIT makes it durable.
+        raw.execute("SAVEPOINT unit")
+        unit = Unit(SqliteDriver(raw), partial(_savepoint_session, writer), _close_session)
         try:
-            session.begin()  # SAVEPOINT: this unit's work, undone alone if it raises
-            yield InlineSession(session)
-            session.commit()  # RELEASE SAVEPOINT; the batch's COMMIT makes it durable
+            yield unit
+            await unit.close(ok=True)
+            raw.execute("RELEASE unit")
             batch.members += 1
         except BaseException:
-            session.rollback()
+            await unit.close(ok=False)
+            raw.execute("ROLLBACK TO unit")
+            raw.execute("RELEASE unit")
             raise
         finally:
-            session.close()
             self._release_turn()
         await asyncio.shield(batch.committed)
+
+    @asynccontextmanager
+    async def _read_unit(self) -> AsyncIterator[Unit]:
+        """A deferred transaction on a pooled reader: one snapshot across statements,
+        of committed data only."""
+        with self._engine.connect() as conn:
+            raw = _raw(conn)
+            raw.execute("BEGIN")
+            unit = Unit(SqliteDriver(raw), partial(_plain_session, conn), _close_session)
+            try:
+                yield unit
+            finally:
+                await unit.close(ok=False)
+                raw.rollback()  # ends the snapshot (no-op if the session's close did)
+
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[Unit]:
+        """Statements each on their own, no transaction: for what one SELECT answers
+        (the key check, an idempotent replay, an event page). Raw connections of their
+        own, kept for reuse; no pool or session machinery."""
+        raw = self._lookups.pop() if self._lookups else self._open_raw()
+        try:
+            yield Unit(SqliteDriver(raw), no_session, _close_session)
+        finally:
+            if raw.in_transaction:  # a statement left mid-way: reset before reuse
+                raw.rollback()
+            if len(self._lookups) < self._pool_size:
+                self._lookups.append(raw)
+            else:
+                raw.close()
+
+    def _open_raw(self) -> sqlite3.Connection:
+        raw = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        _configure(raw)
+        return raw
 
     async def _take_turn(self, timeout_s: float | None) -> None:
         if not self._busy and not self._queue:
@@ -275,4 +354,6 @@ class SqliteDatabase:
         if self._writer is not None and not self._busy:
             self._writer.close()
             self._writer = None
+        while self._lookups:
+            self._lookups.pop().close()
         self._engine.dispose()

@@ -183,6 +183,8 @@ class PendingSendRow(Base):
     __table_args__ = (
         Index("ix_pending_due", "status", "dispatch_at"),
         Index("ix_pending_identity_recipient", "identity_id", "recipient", "status"),
+        # GetConversation finds each outbound message's send (0005).
+        Index("ix_pending_message", "message_id"),
     )
 
 

@@ -4,10 +4,12 @@ committed world (org, identity, mailboxes) most tests start from."""
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from asyncpg import IntegrityConstraintViolationError
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from mailpool_server.service.models import (
@@ -33,8 +35,15 @@ from tests.memory_store import IntegrityError as MemoryIntegrityError
 # 2026-04-27 08:00 UTC, in Unix ms.
 T0 = 1_777_276_800_000
 DAY = "2026-04-27"
-# What a store raises for a write the schema refuses (a duplicate, a dangling reference).
-REFUSED = (SqlIntegrityError, MemoryIntegrityError)
+# What a store raises for a write the schema refuses (a duplicate, a dangling reference):
+# through SQLAlchemy (cold paths), from the driver (the hot path's statements), or the
+# in-memory store's own.
+REFUSED = (
+    SqlIntegrityError,
+    sqlite3.IntegrityError,
+    IntegrityConstraintViolationError,
+    MemoryIntegrityError,
+)
 
 
 def org(n: int = 1, *, name: str | None = None) -> Org:

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mailpool_server.service.models import Contact, PendingSend, PendingStatus, SendClass
+from mailpool_server.service.models import (
+    Contact,
+    Delivery,
+    PendingSend,
+    PendingStatus,
+    SendClass,
+    TimelineEntry,
+    TimelineType,
+)
 from mailpool_server.service.outbound import OutgoingMessage
 from mailpool_server.service.ports import CancelledSend, MailboxDay, PendingRef, Store
 from tests.store.contract.seed import (
@@ -332,3 +340,26 @@ async def test_one_send_is_cancelled_by_id_and_its_owner_is_known(
         ref = await tx.pending_ref(s1.id)
         assert ref is not None and ref.status is PendingStatus.CANCELLED
     assert await status(store, s2) is PendingStatus.QUEUED
+
+
+async def test_the_timeline_reports_each_message_send_as_it_stands(
+    store: Store, world: World
+) -> None:
+    first = await queue_send(store, world, 1)
+    second = await queue_send(store, world, 2, to="carol@example.com")
+    async with store.write() as tx:
+        for send in (first, second):
+            message = await tx.message_by_header(
+                world.identity.id, f"<m{send.id[-1]}@mailboxes.example>"
+            )
+            assert message is not None
+            await tx.add_timeline(send.conv_id, TimelineEntry(TimelineType.MESSAGE, T0, message))
+    await claim_due(store, T0)  # both taken by a dispatcher
+    async with store.write() as tx:
+        assert await tx.finish_sent(first.id, 1, T0 + 1)
+
+    async with store.read() as tx:
+        [sent] = await tx.timeline_of(first.conv_id)
+        [sending] = await tx.timeline_of(second.conv_id)
+    assert sent.delivery == Delivery(first.id, PendingStatus.SENT)
+    assert sending.delivery == Delivery(second.id, PendingStatus.SENDING)

@@ -291,3 +291,48 @@ async def test_usage_of_a_range_of_days(store: Store, world: World) -> None:
         }
         assert await tx.mailboxes_sent_days([a2], "2026-04-26", "2026-04-26") == {}
         assert await tx.mailboxes_sent_days([], "2026-04-25", "2026-04-27") == {}
+
+
+async def test_send_candidates_are_the_pinned_then_the_best_with_cap_left(
+    store: Store, world: World
+) -> None:
+    """Healthy mailboxes with cap left today: pinned first, then by remaining x (stage
+    + 1), age rank breaking ties; as many as asked for beside the pinned ones."""
+    boxes = [
+        mailbox(world.identity.id, "b1@mailboxes.example", created_at=T0 + 3, warmup_stage=0),
+        mailbox(world.identity.id, "b2@mailboxes.example", created_at=T0 + 4, health=19),
+        mailbox(world.identity.id, "b3@mailboxes.example", created_at=T0 + 5, warmup_stage=2),
+    ]
+    a1, a2, b1, b3 = world.a1.id, world.a2.id, boxes[0].id, boxes[2].id
+    async with store.write() as tx:
+        for box in boxes:
+            await tx.add_mailbox(box)
+        assert await tx.add_mailbox_usage(a1, DAY, 10, 50)  # 40 left x 6 = 240
+        assert await tx.add_mailbox_usage(b3, DAY, 20, 20)  # none left
+        # a2: 50 x 6 = 300; b1: 5 x 1 = 5; b2: below the health threshold.
+
+    async with store.read() as tx:
+        everyone = await tx.mailboxes_for_send(world.identity.id, DAY, want=9, pinned=[])
+        best = await tx.mailboxes_for_send(world.identity.id, DAY, want=1, pinned=[])
+        pinned = await tx.mailboxes_for_send(world.identity.id, DAY, want=1, pinned=[b1, b3])
+        tomorrow = await tx.mailboxes_for_send(world.identity.id, "2026-04-28", want=9, pinned=[])
+
+    assert [(c.mailbox_id, c.remaining, c.daily_cap) for c in everyone] == [
+        (a2, 50, 50),
+        (a1, 40, 50),
+        (b1, 5, 5),
+    ]
+    assert everyone[1].order < everyone[0].order < everyone[2].order  # a1, a2, b1 by age
+    assert all(not c.excluded for c in everyone)
+    assert [c.mailbox_id for c in best] == [a2]
+    # b3 has no cap left: pinned or not, it is not a candidate (and the list may
+    # hold the next best in its place: at most want + len(pinned) in all).
+    assert [c.mailbox_id for c in pinned][:2] == [b1, a2]
+    assert b3 not in {c.mailbox_id for c in pinned} and len(pinned) <= 3
+    # A new day: a1 and a2 tie at 50 x 6, and the older one comes first.
+    assert [(c.mailbox_id, c.remaining) for c in tomorrow] == [
+        (a1, 50),
+        (a2, 50),
+        (b3, 20),
+        (b1, 5),
+    ]

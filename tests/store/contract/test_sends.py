@@ -177,9 +177,12 @@ async def test_do_not_contact_is_per_org_and_adding_twice_is_harmless(
         await tx.add_do_not_contact("org_2", "carol@example.com", "hard_bounce", T0)
     async with store.read() as tx:
         among = ["bob@example.com", "carol@example.com", "dan@example.com"]
-        assert await tx.do_not_contact_among(world.org.id, among) == {"bob@example.com"}
-        assert await tx.do_not_contact_among("org_2", among) == {"carol@example.com"}
-        assert await tx.do_not_contact_among(world.org.id, []) == set()
+        alice = world.identity.id
+        assert (await tx.known_recipients(world.org.id, alice, among)).blocked == {
+            "bob@example.com"
+        }
+        assert (await tx.known_recipients("org_2", alice, among)).blocked == {"carol@example.com"}
+        assert (await tx.known_recipients(world.org.id, alice, [])).blocked == set()
     with pytest.raises(REFUSED):
         async with store.write() as tx:
             await tx.add_do_not_contact("org_missing", "bob@example.com", "x", T0)
@@ -195,11 +198,16 @@ async def test_contacts_are_saved_whole_and_read_per_identity(store: Store, worl
     replied = Contact(alice, "bob@example.com", world.a2.id, 4, 0, last_reply_at=T0 + 9)
     async with store.write() as tx:
         await tx.save_contact(replied)  # an upsert: every field is replaced
+        await tx.add_do_not_contact(world.org.id, "carol@example.com", "complaint", T0)
+    among = ["bob@example.com", "carol@example.com", "x@y.z"]
     async with store.read() as tx:
-        found = await tx.contacts_among(alice, ["bob@example.com", "carol@example.com", "x@y.z"])
+        found = await tx.contacts_among(alice, among)
+        known = await tx.known_recipients(world.org.id, alice, among)
         assert await tx.contacts_among(alice, []) == {}
         assert await tx.contacts_among("idn_other", ["bob@example.com"]) == {}
     assert found == {"bob@example.com": replied, "carol@example.com": carol}
+    # A send's one look: the same contacts, and the org's do-not-contact entries.
+    assert known.contacts == found and known.blocked == {"carol@example.com"}
 
 
 async def test_contacts_need_their_identity_and_pinned_mailbox(store: Store, world: World) -> None:

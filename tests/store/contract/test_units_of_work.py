@@ -88,20 +88,8 @@ async def test_a_contended_identity_lock_honours_the_lock_timeout(
                 await waiter.lock_identity(world.identity.id)
 
 
-async def test_a_read_sees_one_snapshot(
-    store: Store, world: World, backend: str, request: pytest.FixtureRequest
-) -> None:
+async def test_a_read_sees_one_snapshot(store: Store, world: World) -> None:
     """Statements of one read agree with each other: a commit in between is not seen."""
-    if backend == "postgres":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="PostgreSQL reads run at READ COMMITTED: each statement sees the "
-                "commits made before it, so one read unit of work can mix states "
-                "(SQLite readers and the memory store keep one snapshot)",
-            )
-        )
     async with store.read() as reader:
         assert await reader.org_by_name("org 2") is None
         async with store.write() as tx:

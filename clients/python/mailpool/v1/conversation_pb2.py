@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emailpool/v1/conversation.proto\x12\x0bmailpool.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\x02\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x30\n\tdirection\x18\x02 \x01(\x0e\x32\x1d.mailpool.v1.MessageDirection\x12\x19\n\x11message_id_header\x18\x03 \x01(\t\x12\x14\n\x0c\x66rom_address\x18\x04 \x01(\t\x12\n\n\x02to\x18\x05 \x03(\t\x12\n\n\x02\x63\x63\x18\x06 \x03(\t\x12\x0f\n\x07subject\x18\x07 \x01(\t\x12\x0c\n\x04text\x18\x08 \x01(\t\x12\x0c\n\x04html\x18\t \x01(\t\x12\x0f\n\x07snippet\x18\n \x01(\t\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bin_reply_to\x18\x0c \x01(\t\x12\x12\n\nreferences\x18\r \x03(\t\"\xdd\x02\n\x0c\x43onversation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rcorrespondent\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0f\n\x07snippet\x18\x04 \x01(\t\x12\x15\n\rmessage_count\x18\x05 \x01(\x05\x12\x10\n\x08\x61rchived\x18\x06 \x01(\x08\x12\x0e\n\x06labels\x18\x07 \x03(\t\x12\x33\n\x0flast_event_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rno_reply_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12last_no_reply_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"#\n\x0eNoReplyExpired\x12\x11\n\twaited_ms\x18\x01 \x01(\x03\"\x1c\n\x0bLabelChange\x12\r\n\x05label\x18\x01 \x01(\t\"!\n\rArchiveChange\x12\x10\n\x08\x61rchived\x18\x01 \x01(\x08\"\xe8\x02\n\x0cTimelineItem\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x07message\x18\x02 \x01(\x0b\x32\x14.mailpool.v1.MessageH\x00\x12\x37\n\x10no_reply_expired\x18\x03 \x01(\x0b\x32\x1b.mailpool.v1.NoReplyExpiredH\x00\x12/\n\x0blabel_added\x18\x04 \x01(\x0b\x32\x18.mailpool.v1.LabelChangeH\x00\x12\x31\n\rlabel_removed\x18\x05 \x01(\x0b\x32\x18.mailpool.v1.LabelChangeH\x00\x12.\n\x08\x61rchived\x18\x06 \x01(\x0b\x32\x1a.mailpool.v1.ArchiveChangeH\x00\x12\x30\n\nunarchived\x18\x07 \x01(\x0b\x32\x1a.mailpool.v1.ArchiveChangeH\x00\x42\x06\n\x04item*t\n\x10MessageDirection\x12!\n\x1dMESSAGE_DIRECTION_UNSPECIFIED\x10\x00\x12\x1d\n\x19MESSAGE_DIRECTION_INBOUND\x10\x01\x12\x1e\n\x1aMESSAGE_DIRECTION_OUTBOUND\x10\x02\x42\x92\x01\n\x0eio.mailpool.v1B\x11\x43onversationProtoP\x01Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\xa2\x02\x03MPX\xaa\x02\x0bMailpool.V1\xca\x02\x0bMailpool\\V1\xea\x02\x0cMailpool::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emailpool/v1/conversation.proto\x12\x0bmailpool.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"E\n\x08\x44\x65livery\x12\x12\n\npending_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.mailpool.v1.SendState\"\xca\x02\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x30\n\tdirection\x18\x02 \x01(\x0e\x32\x1d.mailpool.v1.MessageDirection\x12\x19\n\x11message_id_header\x18\x03 \x01(\t\x12\x14\n\x0c\x66rom_address\x18\x04 \x01(\t\x12\n\n\x02to\x18\x05 \x03(\t\x12\n\n\x02\x63\x63\x18\x06 \x03(\t\x12\x0f\n\x07subject\x18\x07 \x01(\t\x12\x0c\n\x04text\x18\x08 \x01(\t\x12\x0c\n\x04html\x18\t \x01(\t\x12\x0f\n\x07snippet\x18\n \x01(\t\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bin_reply_to\x18\x0c \x01(\t\x12\x12\n\nreferences\x18\r \x03(\t\x12\'\n\x08\x64\x65livery\x18\x0e \x01(\x0b\x32\x15.mailpool.v1.Delivery\"\xdd\x02\n\x0c\x43onversation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rcorrespondent\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0f\n\x07snippet\x18\x04 \x01(\t\x12\x15\n\rmessage_count\x18\x05 \x01(\x05\x12\x10\n\x08\x61rchived\x18\x06 \x01(\x08\x12\x0e\n\x06labels\x18\x07 \x03(\t\x12\x33\n\x0flast_event_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rno_reply_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12last_no_reply_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"#\n\x0eNoReplyExpired\x12\x11\n\twaited_ms\x18\x01 \x01(\x03\"\x1c\n\x0bLabelChange\x12\r\n\x05label\x18\x01 \x01(\t\"!\n\rArchiveChange\x12\x10\n\x08\x61rchived\x18\x01 \x01(\x08\"\xe8\x02\n\x0cTimelineItem\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x07message\x18\x02 \x01(\x0b\x32\x14.mailpool.v1.MessageH\x00\x12\x37\n\x10no_reply_expired\x18\x03 \x01(\x0b\x32\x1b.mailpool.v1.NoReplyExpiredH\x00\x12/\n\x0blabel_added\x18\x04 \x01(\x0b\x32\x18.mailpool.v1.LabelChangeH\x00\x12\x31\n\rlabel_removed\x18\x05 \x01(\x0b\x32\x18.mailpool.v1.LabelChangeH\x00\x12.\n\x08\x61rchived\x18\x06 \x01(\x0b\x32\x1a.mailpool.v1.ArchiveChangeH\x00\x12\x30\n\nunarchived\x18\x07 \x01(\x0b\x32\x1a.mailpool.v1.ArchiveChangeH\x00\x42\x06\n\x04item*t\n\x10MessageDirection\x12!\n\x1dMESSAGE_DIRECTION_UNSPECIFIED\x10\x00\x12\x1d\n\x19MESSAGE_DIRECTION_INBOUND\x10\x01\x12\x1e\n\x1aMESSAGE_DIRECTION_OUTBOUND\x10\x02*\x9c\x01\n\tSendState\x12\x1a\n\x16SEND_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEND_STATE_QUEUED\x10\x01\x12\x16\n\x12SEND_STATE_SENDING\x10\x02\x12\x13\n\x0fSEND_STATE_SENT\x10\x03\x12\x15\n\x11SEND_STATE_FAILED\x10\x04\x12\x18\n\x14SEND_STATE_CANCELLED\x10\x05\x42\x92\x01\n\x0eio.mailpool.v1B\x11\x43onversationProtoP\x01Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\xa2\x02\x03MPX\xaa\x02\x0bMailpool.V1\xca\x02\x0bMailpool\\V1\xea\x02\x0cMailpool::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,18 +33,22 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mailpool.v1.conversation_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\016io.mailpool.v1B\021ConversationProtoP\001Z:github.com/mailpool/mailpool/gen/go/mailpool/v1;mailpoolv1\242\002\003MPX\252\002\013Mailpool.V1\312\002\013Mailpool\\V1\352\002\014Mailpool::V1'
-  _globals['_MESSAGEDIRECTION']._serialized_start=1189
-  _globals['_MESSAGEDIRECTION']._serialized_end=1305
-  _globals['_MESSAGE']._serialized_start=81
-  _globals['_MESSAGE']._serialized_end=370
-  _globals['_CONVERSATION']._serialized_start=373
-  _globals['_CONVERSATION']._serialized_end=722
-  _globals['_NOREPLYEXPIRED']._serialized_start=724
-  _globals['_NOREPLYEXPIRED']._serialized_end=759
-  _globals['_LABELCHANGE']._serialized_start=761
-  _globals['_LABELCHANGE']._serialized_end=789
-  _globals['_ARCHIVECHANGE']._serialized_start=791
-  _globals['_ARCHIVECHANGE']._serialized_end=824
-  _globals['_TIMELINEITEM']._serialized_start=827
-  _globals['_TIMELINEITEM']._serialized_end=1187
+  _globals['_MESSAGEDIRECTION']._serialized_start=1301
+  _globals['_MESSAGEDIRECTION']._serialized_end=1417
+  _globals['_SENDSTATE']._serialized_start=1420
+  _globals['_SENDSTATE']._serialized_end=1576
+  _globals['_DELIVERY']._serialized_start=80
+  _globals['_DELIVERY']._serialized_end=149
+  _globals['_MESSAGE']._serialized_start=152
+  _globals['_MESSAGE']._serialized_end=482
+  _globals['_CONVERSATION']._serialized_start=485
+  _globals['_CONVERSATION']._serialized_end=834
+  _globals['_NOREPLYEXPIRED']._serialized_start=836
+  _globals['_NOREPLYEXPIRED']._serialized_end=871
+  _globals['_LABELCHANGE']._serialized_start=873
+  _globals['_LABELCHANGE']._serialized_end=901
+  _globals['_ARCHIVECHANGE']._serialized_start=903
+  _globals['_ARCHIVECHANGE']._serialized_end=936
+  _globals['_TIMELINEITEM']._serialized_start=939
+  _globals['_TIMELINEITEM']._serialized_end=1299
 # @@protoc_insertion_point(module_scope)

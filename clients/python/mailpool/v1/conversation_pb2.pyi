@@ -44,6 +44,70 @@ MESSAGE_DIRECTION_OUTBOUND: MessageDirection.ValueType  # 2
 """MESSAGE_DIRECTION_OUTBOUND: the identity wrote to the correspondent."""
 Global___MessageDirection: _TypeAlias = MessageDirection  # noqa: Y015
 
+class _SendState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SendStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SendState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEND_STATE_UNSPECIFIED: _SendState.ValueType  # 0
+    """SEND_STATE_UNSPECIFIED is never sent."""
+    SEND_STATE_QUEUED: _SendState.ValueType  # 1
+    """SEND_STATE_QUEUED: waiting for a dispatcher; CancelSend can still stop it."""
+    SEND_STATE_SENDING: _SendState.ValueType  # 2
+    """SEND_STATE_SENDING: a dispatcher holds it (it can no longer be cancelled)."""
+    SEND_STATE_SENT: _SendState.ValueType  # 3
+    """SEND_STATE_SENT: the mailbox's transport accepted it."""
+    SEND_STATE_FAILED: _SendState.ValueType  # 4
+    """SEND_STATE_FAILED: it failed for good (email.send_failed_permanently)."""
+    SEND_STATE_CANCELLED: _SendState.ValueType  # 5
+    """SEND_STATE_CANCELLED: cancelled before a dispatcher took it (email.cancelled)."""
+
+class SendState(_SendState, metaclass=_SendStateEnumTypeWrapper):
+    """SendState is where an outbound message's send stands."""
+
+SEND_STATE_UNSPECIFIED: SendState.ValueType  # 0
+"""SEND_STATE_UNSPECIFIED is never sent."""
+SEND_STATE_QUEUED: SendState.ValueType  # 1
+"""SEND_STATE_QUEUED: waiting for a dispatcher; CancelSend can still stop it."""
+SEND_STATE_SENDING: SendState.ValueType  # 2
+"""SEND_STATE_SENDING: a dispatcher holds it (it can no longer be cancelled)."""
+SEND_STATE_SENT: SendState.ValueType  # 3
+"""SEND_STATE_SENT: the mailbox's transport accepted it."""
+SEND_STATE_FAILED: SendState.ValueType  # 4
+"""SEND_STATE_FAILED: it failed for good (email.send_failed_permanently)."""
+SEND_STATE_CANCELLED: SendState.ValueType  # 5
+"""SEND_STATE_CANCELLED: cancelled before a dispatcher took it (email.cancelled)."""
+Global___SendState: _TypeAlias = SendState  # noqa: Y015
+
+@_typing.final
+class Delivery(_message.Message):
+    """Delivery is an outbound message's send, as it stands when the conversation is
+    read.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PENDING_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    pending_id: _builtins.str
+    """pending_id is the send's id, "psn_" + lowercase hex: what CancelSend takes."""
+    state: Global___SendState.ValueType
+    """state is where the send stands."""
+    def __init__(
+        self,
+        *,
+        pending_id: _builtins.str = ...,
+        state: Global___SendState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pending_id", b"pending_id", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Delivery: _TypeAlias = Delivery  # noqa: Y015
+
 @_typing.final
 class Message(_message.Message):
     """Message is one email of a conversation. The name stays "Message" although
@@ -70,6 +134,7 @@ class Message(_message.Message):
     TIME_FIELD_NUMBER: _builtins.int
     IN_REPLY_TO_FIELD_NUMBER: _builtins.int
     REFERENCES_FIELD_NUMBER: _builtins.int
+    DELIVERY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is mailpool's id of the message, "msg_" + 16 lowercase hex digits."""
     direction: Global___MessageDirection.ValueType
@@ -108,6 +173,13 @@ class Message(_message.Message):
     def references(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """references is the References header, oldest first."""
 
+    @_builtins.property
+    def delivery(self) -> Global___Delivery:
+        """delivery is an outbound message's send, and where it stands (a queued one
+        can be cancelled with its pending_id); unset on inbound messages. gRPC only:
+        the HTTP contract's message object is unchanged.
+        """
+
     def __init__(
         self,
         *,
@@ -124,10 +196,11 @@ class Message(_message.Message):
         time: _timestamp_pb2.Timestamp | None = ...,
         in_reply_to: _builtins.str = ...,
         references: _abc.Iterable[_builtins.str] | None = ...,
+        delivery: Global___Delivery | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cc", b"cc", "direction", b"direction", "from_address", b"from_address", "html", b"html", "id", b"id", "in_reply_to", b"in_reply_to", "message_id_header", b"message_id_header", "references", b"references", "snippet", b"snippet", "subject", b"subject", "text", b"text", "time", b"time", "to", b"to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cc", b"cc", "delivery", b"delivery", "direction", b"direction", "from_address", b"from_address", "html", b"html", "id", b"id", "in_reply_to", b"in_reply_to", "message_id_header", b"message_id_header", "references", b"references", "snippet", b"snippet", "subject", b"subject", "text", b"text", "time", b"time", "to", b"to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -12,7 +12,36 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file mailpool/v1/conversation.proto.
  */
 export const file_mailpool_v1_conversation: GenFile = /*@__PURE__*/
-  fileDesc("Ch5tYWlscG9vbC92MS9jb252ZXJzYXRpb24ucHJvdG8SC21haWxwb29sLnYxIqECCgdNZXNzYWdlEgoKAmlkGAEgASgJEjAKCWRpcmVjdGlvbhgCIAEoDjIdLm1haWxwb29sLnYxLk1lc3NhZ2VEaXJlY3Rpb24SGQoRbWVzc2FnZV9pZF9oZWFkZXIYAyABKAkSFAoMZnJvbV9hZGRyZXNzGAQgASgJEgoKAnRvGAUgAygJEgoKAmNjGAYgAygJEg8KB3N1YmplY3QYByABKAkSDAoEdGV4dBgIIAEoCRIMCgRodG1sGAkgASgJEg8KB3NuaXBwZXQYCiABKAkSKAoEdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLaW5fcmVwbHlfdG8YDCABKAkSEgoKcmVmZXJlbmNlcxgNIAMoCSLdAgoMQ29udmVyc2F0aW9uEgoKAmlkGAEgASgJEhUKDWNvcnJlc3BvbmRlbnQYAiABKAkSDwoHc3ViamVjdBgDIAEoCRIPCgdzbmlwcGV0GAQgASgJEhUKDW1lc3NhZ2VfY291bnQYBSABKAUSEAoIYXJjaGl2ZWQYBiABKAgSDgoGbGFiZWxzGAcgAygJEjMKD2xhc3RfZXZlbnRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDW5vX3JlcGx5X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKEmxhc3Rfbm9fcmVwbHlfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiIwoOTm9SZXBseUV4cGlyZWQSEQoJd2FpdGVkX21zGAEgASgDIhwKC0xhYmVsQ2hhbmdlEg0KBWxhYmVsGAEgASgJIiEKDUFyY2hpdmVDaGFuZ2USEAoIYXJjaGl2ZWQYASABKAgi6AIKDFRpbWVsaW5lSXRlbRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgdtZXNzYWdlGAIgASgLMhQubWFpbHBvb2wudjEuTWVzc2FnZUgAEjcKEG5vX3JlcGx5X2V4cGlyZWQYAyABKAsyGy5tYWlscG9vbC52MS5Ob1JlcGx5RXhwaXJlZEgAEi8KC2xhYmVsX2FkZGVkGAQgASgLMhgubWFpbHBvb2wudjEuTGFiZWxDaGFuZ2VIABIxCg1sYWJlbF9yZW1vdmVkGAUgASgLMhgubWFpbHBvb2wudjEuTGFiZWxDaGFuZ2VIABIuCghhcmNoaXZlZBgGIAEoCzIaLm1haWxwb29sLnYxLkFyY2hpdmVDaGFuZ2VIABIwCgp1bmFyY2hpdmVkGAcgASgLMhoubWFpbHBvb2wudjEuQXJjaGl2ZUNoYW5nZUgAQgYKBGl0ZW0qdAoQTWVzc2FnZURpcmVjdGlvbhIhCh1NRVNTQUdFX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEh0KGU1FU1NBR0VfRElSRUNUSU9OX0lOQk9VTkQQARIeChpNRVNTQUdFX0RJUkVDVElPTl9PVVRCT1VORBACQpIBCg5pby5tYWlscG9vbC52MUIRQ29udmVyc2F0aW9uUHJvdG9QAVo6Z2l0aHViLmNvbS9tYWlscG9vbC9tYWlscG9vbC9nZW4vZ28vbWFpbHBvb2wvdjE7bWFpbHBvb2x2MaICA01QWKoCC01haWxwb29sLlYxygILTWFpbHBvb2xcVjHqAgxNYWlscG9vbDo6VjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5tYWlscG9vbC92MS9jb252ZXJzYXRpb24ucHJvdG8SC21haWxwb29sLnYxIkUKCERlbGl2ZXJ5EhIKCnBlbmRpbmdfaWQYASABKAkSJQoFc3RhdGUYAiABKA4yFi5tYWlscG9vbC52MS5TZW5kU3RhdGUiygIKB01lc3NhZ2USCgoCaWQYASABKAkSMAoJZGlyZWN0aW9uGAIgASgOMh0ubWFpbHBvb2wudjEuTWVzc2FnZURpcmVjdGlvbhIZChFtZXNzYWdlX2lkX2hlYWRlchgDIAEoCRIUCgxmcm9tX2FkZHJlc3MYBCABKAkSCgoCdG8YBSADKAkSCgoCY2MYBiADKAkSDwoHc3ViamVjdBgHIAEoCRIMCgR0ZXh0GAggASgJEgwKBGh0bWwYCSABKAkSDwoHc25pcHBldBgKIAEoCRIoCgR0aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtpbl9yZXBseV90bxgMIAEoCRISCgpyZWZlcmVuY2VzGA0gAygJEicKCGRlbGl2ZXJ5GA4gASgLMhUubWFpbHBvb2wudjEuRGVsaXZlcnki3QIKDENvbnZlcnNhdGlvbhIKCgJpZBgBIAEoCRIVCg1jb3JyZXNwb25kZW50GAIgASgJEg8KB3N1YmplY3QYAyABKAkSDwoHc25pcHBldBgEIAEoCRIVCg1tZXNzYWdlX2NvdW50GAUgASgFEhAKCGFyY2hpdmVkGAYgASgIEg4KBmxhYmVscxgHIAMoCRIzCg9sYXN0X2V2ZW50X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1ub19yZXBseV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJsYXN0X25vX3JlcGx5X3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiMKDk5vUmVwbHlFeHBpcmVkEhEKCXdhaXRlZF9tcxgBIAEoAyIcCgtMYWJlbENoYW5nZRINCgVsYWJlbBgBIAEoCSIhCg1BcmNoaXZlQ2hhbmdlEhAKCGFyY2hpdmVkGAEgASgIIugCCgxUaW1lbGluZUl0ZW0SKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoHbWVzc2FnZRgCIAEoCzIULm1haWxwb29sLnYxLk1lc3NhZ2VIABI3ChBub19yZXBseV9leHBpcmVkGAMgASgLMhsubWFpbHBvb2wudjEuTm9SZXBseUV4cGlyZWRIABIvCgtsYWJlbF9hZGRlZBgEIAEoCzIYLm1haWxwb29sLnYxLkxhYmVsQ2hhbmdlSAASMQoNbGFiZWxfcmVtb3ZlZBgFIAEoCzIYLm1haWxwb29sLnYxLkxhYmVsQ2hhbmdlSAASLgoIYXJjaGl2ZWQYBiABKAsyGi5tYWlscG9vbC52MS5BcmNoaXZlQ2hhbmdlSAASMAoKdW5hcmNoaXZlZBgHIAEoCzIaLm1haWxwb29sLnYxLkFyY2hpdmVDaGFuZ2VIAEIGCgRpdGVtKnQKEE1lc3NhZ2VEaXJlY3Rpb24SIQodTUVTU0FHRV9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIdChlNRVNTQUdFX0RJUkVDVElPTl9JTkJPVU5EEAESHgoaTUVTU0FHRV9ESVJFQ1RJT05fT1VUQk9VTkQQAiqcAQoJU2VuZFN0YXRlEhoKFlNFTkRfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFTRU5EX1NUQVRFX1FVRVVFRBABEhYKElNFTkRfU1RBVEVfU0VORElORxACEhMKD1NFTkRfU1RBVEVfU0VOVBADEhUKEVNFTkRfU1RBVEVfRkFJTEVEEAQSGAoUU0VORF9TVEFURV9DQU5DRUxMRUQQBUKSAQoOaW8ubWFpbHBvb2wudjFCEUNvbnZlcnNhdGlvblByb3RvUAFaOmdpdGh1Yi5jb20vbWFpbHBvb2wvbWFpbHBvb2wvZ2VuL2dvL21haWxwb29sL3YxO21haWxwb29sdjGiAgNNUFiqAgtNYWlscG9vbC5WMcoCC01haWxwb29sXFYx6gIMTWFpbHBvb2w6OlYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+
+/**
+ * Delivery is an outbound message's send, as it stands when the conversation is
+ * read.
+ *
+ * @generated from message mailpool.v1.Delivery
+ */
+export type Delivery = Message$1<"mailpool.v1.Delivery"> & {
+  /**
+   * pending_id is the send's id, "psn_" + lowercase hex: what CancelSend takes.
+   *
+   * @generated from field: string pending_id = 1;
+   */
+  pendingId: string;
+
+  /**
+   * state is where the send stands.
+   *
+   * @generated from field: mailpool.v1.SendState state = 2;
+   */
+  state: SendState;
+};
+
+/**
+ * Describes the message mailpool.v1.Delivery.
+ * Use `create(DeliverySchema)` to create a new message.
+ */
+export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
+  messageDesc(file_mailpool_v1_conversation, 0);
 
 /**
  * Message is one email of a conversation. The name stays "Message" although
@@ -118,6 +147,15 @@ export type Message = Message$1<"mailpool.v1.Message"> & {
    * @generated from field: repeated string references = 13;
    */
   references: string[];
+
+  /**
+   * delivery is an outbound message's send, and where it stands (a queued one
+   * can be cancelled with its pending_id); unset on inbound messages. gRPC only:
+   * the HTTP contract's message object is unchanged.
+   *
+   * @generated from field: mailpool.v1.Delivery delivery = 14;
+   */
+  delivery?: Delivery | undefined;
 };
 
 /**
@@ -125,7 +163,7 @@ export type Message = Message$1<"mailpool.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_mailpool_v1_conversation, 0);
+  messageDesc(file_mailpool_v1_conversation, 1);
 
 /**
  * Conversation is one thread between an identity and one correspondent.
@@ -217,7 +255,7 @@ export type Conversation = Message$1<"mailpool.v1.Conversation"> & {
  * Use `create(ConversationSchema)` to create a new message.
  */
 export const ConversationSchema: GenMessage<Conversation> = /*@__PURE__*/
-  messageDesc(file_mailpool_v1_conversation, 1);
+  messageDesc(file_mailpool_v1_conversation, 2);
 
 /**
  * NoReplyExpired is the timeline item of a no-reply timer that fired.
@@ -238,7 +276,7 @@ export type NoReplyExpired = Message$1<"mailpool.v1.NoReplyExpired"> & {
  * Use `create(NoReplyExpiredSchema)` to create a new message.
  */
 export const NoReplyExpiredSchema: GenMessage<NoReplyExpired> = /*@__PURE__*/
-  messageDesc(file_mailpool_v1_conversation, 2);
+  messageDesc(file_mailpool_v1_conversation, 3);
 
 /**
  * LabelChange is the timeline item of a label added or removed.
@@ -259,7 +297,7 @@ export type LabelChange = Message$1<"mailpool.v1.LabelChange"> & {
  * Use `create(LabelChangeSchema)` to create a new message.
  */
 export const LabelChangeSchema: GenMessage<LabelChange> = /*@__PURE__*/
-  messageDesc(file_mailpool_v1_conversation, 3);
+  messageDesc(file_mailpool_v1_conversation, 4);
 
 /**
  * ArchiveChange is the timeline item of the conversation being archived or
@@ -281,7 +319,7 @@ export type ArchiveChange = Message$1<"mailpool.v1.ArchiveChange"> & {
  * Use `create(ArchiveChangeSchema)` to create a new message.
  */
 export const ArchiveChangeSchema: GenMessage<ArchiveChange> = /*@__PURE__*/
-  messageDesc(file_mailpool_v1_conversation, 4);
+  messageDesc(file_mailpool_v1_conversation, 5);
 
 /**
  * TimelineItem is one entry of a conversation's timeline, oldest first.
@@ -357,7 +395,7 @@ export type TimelineItem = Message$1<"mailpool.v1.TimelineItem"> & {
  * Use `create(TimelineItemSchema)` to create a new message.
  */
 export const TimelineItemSchema: GenMessage<TimelineItem> = /*@__PURE__*/
-  messageDesc(file_mailpool_v1_conversation, 5);
+  messageDesc(file_mailpool_v1_conversation, 6);
 
 /**
  * MessageDirection says which way a message travelled.
@@ -392,4 +430,59 @@ export enum MessageDirection {
  */
 export const MessageDirectionSchema: GenEnum<MessageDirection> = /*@__PURE__*/
   enumDesc(file_mailpool_v1_conversation, 0);
+
+/**
+ * SendState is where an outbound message's send stands.
+ *
+ * @generated from enum mailpool.v1.SendState
+ */
+export enum SendState {
+  /**
+   * SEND_STATE_UNSPECIFIED is never sent.
+   *
+   * @generated from enum value: SEND_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * SEND_STATE_QUEUED: waiting for a dispatcher; CancelSend can still stop it.
+   *
+   * @generated from enum value: SEND_STATE_QUEUED = 1;
+   */
+  QUEUED = 1,
+
+  /**
+   * SEND_STATE_SENDING: a dispatcher holds it (it can no longer be cancelled).
+   *
+   * @generated from enum value: SEND_STATE_SENDING = 2;
+   */
+  SENDING = 2,
+
+  /**
+   * SEND_STATE_SENT: the mailbox's transport accepted it.
+   *
+   * @generated from enum value: SEND_STATE_SENT = 3;
+   */
+  SENT = 3,
+
+  /**
+   * SEND_STATE_FAILED: it failed for good (email.send_failed_permanently).
+   *
+   * @generated from enum value: SEND_STATE_FAILED = 4;
+   */
+  FAILED = 4,
+
+  /**
+   * SEND_STATE_CANCELLED: cancelled before a dispatcher took it (email.cancelled).
+   *
+   * @generated from enum value: SEND_STATE_CANCELLED = 5;
+   */
+  CANCELLED = 5,
+}
+
+/**
+ * Describes the enum mailpool.v1.SendState.
+ */
+export const SendStateSchema: GenEnum<SendState> = /*@__PURE__*/
+  enumDesc(file_mailpool_v1_conversation, 1);
 

@@ -1,0 +1,175 @@
+"""A queued recipient's rows, and a send's cap counters, each written in one call.
+
+SQLite runs the single-row statements one after another (each costs microseconds, in
+this process). PostgreSQL gets one statement per call, its rows written by data-
+modifying CTEs: every statement there is a round trip, and round trips are most of
+what a send costs. Foreign keys between the rows of one statement hold: PostgreSQL
+checks them when the statement ends.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Protocol
+
+from mailpool_server.service.ports import (
+    ConversationRepo,
+    IdentityRepo,
+    MailboxCount,
+    Outbound,
+    SendRepo,
+)
+from mailpool_server.store.conversations import (
+    CONVERSATION_STATE,
+    MESSAGE_COLUMNS,
+    ConversationRepoSql,
+    conversation_values,
+    message_values,
+    timeline_data,
+)
+from mailpool_server.store.driver import Sql, placeholders, quoted
+from mailpool_server.store.identities import (
+    ADD_IDENTITY_USAGE,
+    ADD_MAILBOX_USAGE,
+    IdentityRepoSql,
+)
+from mailpool_server.store.sends import (
+    CONTACT_COLUMNS,
+    CONTACT_UPSERT,
+    PENDING_COLUMNS,
+    SendRepoSql,
+    contact_values,
+    pending_values,
+)
+
+
+class _SingleRows(ConversationRepo, IdentityRepo, SendRepo, Protocol):
+    """The single-row methods the two calls are made of."""
+
+
+async def add_outbound_in_steps(tx: _SingleRows, outbound: Outbound) -> None:
+    """add_outbound as the single-row calls it stands for (SQLite, the in-memory store)."""
+    if outbound.new_conversation:
+        await tx.add_conversation(outbound.conversation)
+    else:
+        await tx.update_conversation(outbound.conversation)
+    await tx.add_message(outbound.message)
+    for entry in outbound.timeline:
+        await tx.add_timeline(outbound.conversation.id, entry)
+    await tx.add_pending_send(outbound.pending)
+    await tx.save_contact(outbound.contact)
+
+
+async def count_sends_in_steps(
+    tx: _SingleRows, identity_id: str, day: str, count: int, cap: int, mailboxes: list[MailboxCount]
+) -> bool:
+    """count_sends as the single-row calls it stands for."""
+    if not await tx.add_identity_usage(identity_id, day, count, cap):
+        return False
+    for mailbox in mailboxes:
+        if not await tx.add_mailbox_usage(mailbox.mailbox_id, day, mailbox.count, mailbox.cap):
+            return False
+        if mailbox.cold_next_at is not None:
+            await tx.set_mailbox_cold_next(mailbox.mailbox_id, mailbox.cold_next_at)
+    return True
+
+
+def _prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    return {prefix + name: value for name, value in values.items()}
+
+
+@cache
+def _outbound_sql(new_conversation: bool) -> Sql:
+    state = ("id", *CONVERSATION_STATE)
+    conversation = (
+        f"INSERT INTO conversations ({quoted(state)}) VALUES ({placeholders(state, 'c_')})"
+        if new_conversation
+        else "UPDATE conversations SET "
+        + ", ".join(f'"{column}" = :c_{column}' for column in CONVERSATION_STATE)
+        + " WHERE id = :c_id"
+    )
+    return Sql(
+        f"""WITH conv AS ({conversation}),
+msg AS (
+  INSERT INTO messages ({quoted(MESSAGE_COLUMNS)})
+  VALUES ({placeholders(MESSAGE_COLUMNS, "m_")})
+),
+items AS (
+  INSERT INTO timeline (conv_id, ts, type, message_id, data)
+  SELECT :c_id, :m_ts, t.type, t.message_id, t.data
+  FROM unnest(:t_types::text[], :t_messages::text[], :t_data::text[])
+    WITH ORDINALITY AS t(type, message_id, data, position)
+  ORDER BY t.position
+),
+queued AS (
+  INSERT INTO pending_sends ({", ".join(PENDING_COLUMNS)})
+  VALUES ({placeholders(PENDING_COLUMNS, "p_")})
+),
+contact AS (
+  INSERT INTO contacts ({", ".join(CONTACT_COLUMNS)})
+  VALUES ({placeholders(CONTACT_COLUMNS, "k_")}) {CONTACT_UPSERT}
+)
+SELECT 1"""
+    )
+
+
+@cache
+def _count_sql(mailboxes: int) -> Sql:
+    """The identity's counter, `mailboxes` mailbox counters and the cold slots moved,
+    as one statement that answers how many counters took their count."""
+    counters = [f"c0 AS ({ADD_IDENTITY_USAGE.sqlite})"]
+    for n in range(1, mailboxes + 1):
+        upsert = ADD_MAILBOX_USAGE.sqlite
+        for name in ("owner", "count", "cap"):
+            upsert = upsert.replace(f":{name}", f":{name}{n}")
+        counters.append(f"c{n} AS ({upsert})")
+    took = " + ".join(f"(SELECT count(*) FROM c{n})" for n in range(mailboxes + 1))
+    return Sql(
+        f"""WITH {", ".join(counters)},
+slots AS (
+  UPDATE mailboxes SET cold_next_at = moved.at
+  FROM unnest(:slot_ids::text[], :slot_ats::bigint[]) AS moved(id, at)
+  WHERE mailboxes.id = moved.id
+)
+SELECT {took}"""
+    )
+
+
+class OutboundRepoSql(IdentityRepoSql, SendRepoSql, ConversationRepoSql):
+    """The send's writes, built on the single-row repositories (SQLite runs those)."""
+
+    async def add_outbound(self, outbound: Outbound) -> None:
+        if self.dialect != "postgresql":
+            await add_outbound_in_steps(self, outbound)
+            return
+        conversation, message = outbound.conversation, outbound.message
+        params = {
+            **_prefixed("c_", {"id": conversation.id, **conversation_values(conversation)}),
+            **_prefixed("m_", message_values(message)),
+            **_prefixed("p_", pending_values(outbound.pending)),
+            **_prefixed("k_", contact_values(outbound.contact)),
+            "t_types": [entry.type.value for entry in outbound.timeline],
+            "t_messages": [
+                entry.message.id if entry.message else None for entry in outbound.timeline
+            ],
+            "t_data": [timeline_data(entry) for entry in outbound.timeline],
+        }
+        await self.driver.run(_outbound_sql(outbound.new_conversation), params)
+
+    async def count_sends(
+        self, identity_id: str, day: str, count: int, cap: int, mailboxes: list[MailboxCount]
+    ) -> bool:
+        # A first count above the cap would insert a new row unchecked.
+        if count > cap or any(m.count > m.cap for m in mailboxes):
+            return False
+        if self.dialect != "postgresql":
+            return await count_sends_in_steps(self, identity_id, day, count, cap, mailboxes)
+        params: dict[str, Any] = {"owner": identity_id, "day": day, "count": count, "cap": cap}
+        for n, mailbox in enumerate(mailboxes, start=1):
+            params |= {f"owner{n}": mailbox.mailbox_id, f"count{n}": mailbox.count}
+            params[f"cap{n}"] = mailbox.cap
+        moved = [m for m in mailboxes if m.cold_next_at is not None]
+        params["slot_ids"] = [m.mailbox_id for m in moved]
+        params["slot_ats"] = [m.cold_next_at for m in moved]
+        row = await self.driver.one(_count_sql(len(mailboxes)), params)
+        return row is not None and row[0] == len(mailboxes) + 1

@@ -1,0 +1,115 @@
+"""What a send writes per queued recipient and per send, each in one call (one
+statement on PostgreSQL): the same rows as the single-row methods write."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from mailpool_server.service.models import (
+    Contact,
+    Delivery,
+    PendingStatus,
+    TimelineEntry,
+    TimelineType,
+)
+from mailpool_server.service.ports import MailboxCount, Outbound, Store
+from tests.store.contract.seed import (
+    DAY,
+    REFUSED,
+    T0,
+    World,
+    conversation,
+    message,
+    pending,
+)
+
+
+def outbound(world: World, n: int, *, new: bool = True, labels: tuple[str, ...] = ()) -> Outbound:
+    conv = conversation(world.identity.id, world.a1.id, "bob@example.com", 1, labels=labels)
+    msg = message(conv.id, n)
+    timeline = (
+        TimelineEntry(TimelineType.MESSAGE, T0, msg),
+        *(TimelineEntry(TimelineType.LABEL_ADDED, T0, label=label) for label in labels),
+    )
+    contact = Contact(world.identity.id, "bob@example.com", world.a1.id, n, n, None)
+    send = pending(msg, world.identity.id, world.a1.id, n)
+    return Outbound(conv, new, msg, timeline, send, contact)
+
+
+async def test_an_outbound_writes_its_conversation_message_timeline_send_and_contact(
+    store: Store, world: World
+) -> None:
+    first = outbound(world, 1, labels=("lead", "q3"))
+    async with store.write() as tx:
+        await tx.add_outbound(first)
+    second = outbound(world, 2, new=False)
+    second = replace(
+        second,
+        conversation=replace(second.conversation, message_count=2, labels=("lead", "q3")),
+    )
+    async with store.write() as tx:
+        await tx.add_outbound(second)
+
+    async with store.read() as tx:
+        conv_id = first.conversation.id
+        assert await tx.conversation_by_id(conv_id) == second.conversation
+        # Each message's item reports its send, as it stands.
+        queued = [Delivery(first.pending.id, PendingStatus.QUEUED)]
+        queued += [Delivery(second.pending.id, PendingStatus.QUEUED)]
+        expected = [
+            replace(entry, delivery=queued[0] if entry.message else None)
+            for entry in first.timeline
+        ] + [replace(entry, delivery=queued[1]) for entry in second.timeline]
+        assert await tx.timeline_of(conv_id) == expected
+        assert await tx.message_by_header(world.identity.id, "<m2@mailboxes.example>") == (
+            second.message
+        )
+        assert (await tx.pending_ref(second.pending.id)) is not None
+        assert await tx.contacts_among(world.identity.id, ["bob@example.com"]) == {
+            "bob@example.com": second.contact
+        }
+
+
+async def test_an_outbound_is_refused_whole(store: Store, world: World) -> None:
+    broken = outbound(world, 1)
+    broken = replace(broken, pending=replace(broken.pending, mailbox_id="acc_missing"))
+    with pytest.raises(REFUSED):
+        async with store.write() as tx:
+            await tx.add_outbound(broken)
+    async with store.read() as tx:
+        assert await tx.conversation_by_id(broken.conversation.id) is None
+
+
+async def test_counting_a_send_moves_every_counter_and_cold_slot(
+    store: Store, world: World
+) -> None:
+    a1, a2 = world.a1.id, world.a2.id
+    async with store.write() as tx:
+        shares = [MailboxCount(a1, 2, 5, T0 + 60_000), MailboxCount(a2, 1, 5, None)]
+        assert await tx.count_sends(world.identity.id, DAY, 3, 10, shares)
+        assert await tx.count_sends(world.identity.id, DAY, 1, 10, [MailboxCount(a1, 1, 5, None)])
+    async with store.read() as tx:
+        assert await tx.identity_used([world.identity.id], DAY) == {world.identity.id: 4}
+        assert await tx.mailboxes_sent([a1, a2], DAY) == {a1: 3, a2: 1}
+        by_id = {m.id: m for m in await tx.mailboxes_of([world.identity.id])}
+        assert by_id[a1].cold_next_at == T0 + 60_000
+        assert by_id[a2].cold_next_at == world.a2.cold_next_at
+
+
+@pytest.mark.parametrize(
+    ("count", "cap", "share"),
+    [
+        # With one counted already, each is one past a cap the stored count reaches.
+        (2, 2, MailboxCount("a1", 2, 5, None)),  # the identity's
+        (2, 10, MailboxCount("a1", 2, 2, None)),  # the mailbox's
+    ],
+)
+async def test_counting_past_a_cap_is_refused(
+    store: Store, world: World, count: int, cap: int, share: MailboxCount
+) -> None:
+    share = replace(share, mailbox_id=world.a1.id)
+    async with store.write() as tx:
+        assert await tx.count_sends(world.identity.id, DAY, 1, 10, [replace(share, count=1)])
+        assert not await tx.count_sends(world.identity.id, DAY, count, cap, [share])
