@@ -105,7 +105,9 @@ async def test_org_events_follow_every_identity_from_their_positions(
         )
         await send_to(client, c, "z1@example.com")
         await send_to(client, a, "x3@example.com")
-        assert seqs(await take(stream, 2)) == [(c, 1), (a, 3)]
+        # Seq order holds per identity; across identities a stream that reads after
+        # both commits may give either first (the contract promises no more).
+        assert sorted(seqs(await take(stream, 2))) == [(a, 3), (c, 1)]
         assert stream.positions == {a: 3, b: 1, c: 1}
 
 

@@ -181,12 +181,13 @@ class EventFeed:
         async with self._store.read() as tx:
             return await tx.identities_of(org_id, "", 1_000_000)
 
+    # One SELECT each: no transaction (Store.lookup).
     async def _heads(self, identity_ids: list[str]) -> dict[str, int]:
-        async with self._store.read() as tx:
+        async with self._store.lookup() as tx:
             return await tx.head_seqs(identity_ids)
 
     async def _page(self, identity: Identity, since: int) -> list[Event]:
-        async with self._store.read() as tx:
+        async with self._store.lookup() as tx:
             return await tx.events_after(identity, since, (), STREAM_PAGE)
 
     async def _wait(self, waiter: Waiter, timeout_s: float) -> bool:
