@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import re
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import grpc
+from local_serve import serve
 from playwright.sync_api import Page, sync_playwright
 
 from mailpool.v1 import (
@@ -149,37 +146,8 @@ def shoot(page: Page, name: str, *, full_page: bool = True) -> None:
 def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="mailpool-screenshots-"))
     key, featured = asyncio.run(seed(folder))
-    env = {
-        **os.environ,
-        "MAILPOOL_DATABASE_URL": f"sqlite:///{folder / 'mailpool.db'}",
-        "MAILPOOL_DATA_DIR": str(folder),
-        "MAILPOOL_LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mailpool_server",
-            "serve",
-            "--grpc-port",
-            "0",
-            "--http-port",
-            "0",
-            "--inbound-port",
-            "-1",
-            "--no-dispatcher",
-            "--no-webhook-relay",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdout is not None
-    port = 0
-    for line in server.stdout:
-        if match := re.match(r"mailpool: HTTP listening on [\d.]+:(\d+)", line):
-            port = int(match.group(1))
-            break
+    server = serve(f"sqlite:///{folder / 'mailpool.db'}", folder)
+    port = server.ports["HTTP"]
     OUT.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as playwright:
@@ -214,8 +182,7 @@ def main() -> None:
             shoot(small, "phone", full_page=False)
             browser.close()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
 
 
 if __name__ == "__main__":

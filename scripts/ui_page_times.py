@@ -16,17 +16,15 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import grpc
 import httpx
+from local_serve import serve
 
 from mailpool.v1 import send_service_pb2, send_service_pb2_grpc
 from mailpool_server.app import App
@@ -111,41 +109,9 @@ def main() -> None:
     started = time.monotonic()
     key, oldest_conv = asyncio.run(seed(database_url, folder, args.conversations))
     seeded_s = time.monotonic() - started
-    env = {
-        **os.environ,
-        "MAILPOOL_DATABASE_URL": database_url,
-        "MAILPOOL_DATA_DIR": str(folder),
-        "MAILPOOL_LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mailpool_server",
-            "serve",
-            "--grpc-port",
-            "0",
-            "--http-port",
-            "0",
-            "--inbound-port",
-            "-1",
-            "--no-dispatcher",
-            "--no-webhook-relay",
-            "--metrics-port",
-            "0",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdout is not None
-    ports: dict[str, int] = {}
-    for line in server.stdout:
-        if match := re.match(r"mailpool: (\w+) listening on [\d.]+:(\d+)", line):
-            ports[match.group(1)] = int(match.group(2))
-        if match := re.match(r"mailpool: metrics at (\S+)", line):
-            metrics_url = match.group(1)
-            break
+    server = serve(database_url, folder, metrics=True)
+    ports, metrics_url = server.ports, server.metrics_url
+    assert metrics_url is not None
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{ports['HTTP']}", timeout=30) as client:
             sign_in(client, key)
@@ -195,8 +161,7 @@ def main() -> None:
                     ),
                 }
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
     print(
         json.dumps(
             {
