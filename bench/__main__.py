@@ -40,7 +40,9 @@ FULL = {
     "backlog": 100_000,
     "subscribers": 500,
     "fanout_events": 20,
-    "fanout_rounds": 2,
+    # Rounds alternating with the minimal server, pooled: with two, one garbage collection
+    # or burst of other work on this shared machine moved the p99 ratio by 0.5.
+    "fanout_rounds": 5,
     "rtt_calls": 1000,
 }
 QUICK = {

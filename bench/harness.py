@@ -9,12 +9,16 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.cpu import process_cpu_s
+
+# How much of a failed child's stderr to show (characters).
+STDERR_TAIL = 4000
 
 
 @dataclass
@@ -81,27 +85,34 @@ class Process:
 
 @contextlib.contextmanager
 def process(args: list[str], env: dict[str, str], ready_lines: int) -> Iterator[Process]:
-    """A child Python process that prints `ready_lines` lines when it is serving."""
-    popen = subprocess.Popen(
-        [sys.executable, *args],
-        env={**os.environ, **env},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert popen.stdout is not None
-    try:
-        lines = [popen.stdout.readline().strip() for _ in range(ready_lines)]
-        if not all(lines):
-            raise RuntimeError(f"{args} did not start")
-        yield Process(popen, lines)
-    finally:
-        popen.terminate()
-        if popen.stdin:
-            popen.stdin.close()
-        popen.wait(timeout=30)
-        popen.stdout.close()
+    """A child Python process that prints `ready_lines` lines when it is serving. Its
+    stderr is kept aside, and its tail printed if the run fails while it serves."""
+    with tempfile.TemporaryFile("w+") as errors:
+        popen = subprocess.Popen(
+            [sys.executable, *args],
+            env={**os.environ, **env},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        assert popen.stdout is not None
+        try:
+            lines = [popen.stdout.readline().strip() for _ in range(ready_lines)]
+            if not all(lines):
+                raise RuntimeError(f"{args} did not start")
+            yield Process(popen, lines)
+        except BaseException:
+            errors.seek(0)
+            if said := errors.read()[-STDERR_TAIL:]:
+                print(f"--- stderr of {' '.join(args)}, its end:\n{said}", file=sys.stderr)
+            raise
+        finally:
+            popen.terminate()
+            if popen.stdin:
+                popen.stdin.close()
+            popen.wait(timeout=30)
+            popen.stdout.close()
 
 
 @contextlib.asynccontextmanager
