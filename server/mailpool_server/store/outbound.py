@@ -117,9 +117,9 @@ SELECT 1"""
 def _count_sql(mailboxes: int) -> Sql:
     """The identity's counter, `mailboxes` mailbox counters and the cold slots moved,
     as one statement that answers how many counters took their count."""
-    counters = [f"c0 AS ({ADD_IDENTITY_USAGE.sqlite})"]
+    counters = [f"c0 AS ({ADD_IDENTITY_USAGE.text})"]
     for n in range(1, mailboxes + 1):
-        upsert = ADD_MAILBOX_USAGE.sqlite
+        upsert = ADD_MAILBOX_USAGE.text
         for name in ("owner", "count", "cap"):
             upsert = upsert.replace(f":{name}", f":{name}{n}")
         counters.append(f"c{n} AS ({upsert})")
