@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mailpool_server import logs
+from mailpool_server import event_loop, logs
 from mailpool_server.app import App, listen_addresses, load_tls
 from mailpool_server.config import Settings
 from mailpool_server.rest.server import start_http
@@ -150,7 +150,7 @@ def _shim(args: argparse.Namespace) -> int:
         finally:
             await http.stop()
 
-    asyncio.run(run())
+    event_loop.run(run())
     return 0
 
 
@@ -610,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(Settings().log_level if args.command in servers else "WARNING")
         if args.command == "shim":
             return _shim(args)
-        return asyncio.run(_run(args))
+        return event_loop.run(_run(args))
     except AdminError as error:
         print(f"mailpool: {error}", file=sys.stderr)
         for hint in error.hints:
