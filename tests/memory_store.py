@@ -49,12 +49,12 @@ from mailpool_server.service.picker import Candidate, shortlist
 from mailpool_server.service.ports import (
     CancelledSend,
     IdempotencyRecord,
-    KnownRecipients,
     LabelledConversation,
     MailboxCount,
     MailboxDay,
     Outbound,
     PendingRef,
+    SendContext,
     Store,
     Tx,
     WriteLockTimeout,
@@ -405,12 +405,14 @@ class MemoryTx:
         # ON CONFLICT DO NOTHING: the first reason stands.
         t.do_not_contact.setdefault((org_id, address), DoNotContactEntry(reason, at))
 
-    async def known_recipients(
-        self, org_id: str, identity_id: str, addresses: list[str]
-    ) -> KnownRecipients:
+    async def send_context(
+        self, org_id: str, identity_id: str, day: str, addresses: list[str]
+    ) -> SendContext:
         blocked = await self._do_not_contact_among(org_id, addresses)
-        return KnownRecipients(
-            frozenset(blocked), await self.contacts_among(identity_id, addresses)
+        return SendContext(
+            self._read().identity_usage.get((identity_id, day), 0),
+            frozenset(blocked),
+            await self.contacts_among(identity_id, addresses),
         )
 
     async def _do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]:

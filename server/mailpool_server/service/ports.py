@@ -59,10 +59,12 @@ class Outbound:
 
 
 @dataclass(frozen=True)
-class KnownRecipients:
-    """Of some addresses: those on the org's do-not-contact list, and the identity's
-    contacts (by address)."""
+class SendContext:
+    """What a send reads once it holds its identity's lock: the identity's sends
+    accepted on the day, and of the recipients' addresses, those on the org's
+    do-not-contact list and the identity's contacts (by address)."""
 
+    used: int
     blocked: frozenset[str]
     contacts: dict[str, Contact]
 
@@ -195,11 +197,13 @@ class SendRepo(Protocol):
     ) -> IdempotencyRecord | None: ...
     async def complete_idempotency_key(self, org_id: str, key: str, result: SendResult) -> None: ...
     async def add_do_not_contact(self, org_id: str, address: str, reason: str, at: int) -> None: ...
-    async def known_recipients(
-        self, org_id: str, identity_id: str, addresses: list[str]
-    ) -> KnownRecipients:
-        """What the org and the identity know of these addresses: which the org must not
-        contact, and the identity's contacts among them."""
+    async def send_context(
+        self, org_id: str, identity_id: str, day: str, addresses: list[str]
+    ) -> SendContext:
+        """The identity's usage on `day`, and what the org and the identity know of
+        these addresses: which the org must not contact, and the identity's contacts
+        among them. One read (one statement on a database), made after the identity's
+        lock is held."""
         ...
 
     async def contacts_among(

@@ -115,6 +115,27 @@ class _Placement:
         )
 
 
+def _start(
+    identity: Identity, used: int, conversation: Conversation | None, now: int
+) -> _Placement:
+    """A placement with nothing placed yet: the cap left today (`used`: the identity's
+    sends accepted today), and the reply's conversation."""
+    cap = tier_policy(identity.tier).daily_cap
+    return _Placement(
+        identity=identity,
+        now=now,
+        cap=cap,
+        remaining=cap - used,
+        conversation=conversation,
+        candidates=[],
+        by_id={},
+        cold_next_at={},
+        per_mailbox=Counter(),
+        outcomes=[],
+        events=[],
+    )
+
+
 @dataclass(frozen=True)
 class _Thread:
     """Where one outbound message goes in its conversation."""
@@ -216,11 +237,7 @@ class Sender:
                     if existing is not None:
                         return _replay(existing, fingerprint)
                 identity = await identity_in_org(tx, org_id, command.identity, lock=True)
-                # Read after the lock is held, in a statement of its own: on PostgreSQL a
-                # statement that waited for the lock still reads other rows as of its
-                # start, and would miss the usage the lock's last holder committed.
-                used = (await tx.identity_used([identity.id], utc_day(now))).get(identity.id, 0)
-                placement = await self._place(tx, identity, used, valid, now, request_id)
+                placement = await self._place(tx, identity, valid, now, request_id)
                 result = placement.result()
                 if result.accepted == 0:
                     rejected = _all_rejected(result, now)
@@ -238,21 +255,24 @@ class Sender:
         self,
         tx: Tx,
         identity: Identity,
-        used: int,
         valid: ValidSend,
         now: int,
         request_id: str | None,
     ) -> _Placement:
         """Decide every recipient in request order: reject it with a reason, or pick a
-        mailbox and queue it. `used`: the identity's sends accepted today."""
-        placement = await self._load(tx, identity, used, valid, now)
+        mailbox and queue it. The caller holds the identity's lock."""
+        conversation = await self._conversation(tx, identity, valid)
         recipients = valid.recipients
-        if placement.conversation is not None:
-            recipients = (placement.conversation.correspondent,)
+        if conversation is not None:
+            recipients = (conversation.correspondent,)
         addresses = [normalize(r) for r in recipients]
         deliverable = [a for a in addresses if is_deliverable(a)]
-        known = await tx.known_recipients(identity.org_id, identity.id, deliverable)
+        # Read after the lock is held, in a statement of its own: on PostgreSQL a
+        # statement that waited for the lock still reads other rows as of its start,
+        # and would miss the usage the lock's last holder committed.
+        known = await tx.send_context(identity.org_id, identity.id, utc_day(now), deliverable)
         blocked, contacts = known.blocked, known.contacts
+        placement = _start(identity, known.used, conversation, now)
         await self._load_candidates(tx, placement, len(deliverable), contacts)
         state_reason = _STATE_REJECTIONS.get(identity.state)
         for given, address in zip(recipients, addresses, strict=True):
@@ -279,29 +299,17 @@ class Sender:
         await self._commit_counters(tx, placement, utc_day(now))
         return placement
 
-    async def _load(
-        self, tx: Tx, identity: Identity, used: int, valid: ValidSend, now: int
-    ) -> _Placement:
-        """The placement's start: the cap left today, and the reply's conversation."""
-        cap = tier_policy(identity.tier).daily_cap
-        conversation = None
-        if valid.command.conv_id is not None:
-            conversation = await tx.conversation_by_id(valid.command.conv_id)
-            if conversation is None or conversation.identity_id != identity.id:
-                raise ConversationNotFound(valid.command.conv_id)
-        return _Placement(
-            identity=identity,
-            now=now,
-            cap=cap,
-            remaining=cap - used,
-            conversation=conversation,
-            candidates=[],
-            by_id={},
-            cold_next_at={},
-            per_mailbox=Counter(),
-            outcomes=[],
-            events=[],
-        )
+    async def _conversation(
+        self, tx: Tx, identity: Identity, valid: ValidSend
+    ) -> Conversation | None:
+        """The conversation a reply continues (None for a new send)."""
+        conv_id = valid.command.conv_id
+        if conv_id is None:
+            return None
+        conversation = await tx.conversation_by_id(conv_id)
+        if conversation is None or conversation.identity_id != identity.id:
+            raise ConversationNotFound(conv_id)
+        return conversation
 
     async def _load_candidates(
         self, tx: Tx, placement: _Placement, want: int, contacts: dict[str, Contact]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailpool_server.service.models import Contact, Identity, PendingSend, SendResult
-from mailpool_server.service.ports import IdempotencyRecord, KnownRecipients
+from mailpool_server.service.ports import IdempotencyRecord, SendContext
 from mailpool_server.store.base import TxBase
 from mailpool_server.store.codec import dump, load_send_result
 from mailpool_server.store.driver import Sql, placeholders, set_sql
@@ -52,10 +52,14 @@ _CONTACTS_AMONG = set_sql(
     " WHERE identity_id = :identity AND {addresses}",
     addresses="address",
 )
-# Both lists a send checks its recipients against, in one statement: 0 rows are
-# do-not-contact entries, 1 rows contacts.
-_KNOWN_RECIPIENTS = set_sql(
-    "SELECT 0, address, CAST(NULL AS TEXT), 0, 0, CAST(NULL AS BIGINT) FROM do_not_contact"
+# A send's reads under its identity's lock, in one statement (a round trip each on
+# PostgreSQL): the row of kind 2 carries the identity's usage on the day (in the
+# outbound_count column); rows of kind 0 are do-not-contact entries, of kind 1 contacts.
+_SEND_CONTEXT = set_sql(
+    "SELECT 2, CAST(NULL AS TEXT), CAST(NULL AS TEXT), COALESCE((SELECT used FROM"
+    " identity_usage WHERE identity_id = :identity AND day = :day), 0), 0,"
+    " CAST(NULL AS BIGINT)"
+    " UNION ALL SELECT 0, address, NULL, 0, 0, NULL FROM do_not_contact"
     " WHERE org_id = :org AND {addresses}"
     f" UNION ALL SELECT 1, address, {_CONTACT_STATE} FROM contacts"
     " WHERE identity_id = :identity AND {addresses}",
@@ -164,15 +168,15 @@ class SendRepoSql(TxBase):
             _COMPLETE_KEY, {"org": org_id, "idem_key": key, "answer": dump(result)}
         )
 
-    async def known_recipients(
-        self, org_id: str, identity_id: str, addresses: list[str]
-    ) -> KnownRecipients:
-        if not addresses:
-            return KnownRecipients(frozenset(), {})
+    async def send_context(
+        self, org_id: str, identity_id: str, day: str, addresses: list[str]
+    ) -> SendContext:
         rows = await self.driver.all(
-            _KNOWN_RECIPIENTS, {"org": org_id, "identity": identity_id, "addresses": addresses}
+            _SEND_CONTEXT,
+            {"org": org_id, "identity": identity_id, "day": day, "addresses": addresses},
         )
-        return KnownRecipients(
+        return SendContext(
+            next(used for kind, _, _, used, *_ in rows if kind == 2),
             frozenset(address for kind, address, *_ in rows if kind == 0),
             {
                 address: Contact(identity_id, address, *state)

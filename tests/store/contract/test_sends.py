@@ -21,6 +21,7 @@ from mailpool_server.service.models import (
 )
 from mailpool_server.service.ports import IdempotencyRecord, Store, WriteLockTimeout
 from tests.store.contract.seed import (
+    DAY,
     REFUSED,
     T0,
     World,
@@ -178,11 +179,12 @@ async def test_do_not_contact_is_per_org_and_adding_twice_is_harmless(
     async with store.read() as tx:
         among = ["bob@example.com", "carol@example.com", "dan@example.com"]
         alice = world.identity.id
-        assert (await tx.known_recipients(world.org.id, alice, among)).blocked == {
+        assert (await tx.send_context(world.org.id, alice, DAY, among)).blocked == {
             "bob@example.com"
         }
-        assert (await tx.known_recipients("org_2", alice, among)).blocked == {"carol@example.com"}
-        assert (await tx.known_recipients(world.org.id, alice, [])).blocked == set()
+        for_org_2 = await tx.send_context("org_2", alice, DAY, among)
+        assert for_org_2.blocked == {"carol@example.com"}
+        assert (await tx.send_context(world.org.id, alice, DAY, [])).blocked == set()
     with pytest.raises(REFUSED):
         async with store.write() as tx:
             await tx.add_do_not_contact("org_missing", "bob@example.com", "x", T0)
@@ -202,12 +204,38 @@ async def test_contacts_are_saved_whole_and_read_per_identity(store: Store, worl
     among = ["bob@example.com", "carol@example.com", "x@y.z"]
     async with store.read() as tx:
         found = await tx.contacts_among(alice, among)
-        known = await tx.known_recipients(world.org.id, alice, among)
+        known = await tx.send_context(world.org.id, alice, DAY, among)
         assert await tx.contacts_among(alice, []) == {}
         assert await tx.contacts_among("idn_other", ["bob@example.com"]) == {}
     assert found == {"bob@example.com": replied, "carol@example.com": carol}
     # A send's one look: the same contacts, and the org's do-not-contact entries.
     assert known.contacts == found and known.blocked == {"carol@example.com"}
+
+
+async def test_a_sends_context_carries_the_identitys_usage_of_the_day(
+    store: Store, world: World
+) -> None:
+    alice = world.identity.id
+    async with store.write() as tx:
+        await tx.add_identity_usage(alice, DAY, 7, 100)
+        await tx.add_identity_usage(alice, "2026-04-26", 30, 100)
+        await tx.add_do_not_contact(world.org.id, "bob@example.com", "complaint", T0)
+        await tx.save_contact(Contact(alice, "carol@example.com"))
+        # Inside the writing unit, as a send reads it under its lock: its own writes count.
+        inside = await tx.send_context(world.org.id, alice, DAY, ["bob@example.com"])
+        assert inside.used == 7 and inside.blocked == {"bob@example.com"}
+    among = ["bob@example.com", "carol@example.com"]
+    async with store.read() as tx:
+        today = await tx.send_context(world.org.id, alice, DAY, among)
+        assert (today.used, today.blocked, set(today.contacts)) == (
+            7,
+            {"bob@example.com"},
+            {"carol@example.com"},
+        )
+        assert (await tx.send_context(world.org.id, alice, "2026-04-28", among)).used == 0
+        assert (await tx.send_context(world.org.id, alice, "2026-04-26", [])).used == 30
+        # Another identity's usage is its own (none here).
+        assert (await tx.send_context(world.org.id, "idn_other", DAY, among)).used == 0
 
 
 async def test_contacts_need_their_identity_and_pinned_mailbox(store: Store, world: World) -> None:
