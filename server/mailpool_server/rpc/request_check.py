@@ -1,10 +1,10 @@
 """Checks every request gets before a servicer sees it: it decoded, and no string in it
 holds a NUL (PostgreSQL cannot store one, and no field of the API has a use for it).
 
-The request deserializer never raises: a body that does not decode becomes an
-`Undecodable` marker, which the interceptor answers with INVALID_ARGUMENT. Left to
-grpc, a decode failure is UNKNOWN plus an ERROR log with a traceback, which any
-unauthenticated client could repeat to flood the logs.
+The request deserializer never raises: a body that does not decode, or holds a NUL in
+a string, becomes a `Refused` marker, which the interceptor answers with
+INVALID_ARGUMENT. Left to grpc, a decode failure is UNKNOWN plus an ERROR log with a
+traceback, which any unauthenticated client could repeat to flood the logs.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from mailpool_server.service.errors import FieldViolation, InvalidArgument
 
 
 @dataclass(frozen=True)
-class Undecodable:
-    """A request body that is not a valid message of the method's request type."""
+class Refused:
+    """A request body refused as it was decoded: the error to answer it with."""
 
-    reason: str
+    error: InvalidArgument
 
 
 def tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
@@ -32,25 +32,31 @@ def tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], An
 
     def decode(raw: bytes) -> Any:
         try:
-            return deserialize(raw)
+            request = deserialize(raw)
         except DecodeError as error:
             # protobuf's text names the problem ("String field had bad UTF-8"), not the
             # bytes, so it is safe to hand back.
-            return Undecodable(str(error).rpartition(": ")[2][:200] or "malformed message")
+            reason = str(error).rpartition(": ")[2][:200] or "malformed message"
+            return Refused(
+                InvalidArgument(
+                    f"request: is not a valid message ({reason})",
+                    [FieldViolation("request", reason)],
+                    {"field": "request"},
+                )
+            )
+        # A NUL in a string is a zero byte in its UTF-8: a body without one has none,
+        # and only a body with one (a zero or empty field does too) is walked.
+        if b"\x00" in raw and (path := _nul_field(request)) is not None:
+            return Refused(InvalidArgument.of(path, "must not contain NUL characters"))
+        return request
 
     return decode
 
 
 def check_request(request: Any) -> None:
-    """Raise InvalidArgument for an undecodable request or a string holding NUL."""
-    if isinstance(request, Undecodable):
-        raise InvalidArgument(
-            f"request: is not a valid message ({request.reason})",
-            [FieldViolation("request", request.reason)],
-            {"field": "request"},
-        )
-    if isinstance(request, Message) and (path := _nul_field(request)) is not None:
-        raise InvalidArgument.of(path, "must not contain NUL characters")
+    """Raise the InvalidArgument of a request the deserializer refused."""
+    if type(request) is Refused:
+        raise request.error
 
 
 def _nul_field(message: Message) -> str | None:
