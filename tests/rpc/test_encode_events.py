@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from mailpool.v1 import conversation_pb2, event_pb2
+from mailpool_server.rpc.encode import timestamp
 from mailpool_server.rpc.encode_events import event
 from mailpool_server.service import events as ev
 from mailpool_server.service.models import Direction, MailboxRef, Message
@@ -106,3 +110,12 @@ def test_cancelled_failed_bounced_replaced() -> None:
         ev.NewEvent(None, ev.MailboxReplaced(old, 4, MailboxRef("acc_2", "b@x.example")))
     )
     assert moved.mailbox_replaced.new_account.id == "acc_2"
+
+
+@pytest.mark.parametrize(
+    "ms", [0, 1, 999, 1000, 1_764_500_000_123, -1, -1001, 253_402_300_799_999, -62_135_596_800_000]
+)
+def test_times_are_the_timestamps_from_milliseconds_makes(ms: int) -> None:
+    expected = Timestamp()
+    expected.FromMilliseconds(ms)
+    assert timestamp(ms) == expected

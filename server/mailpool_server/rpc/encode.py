@@ -30,9 +30,10 @@ from mailpool_server.service.models import (
 
 
 def timestamp(ms: int) -> Timestamp:
-    ts = Timestamp()
-    ts.FromMilliseconds(ms)
-    return ts
+    """A stored time (Unix ms) as a Timestamp. Built directly: FromMilliseconds is
+    Python with a range check per call, and every time here was stored by mailpool
+    inside Timestamp's range (request times are checked as they come in)."""
+    return Timestamp(seconds=ms // 1000, nanos=ms % 1000 * 1_000_000)
 
 
 def mailbox_ref(ref: MailboxRef) -> mailbox_pb2.MailboxRef:
@@ -83,7 +84,7 @@ def recipient_result(outcome: RecipientOutcome) -> send_pb2.RecipientResult:
         result.send_class = SEND_CLASSES.to_proto(queued.send_class)
         result.affinity = AFFINITIES.to_proto(queued.affinity)
         result.account.CopyFrom(mailbox_ref(queued.mailbox))
-        result.dispatch_time.FromMilliseconds(queued.dispatch_at)
+        result.dispatch_time.CopyFrom(timestamp(queued.dispatch_at))
     return result
 
 
@@ -110,9 +111,9 @@ def conversation(c: Conversation) -> conversation_pb2.Conversation:
         create_time=timestamp(c.created_at),
     )
     if c.no_reply_at is not None:
-        message.no_reply_time.FromMilliseconds(c.no_reply_at)
+        message.no_reply_time.CopyFrom(timestamp(c.no_reply_at))
     if c.last_no_reply_at is not None:
-        message.last_no_reply_time.FromMilliseconds(c.last_no_reply_at)
+        message.last_no_reply_time.CopyFrom(timestamp(c.last_no_reply_at))
     return message
 
 

@@ -40,7 +40,7 @@ def _set_payload(e: event_pb2.Event, payload: ev.EventPayload) -> None:
             q = e.email_queued
             q.pending_id, q.recipient = payload.pending_id, payload.recipient
             q.send_class = SEND_CLASSES.to_proto(payload.send_class)
-            q.dispatch_time.FromMilliseconds(payload.dispatch_at)
+            q.dispatch_time.CopyFrom(timestamp(payload.dispatch_at))
             q.account.CopyFrom(mailbox_ref(payload.mailbox))
         case ev.EmailSent():
             s = e.email_sent
