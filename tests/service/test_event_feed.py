@@ -306,6 +306,7 @@ class CountingPages:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self.pages = 0
+        self.writes_queue = store.writes_queue
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
