@@ -946,12 +946,9 @@ def _in_domain(correspondent_domain: str, domain: str) -> bool:
 class MemoryStore:
     """Units of work on in-memory tables; see the module comment."""
 
-    def __init__(self, *, writes_queue: bool = True) -> None:
+    def __init__(self) -> None:
         self._committed = Tables()
         self._writer = asyncio.Lock()
-        # Writers take turns on one lock, as on SQLite; False has the service act as it
-        # does on PostgreSQL (see Store.writes_queue).
-        self.writes_queue = writes_queue
 
     @property
     def committed(self) -> Tables:

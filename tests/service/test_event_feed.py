@@ -306,7 +306,6 @@ class CountingPages:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self.pages = 0
-        self.writes_queue = store.writes_queue
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:

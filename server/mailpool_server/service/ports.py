@@ -357,13 +357,6 @@ class Tx(
 
 
 class Store(Protocol):
-    # True when a write unit may queue behind other writers before it starts (SQLite's
-    # one writer): a keyed send then looks for a stored result first, so that a replay
-    # is answered without queueing. False when writers wait only for the rows they
-    # lock (PostgreSQL): the key's claim in the write unit answers a replay as soon,
-    # and a new keyed send saves the look's round trip.
-    writes_queue: bool
-
     def read(self) -> AbstractAsyncContextManager[Tx]:
         """A read transaction: one snapshot across its statements."""
         ...

@@ -215,7 +215,7 @@ class Sender:
         key = command.idempotency_key
         fingerprint = command.fingerprint() if key else ""
         now = now_ms(self._clock)
-        if key and self._store.writes_queue:
+        if key:
             # Replays are answered from one SELECT, without queueing for the write
             # lock. A record whose fingerprint matches was made by this org for this
             # very request (the handle is part of it), so the identity needs no
@@ -235,8 +235,6 @@ class Sender:
                         org_id, key, fingerprint, now, now + IDEMPOTENCY_LIFETIME_MS
                     )
                     if existing is not None:
-                        if existing.fingerprint != fingerprint:  # as in the lookup above
-                            await identity_in_org(tx, org_id, command.identity)
                         return _replay(existing, fingerprint)
                 identity = await identity_in_org(tx, org_id, command.identity, lock=True)
                 placement = await self._place(tx, identity, valid, now, request_id)

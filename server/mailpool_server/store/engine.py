@@ -46,7 +46,6 @@ class Database(Protocol):
     rolled back on an exception."""
 
     dialect: str
-    writes_queue: bool  # see Store.writes_queue
 
     def unit(
         self, *, write: bool, lock_timeout_s: float | None = None
@@ -77,7 +76,6 @@ class PostgresDatabase:
     statement, and its slot is discarded."""
 
     dialect = "postgresql"
-    writes_queue = False  # writers wait only for the rows they lock
 
     def __init__(self, engine: AsyncEngine, *, connections: int | None = None) -> None:
         self.engine = engine

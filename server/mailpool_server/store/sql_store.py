@@ -33,7 +33,6 @@ class SqlStore:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._dialect = database.dialect
-        self.writes_queue = database.writes_queue
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTx]:

@@ -142,7 +142,6 @@ class SqliteDatabase:
     """Units of work on a SQLite file; see the module comment."""
 
     dialect = "sqlite"
-    writes_queue = True  # one writer at a time (see the module comment)
 
     def __init__(self, url: str, *, pool_size: int = 5) -> None:
         self._engine = _sqlite_engine(url, pool_size)
