@@ -3,6 +3,7 @@ listener, with time from the FakeClock (08:00 UTC: caps reset 16 hours later).""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import Counter
 
@@ -16,6 +17,7 @@ from mailpool_server.service.errors import (
     ErrorReason,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    IdentityNotFound,
 )
 from mailpool_server.service.events import EmailQueued, EventType
 from mailpool_server.service.models import (
@@ -267,6 +269,17 @@ async def test_a_keyed_send_is_replayed_without_sending_again(
     assert listener.take() == []
     with pytest.raises(IdempotencyKeyReused):
         await sender.send(alice.org_id, new_send(alice, "carol@example.com", key="order-1"))
+
+
+async def test_a_reused_key_with_an_unknown_identity_reports_the_identity(
+    sender: Sender, alice: Tenant
+) -> None:
+    await send(sender, alice, new_send(alice, "bob@example.com", key="order-1"))
+    stranger = dataclasses.replace(
+        new_send(alice, "bob@example.com", key="order-1"), identity="nobody@mailpool.test"
+    )
+    with pytest.raises(IdentityNotFound):
+        await sender.send(alice.org_id, stranger)
 
 
 async def test_a_key_is_per_org_and_lives_a_day(

@@ -234,7 +234,9 @@ class Sender:
                     existing = await tx.claim_idempotency_key(
                         org_id, key, fingerprint, now, now + IDEMPOTENCY_LIFETIME_MS
                     )
-                    if existing is not None:
+                    if existing is not None:  # committed since the lookup above
+                        if existing.fingerprint != fingerprint:  # as in the lookup
+                            await identity_in_org(tx, org_id, command.identity)
                         return _replay(existing, fingerprint)
                 identity = await identity_in_org(tx, org_id, command.identity, lock=True)
                 placement = await self._place(tx, identity, valid, now, request_id)
