@@ -2,7 +2,7 @@
 
 uvloop by default: the same asyncio API on libuv, with its socket, timer and callback
 machinery in C. A send's server CPU fell by 5-15% with it (10-20% on PostgreSQL, where
-a send is thirteen round trips, each a socket write, a wake-up and a read); see the
+a send is a dozen round trips, each a socket write, a wake-up and a read); see the
 README's bench section. grpc.aio and uvicorn both run on any asyncio loop.
 MAILPOOL_UVLOOP=0 runs the standard loop instead (a profiler that reads only Python
 frames, or a platform without uvloop).
