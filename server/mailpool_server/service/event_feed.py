@@ -10,7 +10,7 @@ a slow subscriber is fed from the log at its own pace and holds no buffer.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -162,21 +162,6 @@ class EventFeed:
             cursors[identity.handle] = starts.get(identity.handle, 0)
         return Subscription(self, org_id, identities if handle else None, cursors)
 
-    async def subscribe(
-        self,
-        org_id: str,
-        *,
-        handle: str | None,
-        since: int = 0,
-        whole_org: bool = False,
-        org_since: dict[str, int] | None = None,
-    ) -> AsyncGenerator[StreamItem, None]:
-        """subscription() as an async generator of single items."""
-        subscription = await self.subscription(
-            org_id, handle=handle, since=since, whole_org=whole_org, org_since=org_since
-        )
-        return _one_by_one(subscription)
-
     async def _identities(self, org_id: str) -> list[Identity]:
         async with self._store.read() as tx:
             return await tx.identities_of(org_id, "", 1_000_000)
@@ -319,13 +304,3 @@ class Subscription:
         if page:
             self._cursors[identity.handle] = page[-1].seq
         return page
-
-
-async def _one_by_one(subscription: Subscription) -> AsyncGenerator[StreamItem, None]:
-    with subscription:
-        while True:
-            items = await subscription.next_items()
-            if not items:
-                await subscription.until_more()
-            for item in items:
-                yield item
