@@ -73,7 +73,10 @@ def test_bench_quick_prints_every_figure() -> None:
     assert webhook["cpu_per_send_ms_with_endpoint"] > 0
     fanout = result["fanout"]
     assert fanout["subscribers"] == 20
-    assert fanout["p99_ms"] >= fanout["p50_ms"] > 0
+    # A subscriber served before the Send's response is read counts 0 ms (bench/fanout.py),
+    # so with 20 subscribers a median of 0 is a fast server, not a broken figure.
+    assert fanout["events"] > 0
+    assert fanout["p99_ms"] >= fanout["p50_ms"] >= 0
     assert fanout["minimal"]["p99_ms"] >= fanout["minimal"]["p50_ms"] >= 0
     assert "p99_vs_minimal" in fanout and fanout["cpu_per_delivery_ms"] >= 0
     backends = result["backends"]
