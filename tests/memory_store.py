@@ -308,10 +308,11 @@ class MemoryTx:
         usage = self._read().mailbox_usage
         return {m: usage[m, day].sent for m in mailbox_ids if (m, day) in usage}
 
-    async def mailboxes_for_send(
-        self, identity_id: str, day: str, *, want: int, pinned: list[str]
+    async def _shortlist(
+        self, identity_id: str, day: str, want: int, pinned: set[str]
     ) -> list[Candidate]:
         usage = self._read().mailbox_usage
+        mailboxes = await self.mailboxes_of([identity_id])
         healthy = [
             Candidate(
                 m.id,
@@ -323,10 +324,10 @@ class MemoryTx:
                 m.daily_cap,
                 m.cold_next_at,
             )
-            for rank, m in enumerate(await self.mailboxes_of([identity_id]), start=1)
+            for rank, m in enumerate(mailboxes, start=1)
             if not m.excluded
         ]
-        return shortlist(healthy, want, pinned)
+        return shortlist(healthy, want, sorted(pinned & {m.id for m in mailboxes}))
 
     async def identity_used_days(
         self, identity_id: str, first_day: str, last_day: str
@@ -406,13 +407,23 @@ class MemoryTx:
         t.do_not_contact.setdefault((org_id, address), DoNotContactEntry(reason, at))
 
     async def send_context(
-        self, org_id: str, identity_id: str, day: str, addresses: list[str]
+        self,
+        org_id: str,
+        identity_id: str,
+        day: str,
+        addresses: list[str],
+        *,
+        want: int = 0,
+        pinned: tuple[str, ...] = (),
     ) -> SendContext:
         blocked = await self._do_not_contact_among(org_id, addresses)
+        contacts = await self.contacts_among(identity_id, addresses)
+        pins = set(pinned) | {c.pinned_mailbox_id for c in contacts.values() if c.pinned_mailbox_id}
         return SendContext(
             self._read().identity_usage.get((identity_id, day), 0),
             frozenset(blocked),
-            await self.contacts_among(identity_id, addresses),
+            contacts,
+            await self._shortlist(identity_id, day, want, pins),
         )
 
     async def _do_not_contact_among(self, org_id: str, addresses: list[str]) -> set[str]:

@@ -58,7 +58,7 @@ def pick(candidates: list[Candidate], pinned_id: str | None) -> tuple[Candidate,
 def shortlist(candidates: list[Candidate], want: int, pinned: list[str]) -> list[Candidate]:
     """The candidates placing `want` recipients can take from: the pickable pinned
     ones, then the best `want` others in `pick`'s order (the store runs this as its
-    query: IdentityRepo.mailboxes_for_send). Before each of the `want` picks, one of
+    query: SendRepo.send_context). Before each of the `want` picks, one of
     the best `want` is still unpicked, as good as it started, so at least as good as
     anything left out."""
     able = sorted(

@@ -61,12 +61,14 @@ class Outbound:
 @dataclass(frozen=True)
 class SendContext:
     """What a send reads once it holds its identity's lock: the identity's sends
-    accepted on the day, and of the recipients' addresses, those on the org's
-    do-not-contact list and the identity's contacts (by address)."""
+    accepted on the day; of the recipients' addresses, those on the org's
+    do-not-contact list and the identity's contacts (by address); and the mailboxes
+    the picker may choose among (see SendRepo.send_context)."""
 
     used: int
     blocked: frozenset[str]
     contacts: dict[str, Contact]
+    candidates: list[Candidate]
 
 
 @dataclass(frozen=True)
@@ -146,17 +148,6 @@ class IdentityRepo(Protocol):
     async def mailbox_by_email(self, email: str) -> Mailbox | None: ...
     async def mailboxes_of(self, identity_ids: list[str]) -> list[Mailbox]: ...
     async def identity_used(self, identity_ids: list[str], day: str) -> dict[str, int]: ...
-    async def mailboxes_for_send(
-        self, identity_id: str, day: str, *, want: int, pinned: list[str]
-    ) -> list[Candidate]:
-        """The picker's view of the identity's mailboxes that can still send on `day`
-        (not excluded for health, cap left): every one in `pinned`, then the best
-        `want` others by the picker's order (remaining x (stage + 1), oldest first on
-        ties; `order` is the age rank), at most want + len(pinned) in all. Placing
-        `want` recipients only ever takes from these: before each pick, an unpicked
-        one of the best `want` is still at least as good as any left out."""
-        ...
-
     async def mailboxes_sent(self, mailbox_ids: list[str], day: str) -> dict[str, int]: ...
     async def identity_used_days(
         self, identity_id: str, first_day: str, last_day: str
@@ -198,12 +189,25 @@ class SendRepo(Protocol):
     async def complete_idempotency_key(self, org_id: str, key: str, result: SendResult) -> None: ...
     async def add_do_not_contact(self, org_id: str, address: str, reason: str, at: int) -> None: ...
     async def send_context(
-        self, org_id: str, identity_id: str, day: str, addresses: list[str]
+        self,
+        org_id: str,
+        identity_id: str,
+        day: str,
+        addresses: list[str],
+        *,
+        want: int = 0,
+        pinned: tuple[str, ...] = (),
     ) -> SendContext:
-        """The identity's usage on `day`, and what the org and the identity know of
-        these addresses: which the org must not contact, and the identity's contacts
-        among them. One read (one statement on a database), made after the identity's
-        lock is held."""
+        """The identity's usage on `day`, what the org and the identity know of these
+        addresses (which the org must not contact, the identity's contacts among
+        them), and the picker's candidates: the identity's mailboxes that can still
+        send on `day` (not excluded for health, cap left), every pinned one first (in
+        `pinned`, or pinned by one of these contacts), then the best `want` others by
+        the picker's order (remaining x (stage + 1), oldest first on ties; `order` is
+        the age rank); at most `want` + the number of the identity's mailboxes pinned.
+        Placing `want` recipients only ever takes from these: before each pick, an
+        unpicked one of the best `want` is still at least as good as any left out.
+        One read (one statement on a database), made after the identity's lock is held."""
         ...
 
     async def contacts_among(

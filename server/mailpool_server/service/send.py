@@ -116,10 +116,14 @@ class _Placement:
 
 
 def _start(
-    identity: Identity, used: int, conversation: Conversation | None, now: int
+    identity: Identity,
+    used: int,
+    conversation: Conversation | None,
+    now: int,
+    candidates: list[Candidate],
 ) -> _Placement:
     """A placement with nothing placed yet: the cap left today (`used`: the identity's
-    sends accepted today), and the reply's conversation."""
+    sends accepted today), the reply's conversation, and the picker's candidates."""
     cap = tier_policy(identity.tier).daily_cap
     return _Placement(
         identity=identity,
@@ -127,9 +131,9 @@ def _start(
         cap=cap,
         remaining=cap - used,
         conversation=conversation,
-        candidates=[],
-        by_id={},
-        cold_next_at={},
+        candidates=candidates,
+        by_id={c.mailbox_id: c for c in candidates},
+        cold_next_at={c.mailbox_id: c.cold_next_at for c in candidates},
         per_mailbox=Counter(),
         outcomes=[],
         events=[],
@@ -271,11 +275,20 @@ class Sender:
         deliverable = [a for a in addresses if is_deliverable(a)]
         # Read after the lock is held, in a statement of its own: on PostgreSQL a
         # statement that waited for the lock still reads other rows as of its start,
-        # and would miss the usage the lock's last holder committed.
-        known = await tx.send_context(identity.org_id, identity.id, utc_day(now), deliverable)
+        # and would miss the usage the lock's last holder committed. A reply's
+        # recipient is pinned to its conversation's mailbox; the others, to their
+        # contacts' (the read finds those itself).
+        pinned = (conversation.mailbox_id,) if conversation is not None and deliverable else ()
+        known = await tx.send_context(
+            identity.org_id,
+            identity.id,
+            utc_day(now),
+            deliverable,
+            want=len(deliverable),
+            pinned=pinned,
+        )
         blocked, contacts = known.blocked, known.contacts
-        placement = _start(identity, known.used, conversation, now)
-        await self._load_candidates(tx, placement, len(deliverable), contacts)
+        placement = _start(identity, known.used, conversation, now, known.candidates)
         state_reason = _STATE_REJECTIONS.get(identity.state)
         for given, address in zip(recipients, addresses, strict=True):
             reason = state_reason
@@ -312,24 +325,6 @@ class Sender:
         if conversation is None or conversation.identity_id != identity.id:
             raise ConversationNotFound(conv_id)
         return conversation
-
-    async def _load_candidates(
-        self, tx: Tx, placement: _Placement, want: int, contacts: dict[str, Contact]
-    ) -> None:
-        """The mailboxes the picker chooses among: those the recipients are pinned to,
-        and the best `want` others (enough to place `want` recipients as the picker
-        would over every mailbox: see IdentityRepo.mailboxes_for_send)."""
-        if want == 0:
-            return
-        pinned = {c.pinned_mailbox_id for c in contacts.values() if c.pinned_mailbox_id}
-        if placement.conversation is not None:
-            pinned.add(placement.conversation.mailbox_id)
-        candidates = await tx.mailboxes_for_send(
-            placement.identity.id, utc_day(placement.now), want=want, pinned=sorted(pinned)
-        )
-        placement.candidates = candidates
-        placement.by_id = {c.mailbox_id: c for c in candidates}
-        placement.cold_next_at = {c.mailbox_id: c.cold_next_at for c in candidates}
 
     async def _queue(
         self,

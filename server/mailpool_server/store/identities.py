@@ -88,21 +88,41 @@ def _stage_cap_sql(column: str) -> str:
     return f"CASE {column} {stages} ELSE {WARMUP_DAILY_CAPS[-1]} END"
 
 
-# The picker's candidates in one query: the identity's healthy mailboxes that have cap
-# left today, pinned ones first, then by the picker's own score (remaining cap x
-# (warmup stage + 1), oldest first on ties), as many as the send can use.
 _CAP = _stage_cap_sql("m.warmup_stage")
 _SENT = "COALESCE(u.sent, 0)"
-_MAILBOXES_FOR_SEND = set_sql(
-    f"SELECT m.id, m.email, m.warmup_stage, m.cold_next_at, {_SENT}, {_CAP}, m.created_at"
-    " FROM mailboxes m"
-    " LEFT JOIN mailbox_usage u ON u.mailbox_id = m.id AND u.day = :day"
-    f" WHERE m.identity_id = :identity AND m.health >= :min_health AND {_SENT} < {_CAP}"
-    f" ORDER BY ({{pinned}}) DESC, ({_CAP} - {_SENT}) * (m.warmup_stage + 1) DESC,"
-    " m.created_at, m.id"
-    " LIMIT :limit",
-    pinned="m.id",
-)
+
+
+def shortlist_sql(pinned: str) -> str:
+    """The picker's candidates in one query (SendRepo.send_context): the identity's
+    healthy mailboxes that have cap left on :day, pinned ones first, then by the
+    picker's own score (remaining cap x (warmup stage + 1)), oldest first on ties;
+    every pinned one and :want others. `pinned`: the SQL condition that mailbox `m` is
+    pinned (it is counted for the LIMIT in a subquery that names its mailbox `m` too)."""
+    return (
+        f"SELECT m.id, m.email, m.warmup_stage, m.cold_next_at, {_SENT}, {_CAP}, m.created_at"
+        " FROM mailboxes m"
+        " LEFT JOIN mailbox_usage u ON u.mailbox_id = m.id AND u.day = :day"
+        f" WHERE m.identity_id = :identity AND m.health >= {HEALTH_EXCLUDE_BELOW}"
+        f" AND {_SENT} < {_CAP}"
+        f" ORDER BY ({pinned}) DESC, ({_CAP} - {_SENT}) * (m.warmup_stage + 1) DESC,"
+        " m.created_at, m.id"
+        " LIMIT :want + (SELECT count(*) FROM mailboxes m"
+        f" WHERE m.identity_id = :identity AND ({pinned}))"
+    )
+
+
+ShortlistRow = tuple[str, str, int, int, int, int, int]
+
+
+def candidates_of(rows: list[ShortlistRow]) -> list[Candidate]:
+    """shortlist_sql's rows as the picker's candidates."""
+    # The picker breaks ties by age: rank the shortlist by it (a few rows).
+    by_age = sorted(rows, key=lambda row: (row[6], row[0]))
+    rank = {row[0]: order for order, row in enumerate(by_age)}
+    return [
+        Candidate(mailbox_id, email, stage, cap - sent, False, rank[mailbox_id], cap, cold)
+        for mailbox_id, email, stage, cold, sent, cap, _created_at in rows
+    ]
 
 
 def _usage_upsert(usage: str, owner: str, counter: str, zeros: tuple[str, ...] = ()) -> Sql:
@@ -213,27 +233,6 @@ class IdentityRepoSql(TxBase):
     async def identity_used(self, identity_ids: list[str], day: str) -> dict[str, int]:
         rows = await self.driver.all(_IDENTITY_USED, {"ids": identity_ids, "day": day})
         return {identity_id: used for identity_id, used in rows}
-
-    async def mailboxes_for_send(
-        self, identity_id: str, day: str, *, want: int, pinned: list[str]
-    ) -> list[Candidate]:
-        rows = await self.driver.all(
-            _MAILBOXES_FOR_SEND,
-            {
-                "identity": identity_id,
-                "day": day,
-                "min_health": HEALTH_EXCLUDE_BELOW,
-                "pinned": pinned,
-                "limit": want + len(pinned),
-            },
-        )
-        # The picker breaks ties by age: rank the shortlist by it (a few rows).
-        by_age = sorted(rows, key=lambda row: (row[6], row[0]))
-        rank = {row[0]: order for order, row in enumerate(by_age)}
-        return [
-            Candidate(mailbox_id, email, stage, cap - sent, False, rank[mailbox_id], cap, cold)
-            for mailbox_id, email, stage, cold, sent, cap, _created_at in rows
-        ]
 
     async def mailboxes_sent(self, mailbox_ids: list[str], day: str) -> dict[str, int]:
         rows = await self.session.execute(_MAILBOXES_SENT, {"ids": mailbox_ids, "on_day": day})

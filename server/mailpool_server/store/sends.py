@@ -7,7 +7,12 @@ from mailpool_server.service.ports import IdempotencyRecord, SendContext
 from mailpool_server.store.base import TxBase
 from mailpool_server.store.codec import dump, load_send_result
 from mailpool_server.store.driver import Sql, placeholders, set_sql
-from mailpool_server.store.identities import IDENTITY_COLUMNS, identity_of
+from mailpool_server.store.identities import (
+    IDENTITY_COLUMNS,
+    candidates_of,
+    identity_of,
+    shortlist_sql,
+)
 from mailpool_server.store.tables import DoNotContactRow
 
 _IDENTITY_BY_ID = f"SELECT {IDENTITY_COLUMNS} FROM identities WHERE id = :identity_id"
@@ -52,18 +57,27 @@ _CONTACTS_AMONG = set_sql(
     " WHERE identity_id = :identity AND {addresses}",
     addresses="address",
 )
+# The mailboxes a send's recipients are pinned to: those given (a reply's
+# conversation's), and their contacts' (the shortlist's subquery names its mailbox m).
+_PINNED = (
+    "{pinned} OR m.id IN (SELECT pinned_mailbox_id FROM contacts"
+    " WHERE identity_id = :identity AND {addresses})"
+)
 # A send's reads under its identity's lock, in one statement (a round trip each on
-# PostgreSQL): the row of kind 2 carries the identity's usage on the day (in the
-# outbound_count column); rows of kind 0 are do-not-contact entries, of kind 1 contacts.
+# PostgreSQL), told apart by the first column: 2 the identity's usage on the day (one
+# row), 0 the org's do-not-contact entries, 1 the identity's contacts, 3 the picker's
+# shortlist of mailboxes.
 _SEND_CONTEXT = set_sql(
     "SELECT 2, CAST(NULL AS TEXT), CAST(NULL AS TEXT), COALESCE((SELECT used FROM"
-    " identity_usage WHERE identity_id = :identity AND day = :day), 0), 0,"
-    " CAST(NULL AS BIGINT)"
-    " UNION ALL SELECT 0, address, NULL, 0, 0, NULL FROM do_not_contact"
+    " identity_usage WHERE identity_id = :identity AND day = :day), 0),"
+    " CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT)"
+    " UNION ALL SELECT 0, address, NULL, NULL, NULL, NULL, NULL, NULL FROM do_not_contact"
     " WHERE org_id = :org AND {addresses}"
-    f" UNION ALL SELECT 1, address, {_CONTACT_STATE} FROM contacts"
-    " WHERE identity_id = :identity AND {addresses}",
+    f" UNION ALL SELECT 1, address, {_CONTACT_STATE}, NULL, NULL FROM contacts"
+    " WHERE identity_id = :identity AND {addresses}"
+    " UNION ALL SELECT 3, shortlist.* FROM (" + shortlist_sql(_PINNED) + ") AS shortlist",
     addresses="address",
+    pinned="m.id",
 )
 _SAVE_CONTACT = Sql(
     f"INSERT INTO contacts ({', '.join(CONTACT_COLUMNS)}) VALUES ({placeholders(CONTACT_COLUMNS)})"
@@ -169,21 +183,37 @@ class SendRepoSql(TxBase):
         )
 
     async def send_context(
-        self, org_id: str, identity_id: str, day: str, addresses: list[str]
+        self,
+        org_id: str,
+        identity_id: str,
+        day: str,
+        addresses: list[str],
+        *,
+        want: int = 0,
+        pinned: tuple[str, ...] = (),
     ) -> SendContext:
         rows = await self.driver.all(
             _SEND_CONTEXT,
-            {"org": org_id, "identity": identity_id, "day": day, "addresses": addresses},
-        )
-        return SendContext(
-            next(used for kind, _, _, used, *_ in rows if kind == 2),
-            frozenset(address for kind, address, *_ in rows if kind == 0),
             {
-                address: Contact(identity_id, address, *state)
-                for kind, address, *state in rows
-                if kind == 1
+                "org": org_id,
+                "identity": identity_id,
+                "day": day,
+                "addresses": addresses,
+                "pinned": list(pinned),
+                "want": want,
             },
         )
+        used, blocked, contacts, shortlist = 0, set(), {}, []
+        for kind, text, more, *numbers in rows:
+            if kind == 2:
+                used = numbers[0]
+            elif kind == 0:
+                blocked.add(text)
+            elif kind == 1:
+                contacts[text] = Contact(identity_id, text, more, *numbers[:3])
+            else:
+                shortlist.append((text, more, *numbers))
+        return SendContext(used, frozenset(blocked), contacts, candidates_of(shortlist))
 
     async def add_do_not_contact(self, org_id: str, address: str, reason: str, at: int) -> None:
         await self.session.execute(

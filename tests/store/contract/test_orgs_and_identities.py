@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from mailpool_server.service.models import IdentityState
-from mailpool_server.service.ports import Store
+from mailpool_server.service.models import Contact, IdentityState
+from mailpool_server.service.ports import SendContext, Store
 from tests.store.contract.seed import (
     DAY,
     REFUSED,
@@ -296,43 +296,49 @@ async def test_usage_of_a_range_of_days(store: Store, world: World) -> None:
 async def test_send_candidates_are_the_pinned_then_the_best_with_cap_left(
     store: Store, world: World
 ) -> None:
-    """Healthy mailboxes with cap left today: pinned first, then by remaining x (stage
-    + 1), age rank breaking ties; as many as asked for beside the pinned ones."""
+    """Healthy mailboxes with cap left today: the pinned ones (given, or pinned by a
+    recipient's contact), then by remaining x (stage + 1), age rank breaking ties; as
+    many as asked for beside the pinned ones. Their order in the list is no part of
+    it: the picker scores them itself."""
     boxes = [
         mailbox(world.identity.id, "b1@mailboxes.example", created_at=T0 + 3, warmup_stage=0),
         mailbox(world.identity.id, "b2@mailboxes.example", created_at=T0 + 4, health=19),
         mailbox(world.identity.id, "b3@mailboxes.example", created_at=T0 + 5, warmup_stage=2),
     ]
     a1, a2, b1, b3 = world.a1.id, world.a2.id, boxes[0].id, boxes[2].id
+    alice, org_id = world.identity.id, world.org.id
     async with store.write() as tx:
         for box in boxes:
             await tx.add_mailbox(box)
         assert await tx.add_mailbox_usage(a1, DAY, 10, 50)  # 40 left x 6 = 240
         assert await tx.add_mailbox_usage(b3, DAY, 20, 20)  # none left
         # a2: 50 x 6 = 300; b1: 5 x 1 = 5; b2: below the health threshold.
+        await tx.save_contact(Contact(alice, "bob@example.com", b1, 1, 1))
+
+    def shortlist(known: SendContext) -> dict[str, tuple[int, int]]:
+        return {c.mailbox_id: (c.remaining, c.daily_cap) for c in known.candidates}
 
     async with store.read() as tx:
-        everyone = await tx.mailboxes_for_send(world.identity.id, DAY, want=9, pinned=[])
-        best = await tx.mailboxes_for_send(world.identity.id, DAY, want=1, pinned=[])
-        pinned = await tx.mailboxes_for_send(world.identity.id, DAY, want=1, pinned=[b1, b3])
-        tomorrow = await tx.mailboxes_for_send(world.identity.id, "2026-04-28", want=9, pinned=[])
+        everyone = await tx.send_context(org_id, alice, DAY, [], want=9)
+        best = await tx.send_context(org_id, alice, DAY, [], want=1)
+        pinned = await tx.send_context(org_id, alice, DAY, [], want=1, pinned=(b1, b3))
+        by_contact = await tx.send_context(org_id, alice, DAY, ["bob@example.com"], want=1)
+        none_wanted = await tx.send_context(org_id, alice, DAY, [], want=0)
+        tomorrow = await tx.send_context(org_id, alice, "2026-04-28", [], want=9)
+        tomorrow_best = await tx.send_context(org_id, alice, "2026-04-28", [], want=1)
 
-    assert [(c.mailbox_id, c.remaining, c.daily_cap) for c in everyone] == [
-        (a2, 50, 50),
-        (a1, 40, 50),
-        (b1, 5, 5),
-    ]
-    assert everyone[1].order < everyone[0].order < everyone[2].order  # a1, a2, b1 by age
-    assert all(not c.excluded for c in everyone)
-    assert [c.mailbox_id for c in best] == [a2]
+    assert shortlist(everyone) == {a2: (50, 50), a1: (40, 50), b1: (5, 5)}
+    ages = {c.mailbox_id: c.order for c in everyone.candidates}
+    assert ages[a1] < ages[a2] < ages[b1]
+    assert all(not c.excluded for c in everyone.candidates)
+    assert set(shortlist(best)) == {a2}
     # b3 has no cap left: pinned or not, it is not a candidate (and the list may
-    # hold the next best in its place: at most want + len(pinned) in all).
-    assert [c.mailbox_id for c in pinned][:2] == [b1, a2]
-    assert b3 not in {c.mailbox_id for c in pinned} and len(pinned) <= 3
-    # A new day: a1 and a2 tie at 50 x 6, and the older one comes first.
-    assert [(c.mailbox_id, c.remaining) for c in tomorrow] == [
-        (a1, 50),
-        (a2, 50),
-        (b3, 20),
-        (b1, 5),
-    ]
+    # hold the next best in its place: at most want + the pinned mailboxes in all).
+    assert {b1, a2} <= set(shortlist(pinned)) and b3 not in shortlist(pinned)
+    assert len(pinned.candidates) <= 3
+    # bob's contact pins b1: it is a candidate beside the best one.
+    assert set(shortlist(by_contact)) == {b1, a2}
+    assert none_wanted.candidates == []
+    # A new day: b3 has its cap back, and a1 and a2 tie at 50 x 6: the older one wins.
+    assert shortlist(tomorrow) == {a1: (50, 50), a2: (50, 50), b3: (20, 20), b1: (5, 5)}
+    assert set(shortlist(tomorrow_best)) == {a1}
