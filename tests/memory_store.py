@@ -50,17 +50,17 @@ from mailpool_server.service.ports import (
     CancelledSend,
     IdempotencyRecord,
     LabelledConversation,
-    MailboxCount,
     MailboxDay,
     Outbound,
     PendingRef,
     SendContext,
+    SendTally,
     Store,
     Tx,
     WriteLockTimeout,
 )
 from mailpool_server.service.webhook_models import EndpointStatus, PauseReason, WebhookEndpoint
-from mailpool_server.store.outbound import add_outbound_in_steps, count_sends_in_steps
+from mailpool_server.store.outbound import add_outbound_in_steps, finish_send_in_steps
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -446,10 +446,8 @@ class MemoryTx:
     async def add_outbound(self, outbound: Outbound) -> None:
         await add_outbound_in_steps(self, outbound)
 
-    async def count_sends(
-        self, identity_id: str, day: str, count: int, cap: int, mailboxes: list[MailboxCount]
-    ) -> bool:
-        return await count_sends_in_steps(self, identity_id, day, count, cap, mailboxes)
+    async def finish_send(self, tally: SendTally) -> int | None:
+        return await finish_send_in_steps(self, tally)
 
     async def add_pending_send(self, pending: PendingSend) -> None:
         t = self._write()

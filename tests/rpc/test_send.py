@@ -122,12 +122,13 @@ async def test_stage_zero_mailboxes_run_out_after_15(app: App, channel: grpc.aio
 async def test_one_transaction_commits_all_or_nothing(
     app: App, channel: grpc.aio.Channel, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mailpool_server.store.events import EventRepoSql
+    from mailpool_server.store.outbound import OutboundRepoSql
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(EventRepoSql, "append_events", broken)
+    # The send's last write fails, after its recipient's rows are written.
+    monkeypatch.setattr(OutboundRepoSql, "finish_send", broken)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await send(channel, tenant, to="atomic@example.com", idempotency_key="k-atomic")
     assert caught.value.code() == grpc.StatusCode.INTERNAL

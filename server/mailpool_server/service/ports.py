@@ -83,6 +83,23 @@ class MailboxCount:
 
 
 @dataclass(frozen=True)
+class SendTally:
+    """What a send writes once every recipient is placed (SendRepo.finish_send): its
+    sends counted against the identity's cap (`count`, `cap`) and its mailboxes', its
+    events, and, for a keyed send, the result stored under its key."""
+
+    identity: Identity  # its lock held by the caller
+    day: str
+    count: int
+    cap: int
+    mailboxes: list[MailboxCount]
+    events: list[NewEvent]
+    at: int
+    key: str | None  # of the identity's org
+    result: SendResult
+
+
+@dataclass(frozen=True)
 class CancelledSend:
     """A queued send that cancel_queued dropped."""
 
@@ -221,12 +238,11 @@ class SendRepo(Protocol):
         each item, add_pending_send and save_contact, in one call."""
         ...
 
-    async def count_sends(
-        self, identity_id: str, day: str, count: int, cap: int, mailboxes: list[MailboxCount]
-    ) -> bool:
-        """add_identity_usage and add_mailbox_usage for each mailbox, and their cold
-        slots, in one call; False when any counter refused (then the caller must roll
-        back: some counters may have moved)."""
+    async def finish_send(self, tally: SendTally) -> int | None:
+        """add_identity_usage, add_mailbox_usage for each mailbox and their cold slots,
+        append_events, and complete_idempotency_key for a keyed send, in one call (one
+        statement on PostgreSQL). The identity's new head seq; None when any counter
+        refused (then the caller must roll back: some rows may have been written)."""
         ...
 
 

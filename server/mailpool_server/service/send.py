@@ -50,6 +50,7 @@ from mailpool_server.service.ports import (
     MailboxCount,
     Outbound,
     PendingRef,
+    SendTally,
     Store,
     Tx,
     WriteLockTimeout,
@@ -103,6 +104,26 @@ class _Placement:
     per_mailbox: Counter[str]
     outcomes: list[RecipientOutcome]
     events: list[NewEvent]
+
+    def tally(self, key: str | None, result: SendResult) -> SendTally:
+        """What the send writes once placed: its counts against the caps (and the cold
+        slots it moved), its events and, under its key, its result."""
+        mailboxes = []
+        for mailbox_id, count in self.per_mailbox.items():
+            mailbox, cold_next = self.by_id[mailbox_id], self.cold_next_at[mailbox_id]
+            moved = cold_next if cold_next != mailbox.cold_next_at else None
+            mailboxes.append(MailboxCount(mailbox_id, count, mailbox.daily_cap, moved))
+        return SendTally(
+            identity=self.identity,
+            day=utc_day(self.now),
+            count=result.accepted,
+            cap=self.cap,
+            mailboxes=mailboxes,
+            events=self.events,
+            at=self.now,
+            key=key,
+            result=result,
+        )
 
     def result(self) -> SendResult:
         queued = sum(o.status is RecipientStatus.QUEUED for o in self.outcomes)
@@ -249,12 +270,15 @@ class Sender:
                     rejected = _all_rejected(result, now)
                     rejected.tier = identity.tier
                     raise rejected  # rolls the claim back too
-                heads = await append_all(tx, {identity.id: placement.events}, now, locked=identity)
-                if key:
-                    await tx.complete_idempotency_key(org_id, key, result)
+                head = await tx.finish_send(placement.tally(key, result))
+                # Under the identity lock no counter can refuse; if one does, the
+                # counters and the placement disagree, and the whole send must roll
+                # back rather than oversend.
+                if head is None:
+                    raise RuntimeError("a cap counter refused a placement")
         except WriteLockTimeout:
             raise IdempotencyKeyInUse() from None
-        announce(self._listener, heads)
+        announce(self._listener, {identity.id: head})
         return SendOutcome(result, replayed=False, tier=identity.tier)
 
     async def _place(
@@ -311,7 +335,6 @@ class Sender:
             await self._queue(
                 tx, placement, valid, given, address, contact, candidate, affinity, request_id
             )
-        await self._commit_counters(tx, placement, utc_day(now))
         return placement
 
     async def _conversation(
@@ -402,20 +425,6 @@ class Sender:
         )
         placement.cold_next_at[mailbox_id] = dispatch_at + self._cold_gap_ms
         return dispatch_at
-
-    async def _commit_counters(self, tx: Tx, placement: _Placement, day: str) -> None:
-        accepted = sum(placement.per_mailbox.values())
-        if accepted == 0:
-            return
-        mailboxes = []
-        for mailbox_id, count in placement.per_mailbox.items():
-            mailbox, cold_next = placement.by_id[mailbox_id], placement.cold_next_at[mailbox_id]
-            moved = cold_next if cold_next != mailbox.cold_next_at else None
-            mailboxes.append(MailboxCount(mailbox_id, count, mailbox.daily_cap, moved))
-        # Under the identity lock these cannot fail; if they do, the counters and the
-        # placement disagree, and the whole send must roll back rather than oversend.
-        if not await tx.count_sends(placement.identity.id, day, accepted, placement.cap, mailboxes):
-            raise RuntimeError("a cap counter refused a placement")
 
 
 def _pinned(conversation: Conversation | None, contact: Contact | None) -> str | None:

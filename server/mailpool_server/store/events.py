@@ -21,19 +21,58 @@ _INSERT_EVENT = Sql(
     " VALUES (:id, :identity, :seq, :type, :conv_id, :created_at, :data)"
 )
 # PostgreSQL: the reservation, the rows and the wake-up hint (delivered at commit, to
-# every replica's listener) in one round trip.
-_APPEND_PG = Sql("""WITH reserved AS (
-  UPDATE identities SET last_seq = last_seq + :count WHERE id = :identity RETURNING last_seq
+# every replica's listener), as CTEs that one statement runs in one round trip (with a
+# send's other writes, in outbound.py). `reserved` returns the block's last seq.
+APPEND_CTES = """reserved AS (
+  UPDATE identities SET last_seq = last_seq + :event_count WHERE id = :identity
+  RETURNING last_seq
 ), appended AS (
   INSERT INTO events (id, identity_id, seq, type, conv_id, created_at, data)
-  SELECT e.id, :identity, reserved.last_seq - :count + e.position, e.type, e.conv_id,
+  SELECT e.id, :identity, reserved.last_seq - :event_count + e.position, e.type, e.conv_id,
     :created_at, e.data
   FROM reserved, unnest(:ids::text[], :types::text[], :conv_ids::text[], :data::text[])
     WITH ORDINALITY AS e(id, type, conv_id, data, position)
 ), woken AS (
   SELECT pg_notify(:channel, :identity || ':' || reserved.last_seq) FROM reserved
-)
-SELECT reserved.last_seq FROM reserved, woken""")
+)"""
+_APPEND_PG = Sql(f"WITH {APPEND_CTES} SELECT reserved.last_seq FROM reserved, woken")
+
+
+def append_params(
+    identity_id: str, events: list[NewEvent], at: int, ids: list[str], data: list[str]
+) -> dict[str, object]:
+    """APPEND_CTES' parameters (`ids`: new event ids; `data`: the payloads as stored)."""
+    return {
+        "identity": identity_id,
+        "event_count": len(events),
+        "created_at": at,
+        "ids": ids,
+        "types": [event.type.value for event in events],
+        "conv_ids": [event.conv_id for event in events],
+        "data": data,
+        "channel": NOTIFY_CHANNEL,
+    }
+
+
+def stored_events(
+    identity: Identity, events: list[NewEvent], at: int, ids: list[str], last_seq: int
+) -> list[Event]:
+    """The events as appended, the last one at `last_seq`."""
+    first = last_seq - len(events) + 1
+    return [
+        Event(
+            id=event_id,
+            identity_id=identity.id,
+            handle=identity.handle,
+            seq=first + offset,
+            conv_id=event.conv_id,
+            created_at=at,
+            payload=event.payload,
+        )
+        for offset, (event_id, event) in enumerate(zip(ids, events, strict=True))
+    ]
+
+
 _PAGE = (
     "SELECT id, seq, type, conv_id, created_at, data FROM events"
     " WHERE identity_id = :identity AND seq > :since"
@@ -55,39 +94,14 @@ class EventRepoSql(TxBase):
         # commit, so the next transaction's block starts where this one's ended and
         # commit order is seq order.
         if self.dialect == "postgresql":
-            last = await self._append_in_one(identity, events, at, ids, data)
+            row = await self.driver.one(
+                _APPEND_PG, append_params(identity.id, events, at, ids, data)
+            )
+            assert row is not None
+            last = int(row[0])
         else:
             last = await self._append_one_by_one(identity, events, at, ids, data)
-        first = last - len(events) + 1
-        return [
-            Event(
-                id=event_id,
-                identity_id=identity.id,
-                handle=identity.handle,
-                seq=first + offset,
-                conv_id=event.conv_id,
-                created_at=at,
-                payload=event.payload,
-            )
-            for offset, (event_id, event) in enumerate(zip(ids, events, strict=True))
-        ]
-
-    async def _append_in_one(
-        self, identity: Identity, events: list[NewEvent], at: int, ids: list[str], data: list[str]
-    ) -> int:
-        params = {
-            "identity": identity.id,
-            "count": len(events),
-            "created_at": at,
-            "ids": ids,
-            "types": [event.type.value for event in events],
-            "conv_ids": [event.conv_id for event in events],
-            "data": data,
-            "channel": NOTIFY_CHANNEL,
-        }
-        row = await self.driver.one(_APPEND_PG, params)
-        assert row is not None
-        return int(row[0])
+        return stored_events(identity, events, at, ids, last)
 
     async def _append_one_by_one(
         self, identity: Identity, events: list[NewEvent], at: int, ids: list[str], data: list[str]

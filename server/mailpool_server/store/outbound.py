@@ -1,4 +1,5 @@
-"""A queued recipient's rows, and a send's cap counters, each written in one call.
+"""A queued recipient's rows, and the rest of a send's writes (its cap counters, events
+and idempotency result), each written in one call.
 
 SQLite runs the single-row statements one after another (each costs microseconds, in
 this process). PostgreSQL gets one statement per call, its rows written by data-
@@ -12,13 +13,16 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, Protocol
 
+from mailpool_server.service.ids import new_event_id
 from mailpool_server.service.ports import (
     ConversationRepo,
+    EventRepo,
     IdentityRepo,
-    MailboxCount,
     Outbound,
     SendRepo,
+    SendTally,
 )
+from mailpool_server.store.codec import dump
 from mailpool_server.store.conversations import (
     CONVERSATION_STATE,
     MESSAGE_COLUMNS,
@@ -28,22 +32,25 @@ from mailpool_server.store.conversations import (
     timeline_data,
 )
 from mailpool_server.store.driver import Sql, placeholders, quoted
+from mailpool_server.store.events import APPEND_CTES, EventRepoSql, append_params
 from mailpool_server.store.identities import (
     ADD_IDENTITY_USAGE,
     ADD_MAILBOX_USAGE,
     IdentityRepoSql,
 )
 from mailpool_server.store.sends import (
+    COMPLETE_KEY,
     CONTACT_COLUMNS,
     CONTACT_UPSERT,
     PENDING_COLUMNS,
     SendRepoSql,
+    complete_key_params,
     contact_values,
     pending_values,
 )
 
 
-class _SingleRows(ConversationRepo, IdentityRepo, SendRepo, Protocol):
+class _SingleRows(ConversationRepo, IdentityRepo, SendRepo, EventRepo, Protocol):
     """The single-row methods the two calls are made of."""
 
 
@@ -60,18 +67,28 @@ async def add_outbound_in_steps(tx: _SingleRows, outbound: Outbound) -> None:
     await tx.save_contact(outbound.contact)
 
 
-async def count_sends_in_steps(
-    tx: _SingleRows, identity_id: str, day: str, count: int, cap: int, mailboxes: list[MailboxCount]
-) -> bool:
-    """count_sends as the single-row calls it stands for."""
-    if not await tx.add_identity_usage(identity_id, day, count, cap):
-        return False
-    for mailbox in mailboxes:
-        if not await tx.add_mailbox_usage(mailbox.mailbox_id, day, mailbox.count, mailbox.cap):
-            return False
+def _past_a_cap(tally: SendTally) -> bool:
+    # Checked before any write: a counter's first row of the day is inserted unchecked.
+    return tally.count > tally.cap or any(m.count > m.cap for m in tally.mailboxes)
+
+
+async def finish_send_in_steps(tx: _SingleRows, tally: SendTally) -> int | None:
+    """finish_send as the single-row calls it stands for (SQLite, the in-memory store)."""
+    identity = tally.identity
+    if _past_a_cap(tally):
+        return None
+    if not await tx.add_identity_usage(identity.id, tally.day, tally.count, tally.cap):
+        return None
+    for mailbox in tally.mailboxes:
+        day, count, cap = tally.day, mailbox.count, mailbox.cap
+        if not await tx.add_mailbox_usage(mailbox.mailbox_id, day, count, cap):
+            return None
         if mailbox.cold_next_at is not None:
             await tx.set_mailbox_cold_next(mailbox.mailbox_id, mailbox.cold_next_at)
-    return True
+    appended = await tx.append_events(identity, tally.events, tally.at)
+    if tally.key is not None:
+        await tx.complete_idempotency_key(identity.org_id, tally.key, tally.result)
+    return appended[-1].seq
 
 
 def _prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -114,28 +131,29 @@ SELECT 1"""
 
 
 @cache
-def _count_sql(mailboxes: int) -> Sql:
-    """The identity's counter, `mailboxes` mailbox counters and the cold slots moved,
-    as one statement that answers how many counters took their count."""
-    counters = [f"c0 AS ({ADD_IDENTITY_USAGE.text})"]
+def _finish_sql(mailboxes: int, keyed: bool) -> Sql:
+    """The identity's counter, `mailboxes` mailbox counters, the cold slots moved, the
+    events and (`keyed`) the idempotency result, as one statement that answers how
+    many counters took their count and the identity's new head seq."""
+    ctes = [f"c0 AS ({ADD_IDENTITY_USAGE.text})"]
     for n in range(1, mailboxes + 1):
         upsert = ADD_MAILBOX_USAGE.text
         for name in ("owner", "count", "cap"):
             upsert = upsert.replace(f":{name}", f":{name}{n}")
-        counters.append(f"c{n} AS ({upsert})")
-    took = " + ".join(f"(SELECT count(*) FROM c{n})" for n in range(mailboxes + 1))
-    return Sql(
-        f"""WITH {", ".join(counters)},
-slots AS (
+        ctes.append(f"c{n} AS ({upsert})")
+    ctes.append("""slots AS (
   UPDATE mailboxes SET cold_next_at = moved.at
   FROM unnest(:slot_ids::text[], :slot_ats::bigint[]) AS moved(id, at)
   WHERE mailboxes.id = moved.id
-)
-SELECT {took}"""
-    )
+)""")
+    ctes.append(APPEND_CTES)
+    if keyed:
+        ctes.append(f"completed AS ({COMPLETE_KEY.text})")
+    took = " + ".join(f"(SELECT count(*) FROM c{n})" for n in range(mailboxes + 1))
+    return Sql(f"WITH {', '.join(ctes)} SELECT {took}, reserved.last_seq FROM reserved, woken")
 
 
-class OutboundRepoSql(IdentityRepoSql, SendRepoSql, ConversationRepoSql):
+class OutboundRepoSql(IdentityRepoSql, SendRepoSql, ConversationRepoSql, EventRepoSql):
     """The send's writes, built on the single-row repositories (SQLite runs those)."""
 
     async def add_outbound(self, outbound: Outbound) -> None:
@@ -156,20 +174,26 @@ class OutboundRepoSql(IdentityRepoSql, SendRepoSql, ConversationRepoSql):
         }
         await self.driver.run(_outbound_sql(outbound.new_conversation), params)
 
-    async def count_sends(
-        self, identity_id: str, day: str, count: int, cap: int, mailboxes: list[MailboxCount]
-    ) -> bool:
-        # A first count above the cap would insert a new row unchecked.
-        if count > cap or any(m.count > m.cap for m in mailboxes):
-            return False
+    async def finish_send(self, tally: SendTally) -> int | None:
         if self.dialect != "postgresql":
-            return await count_sends_in_steps(self, identity_id, day, count, cap, mailboxes)
-        params: dict[str, Any] = {"owner": identity_id, "day": day, "count": count, "cap": cap}
-        for n, mailbox in enumerate(mailboxes, start=1):
+            return await finish_send_in_steps(self, tally)
+        if _past_a_cap(tally):
+            return None
+        identity, events, at = tally.identity, tally.events, tally.at
+        ids = [new_event_id(at) for _ in events]
+        data = [dump(event.payload) for event in events]
+        params: dict[str, Any] = append_params(identity.id, events, at, ids, data)
+        params |= {"owner": identity.id, "day": tally.day, "count": tally.count, "cap": tally.cap}
+        for n, mailbox in enumerate(tally.mailboxes, start=1):
             params |= {f"owner{n}": mailbox.mailbox_id, f"count{n}": mailbox.count}
             params[f"cap{n}"] = mailbox.cap
-        moved = [m for m in mailboxes if m.cold_next_at is not None]
+        moved = [m for m in tally.mailboxes if m.cold_next_at is not None]
         params["slot_ids"] = [m.mailbox_id for m in moved]
         params["slot_ats"] = [m.cold_next_at for m in moved]
-        row = await self.driver.one(_count_sql(len(mailboxes)), params)
-        return row is not None and row[0] == len(mailboxes) + 1
+        if tally.key is not None:
+            params |= complete_key_params(identity.org_id, tally.key, tally.result)
+        statement = _finish_sql(len(tally.mailboxes), tally.key is not None)
+        row = await self.driver.one(statement, params)
+        assert row is not None
+        took, last_seq = row
+        return int(last_seq) if took == len(tally.mailboxes) + 1 else None

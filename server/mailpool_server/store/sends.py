@@ -36,7 +36,7 @@ _REVIVE_KEY = Sql(
 _KEY_ROW = Sql(
     f"SELECT {_RECORD_COLUMNS} FROM idempotency_keys WHERE org_id = :org AND key = :idem_key"
 )
-_COMPLETE_KEY = Sql(
+COMPLETE_KEY = Sql(
     "UPDATE idempotency_keys SET response = :answer WHERE org_id = :org AND key = :idem_key"
 )
 CONTACT_COLUMNS = (
@@ -134,6 +134,11 @@ def pending_values(pending: PendingSend) -> dict[str, object]:
     }
 
 
+def complete_key_params(org_id: str, key: str, result: SendResult) -> dict[str, object]:
+    """COMPLETE_KEY's parameters: the result stored under the org's key."""
+    return {"org": org_id, "idem_key": key, "answer": dump(result)}
+
+
 def _record(fingerprint: str, response: str, expires_at: int) -> IdempotencyRecord:
     # An empty response is a claim whose send has not committed (only PostgreSQL can
     # show one, to the transaction that waited on it).
@@ -178,9 +183,7 @@ class SendRepoSql(TxBase):
         return None if row is None else _record(*row)
 
     async def complete_idempotency_key(self, org_id: str, key: str, result: SendResult) -> None:
-        await self.driver.run(
-            _COMPLETE_KEY, {"org": org_id, "idem_key": key, "answer": dump(result)}
-        )
+        await self.driver.run(COMPLETE_KEY, complete_key_params(org_id, key, result))
 
     async def send_context(
         self,

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from mailpool_server.service.events import EmailNoReply, NewEvent
 from mailpool_server.service.models import (
     Contact,
     Delivery,
@@ -14,7 +15,13 @@ from mailpool_server.service.models import (
     TimelineEntry,
     TimelineType,
 )
-from mailpool_server.service.ports import MailboxCount, Outbound, Store
+from mailpool_server.service.ports import (
+    IdempotencyRecord,
+    MailboxCount,
+    Outbound,
+    SendTally,
+    Store,
+)
 from tests.store.contract.seed import (
     DAY,
     REFUSED,
@@ -24,6 +31,7 @@ from tests.store.contract.seed import (
     message,
     pending,
 )
+from tests.store.contract.test_sends import result
 
 
 def outbound(world: World, n: int, *, new: bool = True, labels: tuple[str, ...] = ()) -> Outbound:
@@ -82,20 +90,55 @@ async def test_an_outbound_is_refused_whole(store: Store, world: World) -> None:
         assert await tx.conversation_by_id(broken.conversation.id) is None
 
 
-async def test_counting_a_send_moves_every_counter_and_cold_slot(
+def tally(
+    world: World,
+    count: int,
+    cap: int,
+    shares: list[MailboxCount],
+    *,
+    events: int = 1,
+    key: str | None = None,
+    first_event: int = 1,
+) -> SendTally:
+    """A send's writes once placed: `events` small events numbered from `first_event`."""
+    return SendTally(
+        identity=world.identity,
+        day=DAY,
+        count=count,
+        cap=cap,
+        mailboxes=shares,
+        events=[
+            NewEvent(f"conv_{n:04x}", EmailNoReply(n))
+            for n in range(first_event, first_event + events)
+        ],
+        at=T0,
+        key=key,
+        result=result(),
+    )
+
+
+async def test_finishing_a_send_counts_it_appends_its_events_and_stores_its_result(
     store: Store, world: World
 ) -> None:
-    a1, a2 = world.a1.id, world.a2.id
+    a1, a2, org_id = world.a1.id, world.a2.id, world.org.id
     async with store.write() as tx:
+        assert await tx.claim_idempotency_key(org_id, "k1", "f1", T0, T0 + 1000) is None
         shares = [MailboxCount(a1, 2, 5, T0 + 60_000), MailboxCount(a2, 1, 5, None)]
-        assert await tx.count_sends(world.identity.id, DAY, 3, 10, shares)
-        assert await tx.count_sends(world.identity.id, DAY, 1, 10, [MailboxCount(a1, 1, 5, None)])
+        assert await tx.finish_send(tally(world, 3, 10, shares, events=2, key="k1")) == 2
+        one = [MailboxCount(a1, 1, 5, None)]
+        assert await tx.finish_send(tally(world, 1, 10, one, first_event=3)) == 3
     async with store.read() as tx:
         assert await tx.identity_used([world.identity.id], DAY) == {world.identity.id: 4}
         assert await tx.mailboxes_sent([a1, a2], DAY) == {a1: 3, a2: 1}
         by_id = {m.id: m for m in await tx.mailboxes_of([world.identity.id])}
         assert by_id[a1].cold_next_at == T0 + 60_000
         assert by_id[a2].cold_next_at == world.a2.cold_next_at
+        log = await tx.events_after(world.identity, 0, (), 10)
+        stored = await tx.idempotency_record(org_id, "k1", T0)
+    assert [(e.seq, e.conv_id, e.payload) for e in log] == [
+        (n, f"conv_{n:04x}", EmailNoReply(n)) for n in (1, 2, 3)
+    ]
+    assert stored == IdempotencyRecord("f1", result(), T0 + 1000)
 
 
 @pytest.mark.parametrize(
@@ -104,12 +147,15 @@ async def test_counting_a_send_moves_every_counter_and_cold_slot(
         # With one counted already, each is one past a cap the stored count reaches.
         (2, 2, MailboxCount("a1", 2, 5, None)),  # the identity's
         (2, 10, MailboxCount("a1", 2, 2, None)),  # the mailbox's
+        # Past a cap on its own: refused before anything is written.
+        (3, 2, MailboxCount("a1", 1, 5, None)),
+        (1, 10, MailboxCount("a1", 3, 2, None)),
     ],
 )
-async def test_counting_past_a_cap_is_refused(
+async def test_finishing_past_a_cap_is_refused(
     store: Store, world: World, count: int, cap: int, share: MailboxCount
 ) -> None:
     share = replace(share, mailbox_id=world.a1.id)
     async with store.write() as tx:
-        assert await tx.count_sends(world.identity.id, DAY, 1, 10, [replace(share, count=1)])
-        assert not await tx.count_sends(world.identity.id, DAY, count, cap, [share])
+        assert await tx.finish_send(tally(world, 1, 10, [replace(share, count=1)])) == 1
+        assert await tx.finish_send(tally(world, count, cap, [share], first_event=2)) is None
