@@ -84,10 +84,12 @@ class MailboxCount:
 
 @dataclass(frozen=True)
 class SendTally:
-    """What a send writes once every recipient is placed (SendRepo.finish_send): its
-    sends counted against the identity's cap (`count`, `cap`) and its mailboxes', its
-    events, and, for a keyed send, the result stored under its key."""
+    """What a send writes once every recipient is placed (SendRepo.finish_send): each
+    queued recipient's rows, its sends counted against the identity's cap (`count`,
+    `cap`) and its mailboxes', its events, and, for a keyed send, the result stored
+    under its key."""
 
+    outbounds: list[Outbound]
     identity: Identity  # its lock held by the caller
     day: str
     count: int
@@ -239,10 +241,12 @@ class SendRepo(Protocol):
         ...
 
     async def finish_send(self, tally: SendTally) -> int | None:
-        """add_identity_usage, add_mailbox_usage for each mailbox and their cold slots,
-        append_events, and complete_idempotency_key for a keyed send, in one call (one
-        statement on PostgreSQL). The identity's new head seq; None when any counter
-        refused (then the caller must roll back: some rows may have been written)."""
+        """add_outbound for each queued recipient, add_identity_usage, add_mailbox_usage
+        for each mailbox and their cold slots, append_events, and
+        complete_idempotency_key for a keyed send, in one call (one statement on
+        PostgreSQL for a send to one recipient, one more for each other). The
+        identity's new head seq; None when any counter refused (then the caller must
+        roll back: some rows may have been written)."""
         ...
 
 

@@ -103,6 +103,7 @@ class _Placement:
     cold_next_at: dict[str, int]
     per_mailbox: Counter[str]
     outcomes: list[RecipientOutcome]
+    outbounds: list[Outbound]  # each queued recipient's rows, written by finish_send
     events: list[NewEvent]
 
     def tally(self, key: str | None, result: SendResult) -> SendTally:
@@ -114,6 +115,7 @@ class _Placement:
             moved = cold_next if cold_next != mailbox.cold_next_at else None
             mailboxes.append(MailboxCount(mailbox_id, count, mailbox.daily_cap, moved))
         return SendTally(
+            outbounds=self.outbounds,
             identity=self.identity,
             day=utc_day(self.now),
             count=result.accepted,
@@ -157,6 +159,7 @@ def _start(
         cold_next_at={c.mailbox_id: c.cold_next_at for c in candidates},
         per_mailbox=Counter(),
         outcomes=[],
+        outbounds=[],
         events=[],
     )
 
@@ -332,9 +335,7 @@ class Sender:
                 placement.outcomes.append(RecipientOutcome(given, reason=reason))
                 continue
             candidate, affinity = choice
-            await self._queue(
-                tx, placement, valid, given, address, contact, candidate, affinity, request_id
-            )
+            self._queue(placement, valid, given, address, contact, candidate, affinity, request_id)
         return placement
 
     async def _conversation(
@@ -349,9 +350,8 @@ class Sender:
             raise ConversationNotFound(conv_id)
         return conversation
 
-    async def _queue(
+    def _queue(
         self,
-        tx: Tx,
         placement: _Placement,
         valid: ValidSend,
         given: str,
@@ -361,8 +361,8 @@ class Sender:
         affinity: Affinity,
         request_id: str | None,
     ) -> None:
-        """Queue one accepted recipient: count it, schedule it, write its message,
-        conversation, queued row and contact, and record its outcome and event."""
+        """Queue one accepted recipient: count it, schedule it, and record its rows
+        (message, conversation, queued row, contact), outcome and event."""
         candidate.remaining -= 1
         placement.remaining -= 1
         placement.per_mailbox[candidate.mailbox_id] += 1
@@ -385,7 +385,7 @@ class Sender:
             created_at=placement.now,
             request_id=request_id,
         )
-        await tx.add_outbound(
+        placement.outbounds.append(
             Outbound(
                 conversation,
                 placement.conversation is None,

@@ -77,6 +77,8 @@ async def finish_send_in_steps(tx: _SingleRows, tally: SendTally) -> int | None:
     identity = tally.identity
     if _past_a_cap(tally):
         return None
+    for outbound in tally.outbounds:
+        await add_outbound_in_steps(tx, outbound)
     if not await tx.add_identity_usage(identity.id, tally.day, tally.count, tally.cap):
         return None
     for mailbox in tally.mailboxes:
@@ -96,7 +98,8 @@ def _prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
 
 
 @cache
-def _outbound_sql(new_conversation: bool) -> Sql:
+def _outbound_ctes(new_conversation: bool) -> str:
+    """A queued recipient's rows as CTEs (conv, msg, items, queued, contact)."""
     state = ("id", *CONVERSATION_STATE)
     conversation = (
         f"INSERT INTO conversations ({quoted(state)}) VALUES ({placeholders(state, 'c_')})"
@@ -105,8 +108,7 @@ def _outbound_sql(new_conversation: bool) -> Sql:
         + ", ".join(f'"{column}" = :c_{column}' for column in CONVERSATION_STATE)
         + " WHERE id = :c_id"
     )
-    return Sql(
-        f"""WITH conv AS ({conversation}),
+    return f"""conv AS ({conversation}),
 msg AS (
   INSERT INTO messages ({quoted(MESSAGE_COLUMNS)})
   VALUES ({placeholders(MESSAGE_COLUMNS, "m_")})
@@ -125,17 +127,35 @@ queued AS (
 contact AS (
   INSERT INTO contacts ({", ".join(CONTACT_COLUMNS)})
   VALUES ({placeholders(CONTACT_COLUMNS, "k_")}) {CONTACT_UPSERT}
-)
-SELECT 1"""
-    )
+)"""
 
 
 @cache
-def _finish_sql(mailboxes: int, keyed: bool) -> Sql:
-    """The identity's counter, `mailboxes` mailbox counters, the cold slots moved, the
-    events and (`keyed`) the idempotency result, as one statement that answers how
-    many counters took their count and the identity's new head seq."""
-    ctes = [f"c0 AS ({ADD_IDENTITY_USAGE.text})"]
+def _outbound_sql(new_conversation: bool) -> Sql:
+    return Sql(f"WITH {_outbound_ctes(new_conversation)} SELECT 1")
+
+
+def _outbound_params(outbound: Outbound) -> dict[str, Any]:
+    conversation, message = outbound.conversation, outbound.message
+    return {
+        **_prefixed("c_", {"id": conversation.id, **conversation_values(conversation)}),
+        **_prefixed("m_", message_values(message)),
+        **_prefixed("p_", pending_values(outbound.pending)),
+        **_prefixed("k_", contact_values(outbound.contact)),
+        "t_types": [entry.type.value for entry in outbound.timeline],
+        "t_messages": [entry.message.id if entry.message else None for entry in outbound.timeline],
+        "t_data": [timeline_data(entry) for entry in outbound.timeline],
+    }
+
+
+@cache
+def _finish_sql(outbound: bool | None, mailboxes: int, keyed: bool) -> Sql:
+    """A queued recipient's rows (`outbound`: None for none, else whether its
+    conversation is new), the identity's counter, `mailboxes` mailbox counters, the
+    cold slots moved, the events and (`keyed`) the idempotency result, as one statement
+    that answers how many counters took their count and the identity's new head seq."""
+    ctes = [] if outbound is None else [_outbound_ctes(outbound)]
+    ctes.append(f"c0 AS ({ADD_IDENTITY_USAGE.text})")
     for n in range(1, mailboxes + 1):
         upsert = ADD_MAILBOX_USAGE.text
         for name in ("owner", "count", "cap"):
@@ -160,25 +180,19 @@ class OutboundRepoSql(IdentityRepoSql, SendRepoSql, ConversationRepoSql, EventRe
         if self.dialect != "postgresql":
             await add_outbound_in_steps(self, outbound)
             return
-        conversation, message = outbound.conversation, outbound.message
-        params = {
-            **_prefixed("c_", {"id": conversation.id, **conversation_values(conversation)}),
-            **_prefixed("m_", message_values(message)),
-            **_prefixed("p_", pending_values(outbound.pending)),
-            **_prefixed("k_", contact_values(outbound.contact)),
-            "t_types": [entry.type.value for entry in outbound.timeline],
-            "t_messages": [
-                entry.message.id if entry.message else None for entry in outbound.timeline
-            ],
-            "t_data": [timeline_data(entry) for entry in outbound.timeline],
-        }
-        await self.driver.run(_outbound_sql(outbound.new_conversation), params)
+        statement = _outbound_sql(outbound.new_conversation)
+        await self.driver.run(statement, _outbound_params(outbound))
 
     async def finish_send(self, tally: SendTally) -> int | None:
         if self.dialect != "postgresql":
             return await finish_send_in_steps(self, tally)
         if _past_a_cap(tally):
             return None
+        # Every recipient's rows but the last in a statement of their own; the last
+        # recipient's go with the rest, so a one-recipient send finishes in one.
+        last = tally.outbounds[-1] if tally.outbounds else None
+        for outbound in tally.outbounds[:-1]:
+            await self.add_outbound(outbound)
         identity, events, at = tally.identity, tally.events, tally.at
         ids = [new_event_id(at) for _ in events]
         data = [dump(event.payload) for event in events]
@@ -192,7 +206,13 @@ class OutboundRepoSql(IdentityRepoSql, SendRepoSql, ConversationRepoSql, EventRe
         params["slot_ats"] = [m.cold_next_at for m in moved]
         if tally.key is not None:
             params |= complete_key_params(identity.org_id, tally.key, tally.result)
-        statement = _finish_sql(len(tally.mailboxes), tally.key is not None)
+        if last is not None:
+            params |= _outbound_params(last)
+        statement = _finish_sql(
+            None if last is None else last.new_conversation,
+            len(tally.mailboxes),
+            tally.key is not None,
+        )
         row = await self.driver.one(statement, params)
         assert row is not None
         took, last_seq = row

@@ -99,9 +99,11 @@ def tally(
     events: int = 1,
     key: str | None = None,
     first_event: int = 1,
+    outbounds: tuple[Outbound, ...] = (),
 ) -> SendTally:
     """A send's writes once placed: `events` small events numbered from `first_event`."""
     return SendTally(
+        outbounds=list(outbounds),
         identity=world.identity,
         day=DAY,
         count=count,
@@ -121,12 +123,24 @@ async def test_finishing_a_send_counts_it_appends_its_events_and_stores_its_resu
     store: Store, world: World
 ) -> None:
     a1, a2, org_id = world.a1.id, world.a2.id, world.org.id
+    # Two recipients' rows in one send (the second continues the first's conversation),
+    # then one in the next.
+    first, second = outbound(world, 1), outbound(world, 2, new=False)
+    second = replace(second, conversation=replace(second.conversation, message_count=2))
+    third = outbound(world, 3, new=False)
+    third = replace(third, conversation=replace(third.conversation, message_count=3))
     async with store.write() as tx:
         assert await tx.claim_idempotency_key(org_id, "k1", "f1", T0, T0 + 1000) is None
         shares = [MailboxCount(a1, 2, 5, T0 + 60_000), MailboxCount(a2, 1, 5, None)]
-        assert await tx.finish_send(tally(world, 3, 10, shares, events=2, key="k1")) == 2
+        two = (first, second)
+        assert (
+            await tx.finish_send(tally(world, 3, 10, shares, events=2, key="k1", outbounds=two))
+            == 2
+        )
         one = [MailboxCount(a1, 1, 5, None)]
-        assert await tx.finish_send(tally(world, 1, 10, one, first_event=3)) == 3
+        assert (
+            await tx.finish_send(tally(world, 1, 10, one, first_event=3, outbounds=(third,))) == 3
+        )
     async with store.read() as tx:
         assert await tx.identity_used([world.identity.id], DAY) == {world.identity.id: 4}
         assert await tx.mailboxes_sent([a1, a2], DAY) == {a1: 3, a2: 1}
@@ -135,6 +149,14 @@ async def test_finishing_a_send_counts_it_appends_its_events_and_stores_its_resu
         assert by_id[a2].cold_next_at == world.a2.cold_next_at
         log = await tx.events_after(world.identity, 0, (), 10)
         stored = await tx.idempotency_record(org_id, "k1", T0)
+        conversation = await tx.conversation_by_id(first.conversation.id)
+        messages = [e.message for e in await tx.timeline_of(first.conversation.id)]
+        queued = [await tx.pending_ref(o.pending.id) for o in (first, second, third)]
+        contacts = await tx.contacts_among(world.identity.id, ["bob@example.com"])
+    assert conversation == third.conversation
+    assert messages == [first.message, second.message, third.message]
+    assert None not in queued
+    assert contacts == {"bob@example.com": third.contact}
     assert [(e.seq, e.conv_id, e.payload) for e in log] == [
         (n, f"conv_{n:04x}", EmailNoReply(n)) for n in (1, 2, 3)
     ]
