@@ -53,6 +53,7 @@ from mailpool_server.service.ports import (
     MailboxDay,
     Outbound,
     PendingRef,
+    SendClaim,
     SendContext,
     SendTally,
     Store,
@@ -60,7 +61,11 @@ from mailpool_server.service.ports import (
     WriteLockTimeout,
 )
 from mailpool_server.service.webhook_models import EndpointStatus, PauseReason, WebhookEndpoint
-from mailpool_server.store.outbound import add_outbound_in_steps, finish_send_in_steps
+from mailpool_server.store.outbound import (
+    add_outbound_in_steps,
+    claim_for_send_in_steps,
+    finish_send_in_steps,
+)
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -390,6 +395,13 @@ class MemoryTx:
         # A new key, or one past its lifetime: this request claims it.
         t.idempotency[org_id, key] = IdempotencyEntry(fingerprint, None, now, expires_at)
         return None
+
+    async def claim_for_send(
+        self, org_id: str, key: str, fingerprint: str, now: int, expires_at: int, handle: str
+    ) -> SendClaim:
+        return await claim_for_send_in_steps(
+            self, org_id, key, fingerprint, now, expires_at, handle
+        )
 
     async def idempotency_record(self, org_id: str, key: str, now: int) -> IdempotencyRecord | None:
         entry = self._read().idempotency.get((org_id, key))

@@ -36,7 +36,11 @@ async def identity_in_org(
     """The identity with this handle if the org owns it. Another org's identity is
     reported exactly like a missing one, so handles do not leak across orgs. With lock,
     its row is held until commit."""
-    identity = await tx.identity_by_handle(normalize(handle), lock=lock)
+    return owned_by(await tx.identity_by_handle(normalize(handle), lock=lock), org_id, handle)
+
+
+def owned_by(identity: Identity | None, org_id: str, handle: str) -> Identity:
+    """The identity found by `handle` if the org owns it (see identity_in_org)."""
     if identity is None or identity.org_id != org_id:
         raise IdentityNotFound(handle)
     return identity

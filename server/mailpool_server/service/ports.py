@@ -83,6 +83,16 @@ class MailboxCount:
 
 
 @dataclass(frozen=True)
+class SendClaim:
+    """What a keyed send's claim found (SendRepo.claim_for_send): the live record
+    another request committed under the key, or else a new claim and the identity
+    with the send's handle, its row locked (None when no identity has the handle)."""
+
+    existing: IdempotencyRecord | None
+    identity: Identity | None
+
+
+@dataclass(frozen=True)
 class SendTally:
     """What a send writes once every recipient is placed (SendRepo.finish_send): each
     queued recipient's rows, its sends counted against the identity's cap (`count`,
@@ -200,6 +210,15 @@ class SendRepo(Protocol):
         """Insert a claim for (org, key), or return the live record another request
         committed. Waits while a concurrent transaction holds an uncommitted claim.
         An expired record is replaced by the new claim."""
+        ...
+
+    async def claim_for_send(
+        self, org_id: str, key: str, fingerprint: str, now: int, expires_at: int, handle: str
+    ) -> SendClaim:
+        """claim_idempotency_key and, when the claim is new, identity_by_handle(handle,
+        lock=True), in one call (one statement on PostgreSQL, unless the key was taken).
+        The identity is locked only once the key is claimed, as two calls would do it:
+        a duplicate request waits on the key, holding nothing the first one needs."""
         ...
 
     async def idempotency_record(

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from mailpool_server.service.addresses import is_deliverable, normalize
-from mailpool_server.service.auth import identity_in_org
+from mailpool_server.service.auth import identity_in_org, owned_by
 from mailpool_server.service.clock import MS_PER_DAY, Clock, next_midnight_ms, now_ms, utc_day
 from mailpool_server.service.errors import (
     AllRecipientsRejected,
@@ -259,14 +259,21 @@ class Sender:
                 lock_timeout_s=self._idempotency_wait_s if key else None
             ) as tx:
                 if key:
-                    existing = await tx.claim_idempotency_key(
-                        org_id, key, fingerprint, now, now + IDEMPOTENCY_LIFETIME_MS
+                    claim = await tx.claim_for_send(
+                        org_id,
+                        key,
+                        fingerprint,
+                        now,
+                        now + IDEMPOTENCY_LIFETIME_MS,
+                        normalize(command.identity),
                     )
-                    if existing is not None:  # committed since the lookup above
-                        if existing.fingerprint != fingerprint:  # as in the lookup
+                    if claim.existing is not None:  # committed since the lookup above
+                        if claim.existing.fingerprint != fingerprint:  # as in the lookup
                             await identity_in_org(tx, org_id, command.identity)
-                        return _replay(existing, fingerprint)
-                identity = await identity_in_org(tx, org_id, command.identity, lock=True)
+                        return _replay(claim.existing, fingerprint)
+                    identity = owned_by(claim.identity, org_id, command.identity)
+                else:
+                    identity = await identity_in_org(tx, org_id, command.identity, lock=True)
                 placement = await self._place(tx, identity, valid, now, request_id)
                 result = placement.result()
                 if result.accepted == 0:

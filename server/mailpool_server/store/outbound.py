@@ -19,6 +19,7 @@ from mailpool_server.service.ports import (
     EventRepo,
     IdentityRepo,
     Outbound,
+    SendClaim,
     SendRepo,
     SendTally,
 )
@@ -36,14 +37,18 @@ from mailpool_server.store.events import APPEND_CTES, EventRepoSql, append_param
 from mailpool_server.store.identities import (
     ADD_IDENTITY_USAGE,
     ADD_MAILBOX_USAGE,
+    IDENTITY_COLUMNS,
     IdentityRepoSql,
+    identity_of,
 )
 from mailpool_server.store.sends import (
+    CLAIM_KEY,
     COMPLETE_KEY,
     CONTACT_COLUMNS,
     CONTACT_UPSERT,
     PENDING_COLUMNS,
     SendRepoSql,
+    claim_key_params,
     complete_key_params,
     contact_values,
     pending_values,
@@ -65,6 +70,27 @@ async def add_outbound_in_steps(tx: _SingleRows, outbound: Outbound) -> None:
         await tx.add_timeline(outbound.conversation.id, entry)
     await tx.add_pending_send(outbound.pending)
     await tx.save_contact(outbound.contact)
+
+
+async def claim_for_send_in_steps(
+    tx: _SingleRows, org_id: str, key: str, fingerprint: str, now: int, expires_at: int, handle: str
+) -> SendClaim:
+    """claim_for_send as the calls it stands for (SQLite, the in-memory store)."""
+    existing = await tx.claim_idempotency_key(org_id, key, fingerprint, now, expires_at)
+    if existing is not None:
+        return SendClaim(existing, None)
+    return SendClaim(None, await tx.identity_by_handle(handle, lock=True))
+
+
+# PostgreSQL: the claim, and the identity's lock only if the claim took (the EXISTS
+# makes the executor insert before it scans, so the key is waited on first, as with
+# two statements); one row: how many keys were claimed (0 or 1), then the identity.
+_CLAIM_FOR_SEND = Sql(f"""WITH claimed AS ({CLAIM_KEY.text}),
+locked AS (
+  SELECT {IDENTITY_COLUMNS} FROM identities
+  WHERE handle = :handle AND EXISTS (SELECT 1 FROM claimed) FOR UPDATE
+)
+SELECT (SELECT count(*) FROM claimed), locked.* FROM (SELECT 1) AS one LEFT JOIN locked ON true""")
 
 
 def _past_a_cap(tally: SendTally) -> bool:
@@ -182,6 +208,23 @@ class OutboundRepoSql(IdentityRepoSql, SendRepoSql, ConversationRepoSql, EventRe
             return
         statement = _outbound_sql(outbound.new_conversation)
         await self.driver.run(statement, _outbound_params(outbound))
+
+    async def claim_for_send(
+        self, org_id: str, key: str, fingerprint: str, now: int, expires_at: int, handle: str
+    ) -> SendClaim:
+        if self.dialect != "postgresql":
+            return await claim_for_send_in_steps(
+                self, org_id, key, fingerprint, now, expires_at, handle
+            )
+        params = claim_key_params(org_id, key, fingerprint, now, expires_at)
+        row = await self.driver.one(_CLAIM_FOR_SEND, {**params, "handle": handle})
+        assert row is not None
+        if row[0] == 1:
+            return SendClaim(None, None if row[1] is None else identity_of(tuple(row)[1:]))
+        existing = await self.after_conflict(params)
+        if existing is not None:
+            return SendClaim(existing, None)
+        return SendClaim(None, await self.identity_by_handle(handle, lock=True))
 
     async def finish_send(self, tally: SendTally) -> int | None:
         if self.dialect != "postgresql":

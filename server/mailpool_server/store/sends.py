@@ -23,7 +23,7 @@ _IDEMPOTENCY_RECORD = Sql(
     f"SELECT {_RECORD_COLUMNS} FROM idempotency_keys"
     " WHERE org_id = :org AND key = :idem_key AND expires_at > :now AND response != ''"
 )
-_CLAIM_KEY = Sql(
+CLAIM_KEY = Sql(
     "INSERT INTO idempotency_keys (org_id, key, fingerprint, response, created_at, expires_at)"
     " VALUES (:org, :idem_key, :fingerprint, '', :now, :expires_at)"
     " ON CONFLICT (org_id, key) DO NOTHING RETURNING key"
@@ -134,6 +134,19 @@ def pending_values(pending: PendingSend) -> dict[str, object]:
     }
 
 
+def claim_key_params(
+    org_id: str, key: str, fingerprint: str, now: int, expires_at: int
+) -> dict[str, object]:
+    """CLAIM_KEY's parameters."""
+    return {
+        "org": org_id,
+        "idem_key": key,
+        "fingerprint": fingerprint,
+        "now": now,
+        "expires_at": expires_at,
+    }
+
+
 def complete_key_params(org_id: str, key: str, result: SendResult) -> dict[str, object]:
     """COMPLETE_KEY's parameters: the result stored under the org's key."""
     return {"org": org_id, "idem_key": key, "answer": dump(result)}
@@ -156,17 +169,16 @@ class SendRepoSql(TxBase):
     async def claim_idempotency_key(
         self, org_id: str, key: str, fingerprint: str, now: int, expires_at: int
     ) -> IdempotencyRecord | None:
-        params = {
-            "org": org_id,
-            "idem_key": key,
-            "fingerprint": fingerprint,
-            "now": now,
-            "expires_at": expires_at,
-        }
+        params = claim_key_params(org_id, key, fingerprint, now, expires_at)
         # The INSERT is the first write of the send: a concurrent duplicate blocks on
         # the unique key right here until the first transaction ends.
-        if await self.driver.one(_CLAIM_KEY, params) is not None:
+        if await self.driver.one(CLAIM_KEY, params) is not None:
             return None
+        return await self.after_conflict(params)
+
+    async def after_conflict(self, params: dict[str, object]) -> IdempotencyRecord | None:
+        """A claim that met a row under its key: None when this request revived an
+        expired one, else the live record."""
         # Past its 24 hours the key starts a new life, if this request is the one to
         # revive it: the UPDATE re-checks the expiry under the row's lock, so of two
         # requests reviving one key on PostgreSQL, the second finds it live.

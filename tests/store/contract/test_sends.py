@@ -19,7 +19,7 @@ from mailpool_server.service.models import (
     SendClass,
     SendResult,
 )
-from mailpool_server.service.ports import IdempotencyRecord, Store, WriteLockTimeout
+from mailpool_server.service.ports import IdempotencyRecord, SendClaim, Store, WriteLockTimeout
 from tests.store.contract.seed import (
     DAY,
     REFUSED,
@@ -118,6 +118,32 @@ async def test_an_expired_key_starts_a_new_life(store: Store, world: World) -> N
     async with store.read() as tx:
         renewed = await tx.idempotency_record(world.org.id, "k1", expiry)
     assert renewed == IdempotencyRecord("fp2", result("new@mailpool.test"), expiry + 5)
+
+
+async def test_a_sends_claim_locks_its_identity_once_the_key_is_its(
+    store: Store, world: World
+) -> None:
+    org_id, handle = world.org.id, world.identity.handle
+
+    async def claim_for_send(key: str, now: int = T0, handle: str = handle) -> SendClaim:
+        async with store.write() as tx:
+            claim = await tx.claim_for_send(org_id, key, "fp1", now, now + LIFETIME, handle)
+            if claim.existing is None:
+                await tx.complete_idempotency_key(org_id, key, result())
+        return claim
+
+    new = await claim_for_send("k1")
+    assert new.existing is None and new.identity == world.identity
+    # The key is taken now: its record, and no identity looked up.
+    assert await claim_for_send("k1") == SendClaim(
+        IdempotencyRecord("fp1", result(), T0 + LIFETIME), None
+    )
+    # An unknown handle: the key is claimed all the same (the send then fails and
+    # rolls it back), and there is no identity.
+    assert await claim_for_send("k2", handle="nobody@mailpool.test") == SendClaim(None, None)
+    # Past the key's lifetime the claim is new again, with the identity.
+    revived = await claim_for_send("k1", now=T0 + LIFETIME)
+    assert revived.existing is None and revived.identity == world.identity
 
 
 async def test_a_rolled_back_claim_leaves_the_key_free(store: Store, world: World) -> None:
