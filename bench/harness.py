@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.cpu import process_cpu_s
@@ -26,6 +26,28 @@ class Load:
     per_s: float
     p50_ms: float
     p99_ms: float
+    seconds: float = 0.0
+    latencies_s: list[float] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def of(cls, latencies_s: list[float], seconds: float) -> Load:
+        """Calls that took `latencies_s` each and `seconds` in all."""
+        return cls(
+            per_s=round(len(latencies_s) / seconds, 1),
+            p50_ms=round(statistics.median(latencies_s) * 1000, 3),
+            p99_ms=round(percentile(latencies_s, 0.99) * 1000, 3),
+            seconds=seconds,
+            latencies_s=latencies_s,
+        )
+
+
+def pooled(loads: list[Load]) -> Load:
+    """Rounds of the same calls as one load: the rate over their summed time, the
+    percentiles over every call."""
+    return Load.of(
+        [latency for load in loads for latency in load.latencies_s],
+        sum(load.seconds for load in loads),
+    )
 
 
 def ratio(mine: float, baseline: float, digits: int = 3) -> float | None:
@@ -51,12 +73,7 @@ async def run_load(call: Callable[[int], Awaitable[object]], total: int, concurr
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return Load(
-        per_s=round(total / elapsed, 1),
-        p50_ms=round(statistics.median(latencies) * 1000, 3),
-        p99_ms=round(percentile(latencies, 0.99) * 1000, 3),
-    )
+    return Load.of(latencies, time.perf_counter() - started)
 
 
 @dataclass
