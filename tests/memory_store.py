@@ -61,6 +61,7 @@ from mailpool_server.service.ports import (
     WriteLockTimeout,
 )
 from mailpool_server.service.webhook_models import EndpointStatus, PauseReason, WebhookEndpoint
+from mailpool_server.store.events import stored_events
 from mailpool_server.store.outbound import (
     add_outbound_in_steps,
     claim_for_send_in_steps,
@@ -587,19 +588,8 @@ class MemoryTx:
         t = self._write()
         # The counter is the stored row's, not the caller's copy of it.
         stored = await self.lock_identity(identity.id)
-        first = stored.last_seq + 1
-        appended = [
-            Event(
-                id=new_event_id(at),
-                identity_id=identity.id,
-                handle=identity.handle,
-                seq=first + offset,
-                conv_id=event.conv_id,
-                created_at=at,
-                payload=event.payload,
-            )
-            for offset, event in enumerate(events)
-        ]
+        ids = [new_event_id(at) for _ in events]
+        appended = stored_events(identity, events, at, ids, stored.last_seq + len(events))
         t.identities[identity.id] = replace(stored, last_seq=appended[-1].seq)
         t.events[identity.id] = (*t.events.get(identity.id, ()), *appended)
         return appended

@@ -95,9 +95,9 @@ _SENT = "COALESCE(u.sent, 0)"
 def shortlist_sql(pinned: str) -> str:
     """The picker's candidates in one query (SendRepo.send_context): the identity's
     healthy mailboxes that have cap left on :day, pinned ones first, then by the
-    picker's own score (remaining cap x (warmup stage + 1)), oldest first on ties;
-    every pinned one and :want others. `pinned`: the SQL condition that mailbox `m` is
-    pinned (it is counted for the LIMIT in a subquery that names its mailbox `m` too)."""
+    picker's own score (remaining cap x (warmup stage + 1)), oldest first on ties; at
+    most :want plus the number of the identity's pinned mailboxes. `pinned`: the SQL
+    condition that mailbox `m` is pinned (also counted in a subquery naming its own `m`)."""
     return (
         f"SELECT m.id, m.email, m.warmup_stage, m.cold_next_at, {_SENT}, {_CAP}, m.created_at"
         " FROM mailboxes m"

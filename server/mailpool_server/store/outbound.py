@@ -1,5 +1,6 @@
-"""A queued recipient's rows, and the rest of a send's writes (its cap counters, events
-and idempotency result), each written in one call.
+"""A send's writes in few calls: its key's claim with its identity's lock, a queued
+recipient's rows, and the send's finish (the recipients' rows, cap counters, events and
+idempotency result).
 
 SQLite runs the single-row statements one after another (each costs microseconds, in
 this process). PostgreSQL gets one statement per call, its rows written by data-
