@@ -38,6 +38,11 @@ APPEND_CTES = """reserved AS (
 _APPEND_PG = Sql(f"WITH {APPEND_CTES} SELECT reserved.last_seq FROM reserved, woken")
 
 
+def new_rows(events: list[NewEvent], at: int) -> tuple[list[str], list[str]]:
+    """The events' new ids and their payloads as stored."""
+    return [new_event_id(at) for _ in events], [dump(event.payload) for event in events]
+
+
 def append_params(
     identity_id: str, events: list[NewEvent], at: int, ids: list[str], data: list[str]
 ) -> dict[str, object]:
@@ -88,8 +93,7 @@ class EventRepoSql(TxBase):
     ) -> list[Event]:
         if not events:
             return []
-        ids = [new_event_id(at) for _ in events]
-        data = [dump(event.payload) for event in events]
+        ids, data = new_rows(events, at)
         # One UPDATE reserves the whole block of seqs; the row stays locked until
         # commit, so the next transaction's block starts where this one's ended and
         # commit order is seq order.

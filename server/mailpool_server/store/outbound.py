@@ -14,7 +14,6 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, Protocol
 
-from mailpool_server.service.ids import new_event_id
 from mailpool_server.service.ports import (
     ConversationRepo,
     EventRepo,
@@ -24,7 +23,6 @@ from mailpool_server.service.ports import (
     SendRepo,
     SendTally,
 )
-from mailpool_server.store.codec import dump
 from mailpool_server.store.conversations import (
     CONVERSATION_STATE,
     MESSAGE_COLUMNS,
@@ -34,7 +32,7 @@ from mailpool_server.store.conversations import (
     timeline_data,
 )
 from mailpool_server.store.driver import Sql, placeholders, quoted
-from mailpool_server.store.events import APPEND_CTES, EventRepoSql, append_params
+from mailpool_server.store.events import APPEND_CTES, EventRepoSql, append_params, new_rows
 from mailpool_server.store.identities import (
     ADD_IDENTITY_USAGE,
     ADD_MAILBOX_USAGE,
@@ -238,8 +236,7 @@ class OutboundRepoSql(IdentityRepoSql, SendRepoSql, ConversationRepoSql, EventRe
         for outbound in tally.outbounds[:-1]:
             await self.add_outbound(outbound)
         identity, events, at = tally.identity, tally.events, tally.at
-        ids = [new_event_id(at) for _ in events]
-        data = [dump(event.payload) for event in events]
+        ids, data = new_rows(events, at)
         params: dict[str, Any] = append_params(identity.id, events, at, ids, data)
         params |= {"owner": identity.id, "day": tally.day, "count": tally.count, "cap": tally.cap}
         for n, mailbox in enumerate(tally.mailboxes, start=1):
