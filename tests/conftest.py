@@ -21,6 +21,7 @@ from mailpool_server.app import App
 from mailpool_server.config import Settings
 from mailpool_server.service.clock import UTC, FakeClock
 from mailpool_server.service.timer import Timer
+from mailpool_server.store.engine import Database, PostgresDatabase
 from mailpool_server.store.pg_notify import asyncpg_dsn
 from tests.fuzz_counts import SENT
 from tests.support import Tenant, make_tenant
@@ -172,6 +173,14 @@ async def app(settings: Settings, clock: FakeClock, timer: Timer | None) -> Asyn
         yield application
     finally:
         await application.stop()
+    assert_no_connection_left(application.database)
+
+
+def assert_no_connection_left(database: Database) -> None:
+    """PostgreSQL: closing gave back every connection the database took. (A leaked
+    one otherwise fails whichever later test the collector happens to run in.)"""
+    if isinstance(database, PostgresDatabase):
+        assert database.left_checked_out == 0
 
 
 @pytest.fixture

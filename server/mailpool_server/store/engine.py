@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
@@ -23,6 +24,8 @@ from mailpool_server.store.base import SessionPort, Unit, no_session
 from mailpool_server.store.migrate import upgrade
 from mailpool_server.store.pg_slots import Slot, Slots
 from mailpool_server.store.sqlite_db import SqliteDatabase
+
+log = logging.getLogger("mailpool.store")
 
 LOCK_NOT_AVAILABLE = "55P03"
 _READ_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ"
@@ -82,6 +85,7 @@ class PostgresDatabase:
         pool = engine.sync_engine.pool
         limit = connections if connections is not None else int(getattr(pool, "size", lambda: 5)())
         self.slots = Slots(engine, limit)
+        self.left_checked_out = 0  # summed over every dispose: should stay 0
 
     @asynccontextmanager
     async def unit(
@@ -151,6 +155,16 @@ class PostgresDatabase:
 
     async def dispose(self) -> None:
         await self.slots.close()
+        # The engine's dispose closes only what is checked in; a connection still out
+        # now was taken outside the slots and never given back (or by a unit that
+        # did not end when its connection was terminated): a leak, so say so.
+        left = int(self.engine.sync_engine.pool.checkedout())  # type: ignore[attr-defined]
+        if left:
+            self.left_checked_out += left
+            log.warning(
+                "postgres connections left checked out at close",
+                extra={"fields": {"connections": left}},
+            )
         await self.engine.dispose()
 
 
