@@ -14,7 +14,7 @@ from mailpool_server.store.base import Unit
 from mailpool_server.store.driver import PgDriver, Sql
 from mailpool_server.store.engine import PostgresDatabase, make_engine
 from mailpool_server.store.pg_notify import asyncpg_dsn
-from tests.conftest import POSTGRES, assert_no_connection_left
+from tests.conftest import POSTGRES
 
 pytestmark = pytest.mark.skipif(POSTGRES is None, reason="MAILPOOL_TEST_POSTGRES is not set")
 
@@ -27,7 +27,6 @@ async def database() -> AsyncIterator[PostgresDatabase]:
         yield database
     finally:
         await database.dispose()
-    assert_no_connection_left(database)
 
 
 async def backend_pid(database: PostgresDatabase, *, lookup: bool = True) -> int:

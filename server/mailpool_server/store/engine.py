@@ -26,6 +26,7 @@ from mailpool_server.store.pg_slots import Slot, Slots
 from mailpool_server.store.sqlite_db import SqliteDatabase
 
 log = logging.getLogger("mailpool.store")
+CONNECTIONS_LEFT_OUT = "postgres connections left checked out at close"
 
 LOCK_NOT_AVAILABLE = "55P03"
 _READ_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ"
@@ -85,7 +86,6 @@ class PostgresDatabase:
         pool = engine.sync_engine.pool
         limit = connections if connections is not None else int(getattr(pool, "size", lambda: 5)())
         self.slots = Slots(engine, limit)
-        self.left_checked_out = 0  # summed over every dispose: should stay 0
 
     @asynccontextmanager
     async def unit(
@@ -160,9 +160,8 @@ class PostgresDatabase:
         # did not end when its connection was terminated): a leak, so say so.
         left = int(self.engine.sync_engine.pool.checkedout())  # type: ignore[attr-defined]
         if left:
-            self.left_checked_out += left
             log.warning(
-                "postgres connections left checked out at close",
+                CONNECTIONS_LEFT_OUT,
                 extra={"fields": {"connections": left}},
             )
         await self.engine.dispose()

@@ -28,7 +28,7 @@ from mailpool_server.store.engine import (
 from mailpool_server.store.sql_store import SqlStore
 from mailpool_server.store.sqlite_db import SqliteDatabase
 from mailpool_server.store.tables import Base
-from tests.conftest import BACKENDS, POSTGRES, assert_no_connection_left, postgres_admin
+from tests.conftest import BACKENDS, POSTGRES, postgres_admin
 from tests.memory_store import MemoryStore
 from tests.store.contract.seed import World, seed_world
 
@@ -102,7 +102,6 @@ async def store(sql_url: str | None) -> AsyncIterator[Store]:
         yield SqlStore(database)
     finally:
         await database.dispose()
-    assert_no_connection_left(database)
 
 
 @pytest.fixture
