@@ -115,11 +115,12 @@ async def sends_scenarios(
     cpu["idem_replay"] = per_call_ms(replay_cpu, sends)
     cpu["idem_replay_vs_noop"] = ratio(replay_cpu, noop_cpu)
 
-    http_load, http_cpu = await metered(
+    (http_load, http_retried), http_cpu = await metered(
         mailpool.cpu_s, http_sends(http_port, seeded, sends, conc, offset=sends * rounds)
     )
     scenario("send_http")
     out["send_http_per_s"] = http_load.per_s
+    out["send_http_retried"] = http_retried
     out["http_vs_grpc"] = ratio(http_load.per_s, send_load.per_s)
     # The shim runs in the server's process: its parsing and its gRPC hop count here.
     cpu["send_http"] = per_call_ms(http_cpu, sends)

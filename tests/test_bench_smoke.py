@@ -35,6 +35,7 @@ def test_bench_quick_prints_every_figure() -> None:
         "idem_replay_per_s",
     ):
         assert result[name] > 0, name
+    assert result["send_http_retried"] >= 0
     assert set(result["rss_mb"]) == {
         "send_grpc",
         "idem_replay",
