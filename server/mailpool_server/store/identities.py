@@ -142,7 +142,6 @@ ADD_IDENTITY_USAGE = _usage_upsert("identity_usage", "identity_id", "used")
 ADD_MAILBOX_USAGE = _usage_upsert("mailbox_usage", "mailbox_id", "sent", ("delivered", "hits"))
 
 _MAILBOXES = table(MailboxRow)
-_IDENTITY_USAGE = table(IdentityUsageRow)
 _MAILBOX_USAGE = table(MailboxUsageRow)
 
 _MAILBOXES_OF = (
