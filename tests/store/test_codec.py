@@ -3,6 +3,7 @@ payloads were typed (the contract's camelCase names) still read."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from mailpool_server.service import events as ev
@@ -142,3 +143,23 @@ def test_send_results_stored_flat_by_older_versions_still_replay() -> None:
         ],
     }
     assert load_send_result(json.dumps(flat)) == RESULT
+
+
+def test_records_are_written_as_the_stdlib_would_read_and_write_them() -> None:
+    # orjson writes the text; what it writes is the JSON the stdlib's encoder made
+    # before it (field names, enum values, arrays), so rows of either read alike.
+    for record in (*PAYLOADS, RESULT):
+        assert json.loads(dump(record)) == json.loads(
+            json.dumps(dataclasses.asdict(record), default=lambda e: e.value)
+        )
+
+
+def test_text_orjson_refuses_is_written_and_read_by_the_stdlib() -> None:
+    # A lone surrogate (UTF-8 cannot carry it): orjson refuses it either way; such a
+    # value is stored and read back all the same.
+    odd = ev.EmailBounced("bob@example.com", ev.BounceKind.HARD, "5.1.1", "bad \ud800 byte")
+    assert load_payload(odd.TYPE.value, dump(odd)) == odd
+    non_ascii = ev.EmailBounced("zoë@exämple.com", ev.BounceKind.SOFT, "4.2.2", "plein — full")
+    stored_escaped = json.dumps(dataclasses.asdict(non_ascii), default=lambda e: e.value)
+    assert "\\u00eb" in stored_escaped  # as the stdlib's encoder wrote it
+    assert load_payload(non_ascii.TYPE.value, stored_escaped) == non_ascii

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -19,12 +18,13 @@ from mailpool_server.service.models import (
 )
 from mailpool_server.service.ports import LabelledConversation
 from mailpool_server.store.base import TxBase, table
+from mailpool_server.store.codec import dump, load_json
 from mailpool_server.store.driver import Row, Sql, placeholders, quoted
 from mailpool_server.store.tables import ConversationRow, MessageRow, PendingSendRow, TimelineRow
 
 
 def _dump(values: tuple[str, ...]) -> str:
-    return json.dumps(list(values)) if values else "[]"
+    return dump(values) if values else "[]"
 
 
 def conversation_values(c: Conversation) -> dict[str, object]:
@@ -55,15 +55,15 @@ def _message(row: MessageRow) -> Message:
         direction=Direction(row.direction),
         message_id_header=row.message_id_header,
         from_address=row.from_address,
-        to=tuple(json.loads(row.to_addresses)),
-        cc=tuple(json.loads(row.cc_addresses)),
+        to=tuple(load_json(row.to_addresses)),
+        cc=tuple(load_json(row.cc_addresses)),
         subject=row.subject,
         text=row.text,
         html=row.html,
         snippet=row.snippet,
         ts=row.ts,
         in_reply_to=row.in_reply_to,
-        references=tuple(json.loads(row.references)),
+        references=tuple(load_json(row.references)),
     )
 
 
@@ -164,11 +164,11 @@ def conversation_of(row: Row) -> Conversation:
         snippet=snippet,
         message_count=message_count,
         archived=bool(archived),
-        labels=tuple(json.loads(labels)),
+        labels=tuple(load_json(labels)),
         created_at=created_at,
         last_event_at=last_event_at,
         last_message_id_header=last_header,
-        references=tuple(json.loads(references)),
+        references=tuple(load_json(references)),
         no_reply_after_ms=after_ms,
         no_reply_at=no_reply_at,
         last_no_reply_at=last_no_reply_at,
@@ -181,12 +181,12 @@ def timeline_data(entry: TimelineEntry) -> str:
         data["waited_ms"] = entry.waited_ms
     if entry.label is not None:
         data["label"] = entry.label
-    return json.dumps(data, separators=(",", ":"))
+    return dump(data)
 
 
 def _timeline_fields(raw: str) -> dict[str, Any]:
     # Rows written before timeline items were typed say waitedMs.
-    data = json.loads(raw)
+    data = load_json(raw)
     return {"waited_ms": data.get("waited_ms", data.get("waitedMs")), "label": data.get("label")}
 
 
@@ -302,7 +302,7 @@ class ConversationRepoSql(TxBase):
         return [
             LabelledConversation(tuple(found), conv_id in replied, fired is not None)
             for conv_id, labels, fired in rows
-            if (found := json.loads(labels))
+            if (found := load_json(labels))
         ]
 
     async def conversation_by_message_ids(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 from sqlalchemy import and_, or_, select, update
 
@@ -11,6 +10,7 @@ from mailpool_server.service.models import Conversation, Mailbox, PendingStatus
 from mailpool_server.service.outbound import OutgoingMessage
 from mailpool_server.service.ports import CancelledSend, MailboxDay, PendingRef
 from mailpool_server.store.base import TxBase
+from mailpool_server.store.codec import load_json
 from mailpool_server.store.conversations import CONVERSATION_SELECT, conversation_of
 from mailpool_server.store.identities import mailbox_from_row
 from mailpool_server.store.tables import (
@@ -81,7 +81,7 @@ class DeliveryRepoSql(TxBase):
                 html=message.html,
                 message_id_header=message.message_id_header,
                 in_reply_to=message.in_reply_to,
-                references=tuple(json.loads(message.references)),
+                references=tuple(load_json(message.references)),
                 attempt=pending.attempts,
                 request_id=pending.request_id,
             )
