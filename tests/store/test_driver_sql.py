@@ -32,7 +32,7 @@ def driver() -> SqliteDriver:
 
 
 async def test_sqlite_binds_repeated_names_and_sets(driver: SqliteDriver) -> None:
-    await driver.run_many(
+    await driver.insert_batched(
         Sql("INSERT INTO t (k, v) VALUES (:k, :v)"),
         [{"k": "a", "v": 1}, {"k": "b", "v": 2}, {"k": "c", "v": 3}],
     )
@@ -45,7 +45,7 @@ async def test_sqlite_binds_repeated_names_and_sets(driver: SqliteDriver) -> Non
 
 async def test_sqlite_sets_past_the_inline_limit_go_as_one_array(driver: SqliteDriver) -> None:
     keys = [f"k{n:03d}" for n in range(SET_MEMBERS_INLINE + 40)]
-    await driver.run_many(
+    await driver.insert_batched(
         Sql("INSERT INTO t (k, v) VALUES (:k, :v)"), [{"k": k, "v": 0} for k in keys]
     )
     among = set_sql("SELECT count(*) FROM t WHERE {keys}", keys="k")

@@ -192,8 +192,8 @@ def _timeline_fields(raw: str) -> dict[str, Any]:
 
 class ConversationRepoSql(TxBase):
     async def add_conversation(self, conversation: Conversation) -> None:
-        await self.driver.run(
-            _INSERT_CONVERSATION, {"id": conversation.id, **conversation_values(conversation)}
+        await self.driver.insert_batched(
+            _INSERT_CONVERSATION, [{"id": conversation.id, **conversation_values(conversation)}]
         )
 
     async def update_conversation(self, conversation: Conversation) -> None:
@@ -206,18 +206,20 @@ class ConversationRepoSql(TxBase):
         return None if row is None else conversation_of(row)
 
     async def add_message(self, message: Message) -> None:
-        await self.driver.run(_INSERT_MESSAGE, message_values(message))
+        await self.driver.insert_batched(_INSERT_MESSAGE, [message_values(message)])
 
     async def add_timeline(self, conv_id: str, entry: TimelineEntry) -> None:
-        await self.driver.run(
+        await self.driver.insert_batched(
             _INSERT_TIMELINE,
-            {
-                "conv_id": conv_id,
-                "ts": entry.ts,
-                "type": entry.type.value,
-                "message_id": entry.message.id if entry.message else None,
-                "data": timeline_data(entry),
-            },
+            [
+                {
+                    "conv_id": conv_id,
+                    "ts": entry.ts,
+                    "type": entry.type.value,
+                    "message_id": entry.message.id if entry.message else None,
+                    "data": timeline_data(entry),
+                }
+            ],
         )
 
     async def timeline_of(self, conv_id: str) -> list[TimelineEntry]:

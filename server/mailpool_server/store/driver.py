@@ -17,11 +17,19 @@ import json
 import re
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 
+if TYPE_CHECKING:
+    from mailpool_server.store.sqlite_batched import BatchedInserts
+
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+# The tables whose inserts SQLite writes a batch at a time (sqlite_batched.py), in the
+# order their rows are written: each table's rows reference only earlier tables'.
+BATCHED_TABLES = ("conversations", "messages", "timeline", "pending_sends", "events")
+_BATCHED_TABLE = re.compile(r"\b(?:" + "|".join(BATCHED_TABLES) + r")\b")
+_INSERT_INTO = re.compile(r"\s*INSERT INTO (\w+)")
 
 Row = Sequence[Any]
 # A statement's set parameters are bound member by member on SQLite up to this many
@@ -36,11 +44,30 @@ class Sql:
     name, a name lookup and a dict probe per parameter, took a fifth of the send
     path's statement time.)"""
 
-    __slots__ = ("_sqlite_forms", "pg", "pg_names", "sets", "sqlite", "sqlite_names", "text")
+    __slots__ = (
+        "_sqlite_forms",
+        "batched_rank",
+        "names_batched_table",
+        "pg",
+        "pg_names",
+        "sets",
+        "sqlite",
+        "sqlite_names",
+        "text",
+    )
 
     def __init__(self, text: str, *, pg: str | None = None, sets: tuple[str, ...] = ()) -> None:
         self.text = text
         self.sets = sets  # the parameters that are lists (see set_sql)
+        # Whether it may read or write rows SQLite keeps for its batch (written first).
+        self.names_batched_table = _BATCHED_TABLE.search(text) is not None
+        # For an insert into one of BATCHED_TABLES, that table's place in it.
+        target = _INSERT_INTO.match(text)
+        self.batched_rank = (
+            BATCHED_TABLES.index(target[1])
+            if target is not None and target[1] in BATCHED_TABLES
+            else None
+        )
         self.sqlite, self.sqlite_names = _numbered(text, "?")
         self.pg, self.pg_names = _numbered(pg if pg is not None else text, "$")
         # Per tuple of set sizes (None: the JSON form), the text and its names.
@@ -100,17 +127,23 @@ class Driver(Protocol):
     async def one(self, sql: Sql, params: Mapping[str, Any]) -> Row | None: ...
     async def all(self, sql: Sql, params: Mapping[str, Any]) -> list[Row]: ...
     async def run(self, sql: Sql, params: Mapping[str, Any]) -> None: ...
-    async def run_many(self, sql: Sql, rows: list[dict[str, Any]]) -> None: ...
+    async def insert_batched(self, sql: Sql, rows: list[dict[str, Any]]) -> None:
+        """Insert rows into one of BATCHED_TABLES: SQLite's writer may keep them to
+        write with its batch's other rows of the statement (sqlite_batched.py); every
+        statement that could see them runs after they are written."""
+        ...
 
 
 class SqliteDriver:
     """sqlite3 in place: a statement on cached pages costs microseconds, less than a
-    hand-off to a thread (see sqlite_db.py)."""
+    hand-off to a thread (see sqlite_db.py). On the writer connection, `batched`
+    keeps the batch's inserts (see sqlite_batched.py)."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("batched", "raw")
 
-    def __init__(self, raw: sqlite3.Connection) -> None:
+    def __init__(self, raw: sqlite3.Connection, batched: BatchedInserts | None = None) -> None:
         self.raw = raw
+        self.batched = batched
 
     async def one(self, sql: Sql, params: Mapping[str, Any]) -> Row | None:
         row: Row | None = self._execute(sql, params).fetchone()
@@ -122,12 +155,19 @@ class SqliteDriver:
     async def run(self, sql: Sql, params: Mapping[str, Any]) -> None:
         self._execute(sql, params)
 
-    async def run_many(self, sql: Sql, rows: list[dict[str, Any]]) -> None:
+    async def insert_batched(self, sql: Sql, rows: list[dict[str, Any]]) -> None:
         assert not sql.sets, "a statement with sets has no one text for every row"
         names = sql.sqlite_names
-        self.raw.executemany(sql.sqlite, [[row[name] for name in names] for row in rows])
+        values = [[row[name] for name in names] for row in rows]
+        if self.batched is None:
+            self.raw.executemany(sql.sqlite, values)
+        else:
+            self.batched.add(sql, values)
 
     def _execute(self, sql: Sql, params: Mapping[str, Any]) -> sqlite3.Cursor:
+        batched = self.batched
+        if batched is not None and batched.pending and sql.names_batched_table:
+            batched.write()
         if sql.sets:
             return self.raw.execute(*sql.sqlite_form(params))
         return self.raw.execute(sql.sqlite, [params[name] for name in sql.sqlite_names])
@@ -153,8 +193,12 @@ class PgDriver:
     async def run(self, sql: Sql, params: Mapping[str, Any]) -> None:
         await self.raw.execute(sql.pg, *sql.pg_args(params))
 
-    async def run_many(self, sql: Sql, rows: list[dict[str, Any]]) -> None:
-        await self.raw.executemany(sql.pg, [sql.pg_args(row) for row in rows])
+    async def insert_batched(self, sql: Sql, rows: list[dict[str, Any]]) -> None:
+        # Written now: a PostgreSQL send writes its rows in one statement (outbound.py).
+        if len(rows) == 1:
+            await self.raw.execute(sql.pg, *sql.pg_args(rows[0]))
+        else:
+            await self.raw.executemany(sql.pg, [sql.pg_args(row) for row in rows])
 
 
 def set_sql(template: str, **sets: str) -> Sql:

@@ -127,7 +127,7 @@ class EventRepoSql(TxBase):
             }
             for offset, (event_id, event, payload) in enumerate(zip(ids, events, data, strict=True))
         ]
-        await self.driver.run_many(_INSERT_EVENT, rows)
+        await self.driver.insert_batched(_INSERT_EVENT, rows)
         return int(reserved[0])
 
     async def events_after(

@@ -255,4 +255,4 @@ class SendRepoSql(TxBase):
         await self.driver.run(_SET_COLD_NEXT, {"mailbox": mailbox_id, "at": at})
 
     async def add_pending_send(self, pending: PendingSend) -> None:
-        await self.driver.run(_INSERT_PENDING, pending_values(pending))
+        await self.driver.insert_batched(_INSERT_PENDING, [pending_values(pending)])

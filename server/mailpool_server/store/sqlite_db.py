@@ -13,7 +13,8 @@ batch is stored.
 
 Statements run in the event loop's thread: SQLite is a library, a statement on
 cached pages costs microseconds, and handing each one to a thread cost far more.
-Readers use their own pooled connections, so they see only committed data.
+Readers use their own pooled connections, so they see only committed data. A batch's
+inserts into the tables every send writes are written together (sqlite_batched.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from mailpool_server.service.ports import WriteLockTimeout
 from mailpool_server.store.base import InlineSession, SessionPort, Unit, no_session
 from mailpool_server.store.driver import SqliteDriver
 from mailpool_server.store.migrate import upgrade_on
+from mailpool_server.store.sqlite_batched import BatchedInserts
 
 # Past this many units the batch commits even with writers queued, bounding how long
 # the first member of a batch waits for its acknowledgement.
@@ -149,6 +151,7 @@ class SqliteDatabase:
         self._pool_size = pool_size
         self._lookups: list[sqlite3.Connection] = []
         self._writer: Connection | None = None
+        self._batched: BatchedInserts | None = None  # the writer's, made with it
         self._batch: _Batch | None = None
         # Turn-taking on the writer connection: _busy while a unit of work or a
         # commit holds it; the queue holds the writers waiting for it, oldest first.
@@ -188,21 +191,23 @@ class SqliteDatabase:
         except BaseException:
             self._release_turn()
             raise
-        writer = self._writer
-        assert writer is not None
+        writer, batched = self._writer, self._batched
+        assert writer is not None and batched is not None
         raw = _raw(writer)
         # This unit's work, undone alone if it raises; the batch's COMMIT makes it durable.
         raw.execute("SAVEPOINT unit")
-        unit = Unit(SqliteDriver(raw), partial(_savepoint_session, writer), _close_session)
+        unit = Unit(SqliteDriver(raw, batched), partial(_savepoint_session, writer), _close_session)
         try:
             yield unit
             await unit.close(ok=True)
             raw.execute("RELEASE unit")
+            batched.unit_done()
             batch.members += 1
         except BaseException:
             await unit.close(ok=False)
             raw.execute("ROLLBACK TO unit")
             raw.execute("RELEASE unit")
+            batched.unit_failed()
             raise
         finally:
             self._release_turn()
@@ -317,15 +322,25 @@ class SqliteDatabase:
             # lock (that would stop the event loop): _begin_batch waits instead.
             writer.exec_driver_sql("PRAGMA busy_timeout=0")
             writer.commit()
-            self._writer = writer
+            batched = BatchedInserts(_raw(writer))
+
+            # A statement through SQLAlchemy may read any table: the rows kept go first.
+            @event.listens_for(writer, "before_cursor_execute")
+            def _write_batched_first(*_: Any) -> None:
+                if batched.pending:
+                    batched.write()
+
+            self._writer, self._batched = writer, batched
         return self._writer
 
     async def _commit(self, batch: _Batch) -> None:
-        writer = self._writer
-        assert writer is not None
+        writer, batched = self._writer, self._batched
+        assert writer is not None and batched is not None
         try:
+            batched.write_before_commit()
             await asyncio.to_thread(writer.commit)
         except BaseException as error:
+            batched.drop()
             with suppress(Exception):
                 writer.rollback()
             # SQLAlchemy may have given the transaction up already; SQLite keeps it
