@@ -324,10 +324,11 @@ class SqliteDatabase:
             writer.commit()
             batched = BatchedInserts(_raw(writer))
 
-            # A statement through SQLAlchemy may read any table: the rows kept go first.
+            # A statement through SQLAlchemy may read any table: the rows kept go first
+            # (not before a session's ROLLBACK TO, which would only undo them again).
             @event.listens_for(writer, "before_cursor_execute")
-            def _write_batched_first(*_: Any) -> None:
-                if batched.pending:
+            def _write_batched_first(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                if batched.pending and not statement.startswith("ROLLBACK"):
                     batched.write()
 
             self._writer, self._batched = writer, batched
