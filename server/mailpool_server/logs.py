@@ -6,10 +6,11 @@ import contextvars
 import json
 import logging
 import re
-import secrets
 import sys
 import time
 from typing import Any
+
+from mailpool_server.service.ids import random_hex
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -21,7 +22,7 @@ _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")  # MAX_REQUEST_ID
 
 
 def new_request_id() -> str:
-    return "req_" + secrets.token_hex(8)
+    return "req_" + random_hex(8)
 
 
 def accept_request_id(given: str | bytes | None) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-import secrets
 
 from mailpool_server.service.addresses import domain_of
+from mailpool_server.service.ids import random_hex
 
 SNIPPET_CHARS = 140
 # Keep References bounded, as mail clients do: the root and the newest ancestors.
@@ -18,7 +18,7 @@ _SPACE = re.compile(r"\s+")
 
 def new_message_id(mailbox_email: str) -> str:
     """A Message-ID on the sending mailbox's domain."""
-    return f"<{secrets.token_hex(12)}@{domain_of(mailbox_email)}>"
+    return f"<{random_hex(12)}@{domain_of(mailbox_email)}>"
 
 
 def reply_subject(subject: str) -> str:
