@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
 from mailpool_server.service.ports import Tx
-from mailpool_server.store.engine import open_database
 from mailpool_server.store.sql_store import SqlStore
 from mailpool_server.store.sqlite_db import SqliteDatabase
 from tests.store.contract.seed import World, conversation, message, pending, seed_world
@@ -23,19 +21,6 @@ from tests.store.contract.seed import World, conversation, message, pending, see
 
 class UnitFailed(Exception):
     pass
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[SqliteDatabase]:
-    database = await open_database(f"sqlite:///{tmp_path / 'batched.db'}")
-    assert isinstance(database, SqliteDatabase)
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture
-def store(database: SqliteDatabase) -> SqlStore:
-    return SqlStore(database)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,31 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from mailpool_server.service.models import Identity, IdentityState, Org
 from mailpool_server.service.policy import Tier
 from mailpool_server.service.ports import WriteLockTimeout
-from mailpool_server.store.engine import open_database
 from mailpool_server.store.sql_store import SqlStore
 from mailpool_server.store.sqlite_db import SqliteDatabase
 
 
 class UnitFailed(Exception):
     pass
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "group.db"
-
-
-@pytest.fixture
-async def database(db_path: Path) -> AsyncIterator[SqliteDatabase]:
-    database = await open_database(f"sqlite:///{db_path}")
-    assert isinstance(database, SqliteDatabase)
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture
-def store(database: SqliteDatabase) -> SqlStore:
-    return SqlStore(database)
 
 
 async def add_org(store: SqlStore, name: str, *, fail: bool = False) -> None:
