@@ -23,10 +23,6 @@ from mailpool_server.store.driver import Row, Sql, placeholders, quoted
 from mailpool_server.store.tables import ConversationRow, MessageRow, PendingSendRow, TimelineRow
 
 
-def _dump(values: tuple[str, ...]) -> str:
-    return dump(values) if values else "[]"
-
-
 def conversation_values(c: Conversation) -> dict[str, object]:
     return {
         "identity_id": c.identity_id,
@@ -37,11 +33,11 @@ def conversation_values(c: Conversation) -> dict[str, object]:
         "snippet": c.snippet,
         "message_count": c.message_count,
         "archived": c.archived,
-        "labels": _dump(c.labels),
+        "labels": dump(c.labels),
         "created_at": c.created_at,
         "last_event_at": c.last_event_at,
         "last_message_id_header": c.last_message_id_header,
-        "references": _dump(c.references),
+        "references": dump(c.references),
         "no_reply_after_ms": c.no_reply_after_ms,
         "no_reply_at": c.no_reply_at,
         "last_no_reply_at": c.last_no_reply_at,
@@ -137,14 +133,14 @@ def message_values(message: Message) -> dict[str, object]:
         "direction": message.direction.value,
         "message_id_header": message.message_id_header,
         "from_address": message.from_address,
-        "to_addresses": _dump(message.to),
-        "cc_addresses": _dump(message.cc),
+        "to_addresses": dump(message.to),
+        "cc_addresses": dump(message.cc),
         "subject": message.subject,
         "text": message.text,
         "html": message.html,
         "snippet": message.snippet,
         "in_reply_to": message.in_reply_to,
-        "references": _dump(message.references),
+        "references": dump(message.references),
         "ts": message.ts,
     }
 

@@ -195,10 +195,7 @@ class PgDriver:
 
     async def insert_batched(self, sql: Sql, rows: list[dict[str, Any]]) -> None:
         # Written now: a PostgreSQL send writes its rows in one statement (outbound.py).
-        if len(rows) == 1:
-            await self.raw.execute(sql.pg, *sql.pg_args(rows[0]))
-        else:
-            await self.raw.executemany(sql.pg, [sql.pg_args(row) for row in rows])
+        await self.raw.executemany(sql.pg, [sql.pg_args(row) for row in rows])
 
 
 def set_sql(template: str, **sets: str) -> Sql:

@@ -34,18 +34,17 @@ from mailpool_server.store.driver import Sql
 Rows = dict[Sql, list[list[Any]]]
 
 
-def _joined(first: Rows, then: Rows) -> Rows:
-    joined = {sql: list(rows) for sql, rows in first.items()}
-    for sql, rows in then.items():
-        joined.setdefault(sql, []).extend(rows)
-    return joined
+def _extend(rows: Rows, more: Rows) -> None:
+    """Append `more`'s rows to `rows`, statement by statement (into lists of its own)."""
+    for sql, values in more.items():
+        rows.setdefault(sql, []).extend(values)
 
 
 class BatchedInserts:
     """The rows handed over on the writer connection and not yet written: those of
     the units already done (`_done`) and those of the unit running (`_running`)."""
 
-    __slots__ = ("_done", "_lent", "_running", "pending", "raw")
+    __slots__ = ("_done", "_lent", "_running", "raw")
 
     def __init__(self, raw: sqlite3.Connection) -> None:
         self.raw = raw
@@ -53,33 +52,35 @@ class BatchedInserts:
         self._running: Rows = {}
         # Done units' rows the running unit wrote: undone if its savepoint rolls back.
         self._lent: Rows = {}
-        self.pending = False  # any row kept: checked before every statement
+
+    @property
+    def pending(self) -> bool:
+        """Any row kept (checked before every statement on the writer)."""
+        return bool(self._done or self._running)
 
     def add(self, sql: Sql, values: list[list[Any]]) -> None:
         assert sql.batched_rank is not None, "only inserts into BATCHED_TABLES are batched"
         self._running.setdefault(sql, []).extend(values)
-        self.pending = True
 
     def write(self) -> None:
         """Write every row kept (inside the running unit's savepoint, if one runs)."""
-        done, running = self._done, self._running
-        self._done, self._running, self.pending = {}, {}, False
-        self._lent = _joined(self._lent, done)
-        rows = _joined(done, running)
+        rows, running = self._done, self._running
+        self._done, self._running = {}, {}
+        _extend(self._lent, rows)  # copies: `rows` grows by the running unit's next
+        _extend(rows, running)
         for sql in sorted(rows, key=_rank):
             self.raw.executemany(sql.sqlite, rows[sql])
 
     def unit_done(self) -> None:
-        self._done = _joined(self._done, self._running)
+        _extend(self._done, self._running)
         self._running, self._lent = {}, {}
-        self.pending = bool(self._done)
 
     def unit_failed(self) -> None:
         """The running unit rolled back: its rows are gone, and so are the done units'
-        rows it wrote, which are kept again."""
-        self._done = _joined(self._lent, self._done)
-        self._running, self._lent = {}, {}
-        self.pending = bool(self._done)
+        rows it wrote, which are kept again, ahead of any kept since."""
+        lent, self._lent, self._running = self._lent, {}, {}
+        _extend(lent, self._done)
+        self._done = lent
 
     def write_before_commit(self) -> None:
         self.write()
@@ -87,7 +88,7 @@ class BatchedInserts:
 
     def drop(self) -> None:
         """The batch's transaction is gone: so are the rows kept for it."""
-        self._done, self._running, self._lent, self.pending = {}, {}, {}, False
+        self._done, self._running, self._lent = {}, {}, {}
 
 
 def _rank(sql: Sql) -> int:
