@@ -240,9 +240,9 @@ class SendRepo(Protocol):
         addresses (which the org must not contact, the identity's contacts among
         them), and the picker's candidates: the identity's mailboxes that can still
         send on `day` (not excluded for health, cap left), every pinned one first (in
-        `pinned`, or pinned by one of these contacts), then the best `want` others by
-        the picker's order (remaining x (stage + 1), oldest first on ties; `order` is
-        the age rank); at most `want` + the number of the identity's mailboxes pinned.
+        `pinned`, or pinned by one of these contacts), then the best others by the
+        picker's order (remaining x (stage + 1), oldest first on ties; `order` is the
+        age rank); at most `want` + len(pinned) + len(addresses) in all.
         Placing `want` recipients only ever takes from these: before each pick, an
         unpicked one of the best `want` is still at least as good as any left out.
         One read (one statement on a database), made after the identity's lock is held."""

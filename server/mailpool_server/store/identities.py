@@ -96,8 +96,10 @@ def shortlist_sql(pinned: str) -> str:
     """The picker's candidates in one query (SendRepo.send_context): the identity's
     healthy mailboxes that have cap left on :day, pinned ones first, then by the
     picker's own score (remaining cap x (warmup stage + 1)), oldest first on ties; at
-    most :want plus the number of the identity's pinned mailboxes. `pinned`: the SQL
-    condition that mailbox `m` is pinned (also counted in a subquery naming its own `m`)."""
+    most :most, what the caller wants plus a bound on how many are pinned (counted by
+    the caller: counting them in a subquery scanned the mailboxes a second time,
+    ~100,000 CPU instructions of SQLite's per send). `pinned`: the SQL condition that
+    mailbox `m` is pinned."""
     return (
         f"SELECT m.id, m.email, m.warmup_stage, m.cold_next_at, {_SENT}, {_CAP}, m.created_at"
         " FROM mailboxes m"
@@ -106,8 +108,7 @@ def shortlist_sql(pinned: str) -> str:
         f" AND {_SENT} < {_CAP}"
         f" ORDER BY ({pinned}) DESC, ({_CAP} - {_SENT}) * (m.warmup_stage + 1) DESC,"
         " m.created_at, m.id"
-        " LIMIT :want + (SELECT count(*) FROM mailboxes m"
-        f" WHERE m.identity_id = :identity AND ({pinned}))"
+        " LIMIT :most"
     )
 
 

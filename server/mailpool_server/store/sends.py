@@ -58,7 +58,7 @@ _CONTACTS_AMONG = set_sql(
     addresses="address",
 )
 # The mailboxes a send's recipients are pinned to: those given (a reply's
-# conversation's), and their contacts' (the shortlist's subquery names its mailbox m).
+# conversation's), and their contacts'.
 _PINNED = (
     "{pinned} OR m.id IN (SELECT pinned_mailbox_id FROM contacts"
     " WHERE identity_id = :identity AND {addresses})"
@@ -215,7 +215,9 @@ class SendRepoSql(TxBase):
                 "day": day,
                 "addresses": addresses,
                 "pinned": list(pinned),
-                "want": want,
+                # The wanted, and room for the pinned: those given, and at most one
+                # per recipient's contact.
+                "most": want + len(pinned) + len(addresses),
             },
         )
         used, blocked, contacts, shortlist = 0, set(), {}, []
