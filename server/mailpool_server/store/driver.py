@@ -23,6 +23,7 @@ import asyncpg
 
 if TYPE_CHECKING:
     from mailpool_server.store.sqlite_batched import BatchedInserts
+    from mailpool_server.store.sqlite_mailboxes import MailboxBook
 
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 # The tables whose inserts SQLite writes a batch at a time (sqlite_batched.py), in the
@@ -30,6 +31,8 @@ _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 BATCHED_TABLES = ("conversations", "messages", "timeline", "pending_sends", "events")
 _BATCHED_TABLE = re.compile(r"\b(?:" + "|".join(BATCHED_TABLES) + r")\b")
 _INSERT_INTO = re.compile(r"\s*INSERT INTO (\w+)")
+# What SQLite's writer keeps of the mailboxes for shortlists (sqlite_mailboxes.py).
+MAILBOX_TABLES = re.compile(r"\b(?:mailboxes|mailbox_usage)\b")
 
 Row = Sequence[Any]
 # A statement's set parameters are bound member by member on SQLite up to this many
@@ -47,6 +50,7 @@ class Sql:
     __slots__ = (
         "_sqlite_forms",
         "batched_rank",
+        "forgets_mailboxes",
         "names_batched_table",
         "pg",
         "pg_names",
@@ -56,9 +60,19 @@ class Sql:
         "text",
     )
 
-    def __init__(self, text: str, *, pg: str | None = None, sets: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        text: str,
+        *,
+        pg: str | None = None,
+        sets: tuple[str, ...] = (),
+        keeps_mailboxes: bool = False,
+    ) -> None:
         self.text = text
         self.sets = sets  # the parameters that are lists (see set_sql)
+        # Whether SQLite's writer forgets the mailboxes it keeps when this runs: it
+        # names them, and its caller does not keep the book itself (`keeps_mailboxes`).
+        self.forgets_mailboxes = not keeps_mailboxes and MAILBOX_TABLES.search(text) is not None
         # Whether it may read or write rows SQLite keeps for its batch (written first).
         self.names_batched_table = _BATCHED_TABLE.search(text) is not None
         # For an insert into one of BATCHED_TABLES, that table's place in it.
@@ -124,6 +138,11 @@ class Driver(Protocol):
     """Statements on the unit of work's own connection, inside its transaction (or,
     for a lookup, each on its own)."""
 
+    @property
+    def mailboxes(self) -> MailboxBook | None:
+        """SQLite's writer: what it keeps of the mailboxes for shortlists (else None)."""
+        ...
+
     async def one(self, sql: Sql, params: Mapping[str, Any]) -> Row | None: ...
     async def all(self, sql: Sql, params: Mapping[str, Any]) -> list[Row]: ...
     async def run(self, sql: Sql, params: Mapping[str, Any]) -> None: ...
@@ -137,13 +156,20 @@ class Driver(Protocol):
 class SqliteDriver:
     """sqlite3 in place: a statement on cached pages costs microseconds, less than a
     hand-off to a thread (see sqlite_db.py). On the writer connection, `batched`
-    keeps the batch's inserts (see sqlite_batched.py)."""
+    keeps the batch's inserts (see sqlite_batched.py) and `mailboxes` what shortlists
+    are made of (sqlite_mailboxes.py)."""
 
-    __slots__ = ("batched", "raw")
+    __slots__ = ("batched", "mailboxes", "raw")
 
-    def __init__(self, raw: sqlite3.Connection, batched: BatchedInserts | None = None) -> None:
+    def __init__(
+        self,
+        raw: sqlite3.Connection,
+        batched: BatchedInserts | None = None,
+        mailboxes: MailboxBook | None = None,
+    ) -> None:
         self.raw = raw
         self.batched = batched
+        self.mailboxes = mailboxes
 
     async def one(self, sql: Sql, params: Mapping[str, Any]) -> Row | None:
         row: Row | None = self._execute(sql, params).fetchone()
@@ -168,6 +194,8 @@ class SqliteDriver:
         batched = self.batched
         if batched is not None and batched.pending and sql.names_batched_table:
             batched.write()
+        if sql.forgets_mailboxes and self.mailboxes is not None:
+            self.mailboxes.forget()
         if sql.sets:
             return self.raw.execute(*sql.sqlite_form(params))
         return self.raw.execute(sql.sqlite, [params[name] for name in sql.sqlite_names])
@@ -178,6 +206,8 @@ class PgDriver:
     cache) and then costs one round trip."""
 
     __slots__ = ("raw",)
+    # Replicas write the same rows: no process can keep them (sqlite_mailboxes.py).
+    mailboxes: MailboxBook | None = None
 
     def __init__(self, raw: asyncpg.Connection) -> None:
         self.raw = raw

@@ -92,6 +92,21 @@ _CAP = _stage_cap_sql("m.warmup_stage")
 _SENT = "COALESCE(u.sent, 0)"
 
 
+# An identity's healthy mailboxes with their cap and sends on :day (ShortlistRow).
+_MAILBOXES_ON_DAY = (
+    f"SELECT m.id, m.email, m.warmup_stage, m.cold_next_at, {_SENT}, {_CAP}, m.created_at"
+    " FROM mailboxes m"
+    " LEFT JOIN mailbox_usage u ON u.mailbox_id = m.id AND u.day = :day"
+    f" WHERE m.identity_id = :identity AND m.health >= {HEALTH_EXCLUDE_BELOW}"
+)
+
+
+def mailboxes_on_day_sql() -> str:
+    """Every one of the identity's healthy mailboxes, as ShortlistRows (what SQLite's
+    writer keeps to make shortlists of: sqlite_mailboxes.py)."""
+    return _MAILBOXES_ON_DAY
+
+
 def shortlist_sql(pinned: str) -> str:
     """The picker's candidates in one query (SendRepo.send_context): the identity's
     healthy mailboxes that have cap left on :day, pinned ones first, then by the
@@ -101,11 +116,7 @@ def shortlist_sql(pinned: str) -> str:
     ~100,000 CPU instructions of SQLite's per send). `pinned`: the SQL condition that
     mailbox `m` is pinned."""
     return (
-        f"SELECT m.id, m.email, m.warmup_stage, m.cold_next_at, {_SENT}, {_CAP}, m.created_at"
-        " FROM mailboxes m"
-        " LEFT JOIN mailbox_usage u ON u.mailbox_id = m.id AND u.day = :day"
-        f" WHERE m.identity_id = :identity AND m.health >= {HEALTH_EXCLUDE_BELOW}"
-        f" AND {_SENT} < {_CAP}"
+        f"{_MAILBOXES_ON_DAY} AND {_SENT} < {_CAP}"
         f" ORDER BY ({pinned}) DESC, ({_CAP} - {_SENT}) * (m.warmup_stage + 1) DESC,"
         " m.created_at, m.id"
         " LIMIT :most"
@@ -135,7 +146,9 @@ def _usage_upsert(usage: str, owner: str, counter: str, zeros: tuple[str, ...] =
         f"INSERT INTO {usage} ({columns}) VALUES ({values})"
         f" ON CONFLICT ({owner}, day) DO UPDATE"
         f" SET {counter} = {usage}.{counter} + excluded.{counter}"
-        f" WHERE {usage}.{counter} + excluded.{counter} <= :cap RETURNING {counter}"
+        f" WHERE {usage}.{counter} + excluded.{counter} <= :cap RETURNING {counter}",
+        # add_mailbox_usage counts it in SQLite's mailbox book itself.
+        keeps_mailboxes=usage == "mailbox_usage",
     )
 
 
@@ -268,7 +281,10 @@ class IdentityRepoSql(TxBase):
         return await self._add_usage(ADD_IDENTITY_USAGE, identity_id, day, count, cap)
 
     async def add_mailbox_usage(self, mailbox_id: str, day: str, count: int, cap: int) -> bool:
-        return await self._add_usage(ADD_MAILBOX_USAGE, mailbox_id, day, count, cap)
+        counted = await self._add_usage(ADD_MAILBOX_USAGE, mailbox_id, day, count, cap)
+        if counted and self.driver.mailboxes is not None:
+            self.driver.mailboxes.count_sent(mailbox_id, day, count)
+        return counted
 
     async def _add_usage(self, upsert: Sql, owner_id: str, day: str, count: int, cap: int) -> bool:
         if count > cap:

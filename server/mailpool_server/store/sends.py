@@ -66,8 +66,9 @@ _PINNED = (
 # A send's reads under its identity's lock, in one statement (a round trip each on
 # PostgreSQL), told apart by the first column: 2 the identity's usage on the day (one
 # row), 0 the org's do-not-contact entries, 1 the identity's contacts, 3 the picker's
-# shortlist of mailboxes.
-_SEND_CONTEXT = set_sql(
+# shortlist of mailboxes. SQLite's writer makes the shortlist from what it keeps
+# (sqlite_mailboxes.py) and reads the rest (_SEND_KNOWN).
+_SEND_KNOWN = (
     "SELECT 2, CAST(NULL AS TEXT), CAST(NULL AS TEXT), COALESCE((SELECT used FROM"
     " identity_usage WHERE identity_id = :identity AND day = :day), 0),"
     " CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT)"
@@ -75,15 +76,24 @@ _SEND_CONTEXT = set_sql(
     " WHERE org_id = :org AND {addresses}"
     f" UNION ALL SELECT 1, address, {_CONTACT_STATE}, NULL, NULL FROM contacts"
     " WHERE identity_id = :identity AND {addresses}"
-    " UNION ALL SELECT 3, shortlist.* FROM (" + shortlist_sql(_PINNED) + ") AS shortlist",
+)
+_SEND_CONTEXT = set_sql(
+    _SEND_KNOWN
+    + " UNION ALL SELECT 3, shortlist.* FROM ("
+    + shortlist_sql(_PINNED)
+    + ") AS shortlist",
     addresses="address",
     pinned="m.id",
 )
+_SEND_KNOWN_SQL = set_sql(_SEND_KNOWN, addresses="address")
 _SAVE_CONTACT = Sql(
     f"INSERT INTO contacts ({', '.join(CONTACT_COLUMNS)}) VALUES ({placeholders(CONTACT_COLUMNS)})"
     f" {CONTACT_UPSERT}"
 )
-_SET_COLD_NEXT = Sql("UPDATE mailboxes SET cold_next_at = :at WHERE id = :mailbox")
+# set_mailbox_cold_next moves the slot in SQLite's mailbox book itself.
+_SET_COLD_NEXT = Sql(
+    "UPDATE mailboxes SET cold_next_at = :at WHERE id = :mailbox", keeps_mailboxes=True
+)
 PENDING_COLUMNS = (
     "id",
     "identity_id",
@@ -207,19 +217,19 @@ class SendRepoSql(TxBase):
         want: int = 0,
         pinned: tuple[str, ...] = (),
     ) -> SendContext:
-        rows = await self.driver.all(
-            _SEND_CONTEXT,
-            {
-                "org": org_id,
-                "identity": identity_id,
-                "day": day,
-                "addresses": addresses,
-                "pinned": list(pinned),
-                # The wanted, and room for the pinned: those given, and at most one
-                # per recipient's contact.
-                "most": want + len(pinned) + len(addresses),
-            },
-        )
+        # The wanted, and room for the pinned: those given, and at most one per
+        # recipient's contact.
+        most = want + len(pinned) + len(addresses)
+        params: dict[str, object] = {
+            "org": org_id,
+            "identity": identity_id,
+            "day": day,
+            "addresses": addresses,
+        }
+        kept = self.driver.mailboxes
+        if kept is None:
+            params |= {"pinned": list(pinned), "most": most}
+        rows = await self.driver.all(_SEND_CONTEXT if kept is None else _SEND_KNOWN_SQL, params)
         used, blocked, contacts, shortlist = 0, set(), {}, []
         for kind, text, more, *numbers in rows:
             if kind == 2:
@@ -230,7 +240,13 @@ class SendRepoSql(TxBase):
                 contacts[text] = Contact(identity_id, text, more, *numbers[:3])
             else:
                 shortlist.append((text, more, *numbers))
-        return SendContext(used, frozenset(blocked), contacts, candidates_of(shortlist))
+        if kept is None:
+            candidates = candidates_of(shortlist)
+        else:
+            pins = {c.pinned_mailbox_id for c in contacts.values() if c.pinned_mailbox_id}
+            pins.update(pinned)
+            candidates = await kept.shortlist(self.driver, identity_id, day, most, pins)
+        return SendContext(used, frozenset(blocked), contacts, candidates)
 
     async def add_do_not_contact(self, org_id: str, address: str, reason: str, at: int) -> None:
         await self.session.execute(
@@ -255,6 +271,8 @@ class SendRepoSql(TxBase):
 
     async def set_mailbox_cold_next(self, mailbox_id: str, at: int) -> None:
         await self.driver.run(_SET_COLD_NEXT, {"mailbox": mailbox_id, "at": at})
+        if self.driver.mailboxes is not None:
+            self.driver.mailboxes.move_cold_slot(mailbox_id, at)
 
     async def add_pending_send(self, pending: PendingSend) -> None:
         await self.driver.insert_batched(_INSERT_PENDING, [pending_values(pending)])

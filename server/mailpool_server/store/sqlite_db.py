@@ -14,7 +14,8 @@ batch is stored.
 Statements run in the event loop's thread: SQLite is a library, a statement on
 cached pages costs microseconds, and handing each one to a thread cost far more.
 Readers use their own pooled connections, so they see only committed data. A batch's
-inserts into the tables every send writes are written together (sqlite_batched.py).
+inserts into the tables every send writes are written together (sqlite_batched.py),
+and the writer keeps what send shortlists are made of (sqlite_mailboxes.py).
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from mailpool_server.service.ports import WriteLockTimeout
 from mailpool_server.store.base import InlineSession, SessionPort, Unit, no_session
-from mailpool_server.store.driver import SqliteDriver
+from mailpool_server.store.driver import MAILBOX_TABLES, SqliteDriver
 from mailpool_server.store.migrate import upgrade_on
 from mailpool_server.store.sqlite_batched import BatchedInserts
+from mailpool_server.store.sqlite_mailboxes import MailboxBook
 
 # Past this many units the batch commits even with writers queued, bounding how long
 # the first member of a batch waits for its acknowledgement.
@@ -152,6 +154,7 @@ class SqliteDatabase:
         self._lookups: list[sqlite3.Connection] = []
         self._writer: Connection | None = None
         self._batched: BatchedInserts | None = None  # the writer's, made with it
+        self._mailboxes = MailboxBook()  # the writer's
         self._batch: _Batch | None = None
         # Turn-taking on the writer connection: _busy while a unit of work or a
         # commit holds it; the queue holds the writers waiting for it, oldest first.
@@ -266,6 +269,7 @@ class SqliteDatabase:
             while True:
                 try:
                     raw.execute("BEGIN IMMEDIATE")
+                    self._mailboxes.check_others(_raw(writer))
                     break
                 except sqlite3.OperationalError as error:
                     if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or loop.time() >= give_up:
@@ -289,12 +293,17 @@ class SqliteDatabase:
             writer.commit()
             batched = BatchedInserts(_raw(writer))
 
+            mailboxes = self._mailboxes
+
             # A statement through SQLAlchemy may read any table: the rows kept go first
             # (not before a session's ROLLBACK TO, which would only undo them again).
+            # One that names the mailboxes may change them: the book forgets them.
             @event.listens_for(writer, "before_cursor_execute")
             def _write_batched_first(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
                 if batched.pending and not statement.startswith("ROLLBACK"):
                     batched.write()
+                if MAILBOX_TABLES.search(statement):
+                    mailboxes.forget()
 
             self._writer, self._batched = writer, batched
         return self._writer
@@ -307,6 +316,7 @@ class SqliteDatabase:
             await asyncio.to_thread(writer.commit)
         except BaseException as error:
             batched.drop()
+            self._mailboxes.forget()
             with suppress(Exception):
                 writer.rollback()
             # SQLAlchemy may have given the transaction up already; SQLite keeps it
@@ -395,9 +405,8 @@ class _WriteUnit:
         except BaseException:
             database._release_turn()
             raise
-        self._unit = Unit(
-            SqliteDriver(_raw(writer), batched), partial(_savepoint_session, writer), _close_session
-        )
+        driver = SqliteDriver(_raw(writer), batched, database._mailboxes)
+        self._unit = Unit(driver, partial(_savepoint_session, writer), _close_session)
         return self._unit
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
@@ -408,13 +417,13 @@ class _WriteUnit:
         raw = _raw(writer)
         try:
             if exc_type is not None:
-                await _undo(unit, raw, batched)
+                await _undo(unit, raw, batched, database._mailboxes)
                 return
             try:
                 await unit.close(ok=True)
                 raw.execute("RELEASE unit")
             except BaseException:
-                await _undo(unit, raw, batched)
+                await _undo(unit, raw, batched, database._mailboxes)
                 raise
             batched.unit_done()
             batch.members += 1
@@ -423,8 +432,12 @@ class _WriteUnit:
         await asyncio.shield(batch.committed)
 
 
-async def _undo(unit: Unit, raw: sqlite3.Connection, batched: BatchedInserts) -> None:
-    """A unit that raised: its session's work dropped, its savepoint rolled back."""
+async def _undo(
+    unit: Unit, raw: sqlite3.Connection, batched: BatchedInserts, mailboxes: MailboxBook
+) -> None:
+    """A unit that raised: its session's work dropped, its savepoint rolled back, and
+    the mailbox book forgotten (it may hold counts the rollback undid)."""
+    mailboxes.forget()
     await unit.close(ok=False)
     raw.execute("ROLLBACK TO unit")
     raw.execute("RELEASE unit")
