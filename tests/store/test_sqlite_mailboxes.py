@@ -39,7 +39,7 @@ async def context(tx: Tx, world: World, day: str = DAY) -> SendContext:
     return await tx.send_context(world.org.id, world.identity.id, day, [], want=9)
 
 
-async def written(store: SqlStore, world: World, day: str = DAY) -> dict[str, tuple[int, ...]]:
+async def written(store: SqlStore, world: World, day: str = DAY) -> dict[str, tuple[int, int, int]]:
     """The shortlist a write unit makes (from the book), checked against the database's."""
     async with store.write() as tx:
         kept = shortlist((await context(tx, world, day)).candidates)
