@@ -141,14 +141,18 @@ async def test_a_new_day_starts_from_the_new_day_s_counts(store: SqlStore, world
     assert await written(store, world) == {a1: (5, 50, 0), a2: (40, 50, 0)}
 
 
-async def test_pins_come_first_within_the_limit(store: SqlStore, world: World) -> None:
+async def test_pins_come_first_then_the_best_the_oldest_on_ties(
+    store: SqlStore, world: World
+) -> None:
     a1, a2 = world.a1.id, world.a2.id
     async with store.write() as tx:
+        tie = await tx.send_context(world.org.id, world.identity.id, DAY, [], want=1)
         assert await tx.add_mailbox_usage(a1, DAY, 40, 50)  # a2 scores higher
         best = await tx.send_context(world.org.id, world.identity.id, DAY, [], want=1)
         pinned = await tx.send_context(
             world.org.id, world.identity.id, DAY, [], want=0, pinned=(a1,)
         )
+    assert [c.mailbox_id for c in tie.candidates] == [a1]  # as good as a2, older
     assert [c.mailbox_id for c in best.candidates] == [a2]
     assert [c.mailbox_id for c in pinned.candidates] == [a1]
 

@@ -24,6 +24,7 @@ stays one statement (see outbound.py).
 from __future__ import annotations
 
 import sqlite3
+from operator import attrgetter
 
 from mailpool_server.service.picker import Candidate
 from mailpool_server.store.driver import Driver, Sql
@@ -82,10 +83,14 @@ class MailboxBook:
             params = {"identity": identity_id, "day": day}
             rows = await driver.all(_MAILBOXES_ON_DAY, params)
             mailboxes = self._keep(identity_id, day, [tuple(row) for row in rows])
-        able = [mailbox for mailbox in mailboxes if mailbox.sent < mailbox.cap]
-        able.sort(
-            key=lambda m: (m.id not in pinned, (m.sent - m.cap) * (m.stage + 1), m.created_at, m.id)
-        )
+        # Kept oldest first, and the sort is stable: sorting by score alone breaks ties
+        # by age (a key of plain ints; a tuple key cost ~100,000 instructions a send).
+        able = [m for m in mailboxes if m.sent < m.cap and m.id in pinned]
+        able.sort(key=_by_score)
+        if len(able) < most:
+            others = [m for m in mailboxes if m.sent < m.cap and m.id not in pinned]
+            others.sort(key=_by_score)
+            able += others
         return candidates_of([mailbox.row() for mailbox in able[:most]])
 
     def count_sent(self, mailbox_id: str, day: str, count: int) -> None:
@@ -119,6 +124,12 @@ class MailboxBook:
         if len(self._identities) >= MAX_IDENTITIES:
             self.forget()
         mailboxes = [_Mailbox(day, row) for row in rows]
+        mailboxes.sort(key=attrgetter("created_at", "id"))
         self._identities[identity_id] = (day, mailboxes)
         self._mailboxes.update((mailbox.id, mailbox) for mailbox in mailboxes)
         return mailboxes
+
+
+def _by_score(mailbox: _Mailbox) -> int:
+    """The picker's score, best first: remaining cap x (warmup stage + 1)."""
+    return (mailbox.sent - mailbox.cap) * (mailbox.stage + 1)
