@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from mailpool_server.service.models import Contact, IdentityState
-from mailpool_server.service.ports import SendContext, Store
+from mailpool_server.service.ports import SendContext, Store, Tx
 from tests.store.contract.seed import (
     DAY,
     REFUSED,
@@ -318,14 +318,24 @@ async def test_send_candidates_are_the_pinned_then_the_best_with_cap_left(
     def shortlist(known: SendContext) -> dict[str, tuple[int, int]]:
         return {c.mailbox_id: (c.remaining, c.daily_cap) for c in known.candidates}
 
+    async def contexts(tx: Tx) -> list[SendContext]:
+        return [
+            await tx.send_context(org_id, alice, DAY, [], want=9),
+            await tx.send_context(org_id, alice, DAY, [], want=1),
+            await tx.send_context(org_id, alice, DAY, [], want=1, pinned=(b1, b3)),
+            await tx.send_context(org_id, alice, DAY, ["bob@example.com"], want=1),
+            await tx.send_context(org_id, alice, DAY, [], want=0),
+            await tx.send_context(org_id, alice, "2026-04-28", [], want=9),
+            await tx.send_context(org_id, alice, "2026-04-28", [], want=1),
+        ]
+
     async with store.read() as tx:
-        everyone = await tx.send_context(org_id, alice, DAY, [], want=9)
-        best = await tx.send_context(org_id, alice, DAY, [], want=1)
-        pinned = await tx.send_context(org_id, alice, DAY, [], want=1, pinned=(b1, b3))
-        by_contact = await tx.send_context(org_id, alice, DAY, ["bob@example.com"], want=1)
-        none_wanted = await tx.send_context(org_id, alice, DAY, [], want=0)
-        tomorrow = await tx.send_context(org_id, alice, "2026-04-28", [], want=9)
-        tomorrow_best = await tx.send_context(org_id, alice, "2026-04-28", [], want=1)
+        read = await contexts(tx)
+    # A send asks in a write unit (where SQLite's writer answers from its mailbox book).
+    async with store.write() as tx:
+        written = await contexts(tx)
+    assert [shortlist(known) for known in written] == [shortlist(known) for known in read]
+    everyone, best, pinned, by_contact, none_wanted, tomorrow, tomorrow_best = read
 
     assert shortlist(everyone) == {a2: (50, 50), a1: (40, 50), b1: (5, 5)}
     ages = {c.mailbox_id: c.order for c in everyone.candidates}
