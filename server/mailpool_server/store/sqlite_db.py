@@ -269,7 +269,6 @@ class SqliteDatabase:
             while True:
                 try:
                     raw.execute("BEGIN IMMEDIATE")
-                    self._mailboxes.check_others(_raw(writer))
                     break
                 except sqlite3.OperationalError as error:
                     if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or loop.time() >= give_up:
@@ -278,6 +277,8 @@ class SqliteDatabase:
                         raise
                 await asyncio.sleep(min(delay, max(0.0, give_up - loop.time())))
                 delay = min(delay * 2, 0.05)
+            # Under the write lock now: another connection's commits are all in.
+            self._mailboxes.check_others(_raw(writer))
         except BaseException:
             writer.rollback()
             raise
