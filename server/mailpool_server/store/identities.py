@@ -92,19 +92,14 @@ _CAP = _stage_cap_sql("m.warmup_stage")
 _SENT = "COALESCE(u.sent, 0)"
 
 
-# An identity's healthy mailboxes with their cap and sends on :day (ShortlistRow).
-_MAILBOXES_ON_DAY = (
+# An identity's healthy mailboxes with their cap and sends on :day, as ShortlistRows
+# (also what SQLite's writer keeps to make shortlists of: sqlite_mailboxes.py).
+MAILBOXES_ON_DAY = (
     f"SELECT m.id, m.email, m.warmup_stage, m.cold_next_at, {_SENT}, {_CAP}, m.created_at"
     " FROM mailboxes m"
     " LEFT JOIN mailbox_usage u ON u.mailbox_id = m.id AND u.day = :day"
     f" WHERE m.identity_id = :identity AND m.health >= {HEALTH_EXCLUDE_BELOW}"
 )
-
-
-def mailboxes_on_day_sql() -> str:
-    """Every one of the identity's healthy mailboxes, as ShortlistRows (what SQLite's
-    writer keeps to make shortlists of: sqlite_mailboxes.py)."""
-    return _MAILBOXES_ON_DAY
 
 
 def shortlist_sql(pinned: str) -> str:
@@ -116,7 +111,7 @@ def shortlist_sql(pinned: str) -> str:
     ~100,000 CPU instructions of SQLite's per send). `pinned`: the SQL condition that
     mailbox `m` is pinned."""
     return (
-        f"{_MAILBOXES_ON_DAY} AND {_SENT} < {_CAP}"
+        f"{MAILBOXES_ON_DAY} AND {_SENT} < {_CAP}"
         f" ORDER BY ({pinned}) DESC, ({_CAP} - {_SENT}) * (m.warmup_stage + 1) DESC,"
         " m.created_at, m.id"
         " LIMIT :most"
@@ -137,7 +132,14 @@ def candidates_of(rows: list[ShortlistRow]) -> list[Candidate]:
     ]
 
 
-def _usage_upsert(usage: str, owner: str, counter: str, zeros: tuple[str, ...] = ()) -> Sql:
+def _usage_upsert(
+    usage: str,
+    owner: str,
+    counter: str,
+    zeros: tuple[str, ...] = (),
+    *,
+    keeps_mailboxes: bool = False,
+) -> Sql:
     """Add :count to the day's counter unless the sum passes :cap; RETURNING tells.
     `zeros`: the row's other counters, which a new row starts at 0."""
     columns = ", ".join((owner, "day", counter, *zeros))
@@ -147,13 +149,15 @@ def _usage_upsert(usage: str, owner: str, counter: str, zeros: tuple[str, ...] =
         f" ON CONFLICT ({owner}, day) DO UPDATE"
         f" SET {counter} = {usage}.{counter} + excluded.{counter}"
         f" WHERE {usage}.{counter} + excluded.{counter} <= :cap RETURNING {counter}",
-        # add_mailbox_usage counts it in SQLite's mailbox book itself.
-        keeps_mailboxes=usage == "mailbox_usage",
+        keeps_mailboxes=keeps_mailboxes,
     )
 
 
 ADD_IDENTITY_USAGE = _usage_upsert("identity_usage", "identity_id", "used")
-ADD_MAILBOX_USAGE = _usage_upsert("mailbox_usage", "mailbox_id", "sent", ("delivered", "hits"))
+# add_mailbox_usage counts it in SQLite's mailbox book itself.
+ADD_MAILBOX_USAGE = _usage_upsert(
+    "mailbox_usage", "mailbox_id", "sent", ("delivered", "hits"), keeps_mailboxes=True
+)
 
 _MAILBOXES = table(MailboxRow)
 _MAILBOX_USAGE = table(MailboxUsageRow)

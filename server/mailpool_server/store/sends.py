@@ -68,7 +68,7 @@ _PINNED = (
 # row), 0 the org's do-not-contact entries, 1 the identity's contacts, 3 the picker's
 # shortlist of mailboxes. SQLite's writer makes the shortlist from what it keeps
 # (sqlite_mailboxes.py) and reads the rest (_SEND_KNOWN).
-_SEND_KNOWN = (
+_KNOWN_TEXT = (
     "SELECT 2, CAST(NULL AS TEXT), CAST(NULL AS TEXT), COALESCE((SELECT used FROM"
     " identity_usage WHERE identity_id = :identity AND day = :day), 0),"
     " CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT)"
@@ -78,14 +78,14 @@ _SEND_KNOWN = (
     " WHERE identity_id = :identity AND {addresses}"
 )
 _SEND_CONTEXT = set_sql(
-    _SEND_KNOWN
+    _KNOWN_TEXT
     + " UNION ALL SELECT 3, shortlist.* FROM ("
     + shortlist_sql(_PINNED)
     + ") AS shortlist",
     addresses="address",
     pinned="m.id",
 )
-_SEND_KNOWN_SQL = set_sql(_SEND_KNOWN, addresses="address")
+_SEND_KNOWN = set_sql(_KNOWN_TEXT, addresses="address")
 _SAVE_CONTACT = Sql(
     f"INSERT INTO contacts ({', '.join(CONTACT_COLUMNS)}) VALUES ({placeholders(CONTACT_COLUMNS)})"
     f" {CONTACT_UPSERT}"
@@ -229,7 +229,7 @@ class SendRepoSql(TxBase):
         kept = self.driver.mailboxes
         if kept is None:
             params |= {"pinned": list(pinned), "most": most}
-        rows = await self.driver.all(_SEND_CONTEXT if kept is None else _SEND_KNOWN_SQL, params)
+        rows = await self.driver.all(_SEND_CONTEXT if kept is None else _SEND_KNOWN, params)
         used, blocked, contacts, shortlist = 0, set(), {}, []
         for kind, text, more, *numbers in rows:
             if kind == 2:

@@ -28,13 +28,13 @@ from operator import attrgetter
 
 from mailpool_server.service.picker import Candidate
 from mailpool_server.store.driver import Driver, Sql
-from mailpool_server.store.identities import ShortlistRow, candidates_of, mailboxes_on_day_sql
+from mailpool_server.store.identities import MAILBOXES_ON_DAY, ShortlistRow, candidates_of
 
 # Past this many identities kept, the book starts again (bounds its memory: ~10 KiB an
 # identity with 40 mailboxes).
 MAX_IDENTITIES = 2048
 
-_MAILBOXES_ON_DAY = Sql(mailboxes_on_day_sql(), keeps_mailboxes=True)
+_MAILBOXES_ON_DAY = Sql(MAILBOXES_ON_DAY, keeps_mailboxes=True)
 
 
 class _Mailbox:
