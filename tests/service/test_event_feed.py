@@ -44,7 +44,7 @@ async def subscribe(
     org_since: dict[str, int] | None = None,
 ) -> AsyncGenerator[StreamItem, None]:
     """A subscription as single items, driven as StreamEvents drives it: a page of
-    items, or a wait for more when there is none."""
+    items at a time."""
     subscription = await feed.subscription(
         org_id, handle=handle, since=since, whole_org=whole_org, org_since=org_since
     )
@@ -52,10 +52,7 @@ async def subscribe(
     async def items() -> AsyncGenerator[StreamItem, None]:
         with subscription:
             while True:
-                page = await subscription.next_items()
-                if not page:
-                    await subscription.until_more()
-                for item in page:
+                for item in await subscription.next_items():
                     yield item
 
     return items()

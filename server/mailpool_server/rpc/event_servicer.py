@@ -79,10 +79,7 @@ class EventServicer(pb_grpc.EventServiceServicer):
         # now, not whenever this generator is collected.
         with subscription:
             while True:
-                items = await subscription.next_items()
-                if not items:
-                    await subscription.until_more()
-                for item in items:
+                for item in await subscription.next_items():
                     if isinstance(item, Event):
                         message = self._stream_message(item)
                     else:

@@ -150,7 +150,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         async def call(request: Any, context: Context) -> None:
             _take_request_id(context)
             started = time.perf_counter()
-            timer = self._timer
+            monotonic, reauth_s = self._timer.monotonic, self._reauth_s  # read per message
             guard = None
             if metrics is not None:
                 metrics.streams.labels(method).inc()
@@ -158,14 +158,14 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 check_request(request)
                 if not open_method:
                     await self._authenticate(context)
-                authenticated_at = timer.monotonic()
+                authenticated_at = monotonic()
                 responses = behaviour(request, context)
                 guard = self._stalls.open(responses)
                 async for response in responses:
-                    now = timer.monotonic()
-                    if not open_method and now - authenticated_at >= self._reauth_s:
+                    now = monotonic()
+                    if not open_method and now - authenticated_at >= reauth_s:
                         await self._authenticate(context)  # a revoked key ends the stream
-                        now = authenticated_at = timer.monotonic()
+                        now = authenticated_at = monotonic()
                     guard.writing_since = now
                     await context.write(response)
                     guard.writing_since = None

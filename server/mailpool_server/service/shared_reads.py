@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from mailpool_server.service.event_bus import EventBus
 
@@ -35,15 +35,19 @@ class SharedReads(Generic[T]):
         self._bus = bus
         self._keep = keep
         self._hints = -1  # the bus's hint count the kept reads were started at
-        self._reads: dict[Hashable, asyncio.Future[object]] = {}
+        # Any, not T | _READ_AGAIN: fresh() runs once per delivery, and typing.cast is a call.
+        self._reads: dict[Hashable, asyncio.Future[Any]] = {}
 
     def fresh(self, key: Hashable) -> T | None:
         """A finished read of `key` started since the last hint, without awaiting (what
         every subscriber but the first that a commit wakes finds)."""
-        flight = self._current().get(key)
-        if flight is None or not flight.done() or flight.result() is _READ_AGAIN:
+        if self._hints != self._bus.hints:
+            return None  # a hint since: every kept read is stale (get() drops them)
+        flight = self._reads.get(key)
+        if flight is None or not flight.done():
             return None
-        return cast(T, flight.result())
+        result = flight.result()
+        return None if result is _READ_AGAIN else result
 
     async def get(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
         """The result of `read()`, or of a read of `key` started since the last hint."""
@@ -57,7 +61,7 @@ class SharedReads(Generic[T]):
             if result is not _READ_AGAIN:
                 return cast(T, result)
 
-    def _current(self) -> dict[Hashable, asyncio.Future[object]]:
+    def _current(self) -> dict[Hashable, asyncio.Future[Any]]:
         if self._hints != self._bus.hints:
             self._reads.clear()
             self._hints = self._bus.hints
