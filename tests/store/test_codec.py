@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from mailpool_server.service import events as ev
 from mailpool_server.service.models import (
     Affinity,
@@ -143,6 +145,22 @@ def test_send_results_stored_flat_by_older_versions_still_replay() -> None:
         ],
     }
     assert load_send_result(json.dumps(flat)) == RESULT
+
+
+def test_a_record_missing_a_defaulted_field_reads_with_the_default() -> None:
+    # Rows carrying every field under its own name are read by position; one without
+    # a field takes the general way, and the field gets its default.
+    rejected = {"to": "x@blocked.example", "status": "rejected", "reason": "do_not_contact"}
+    expected = RecipientOutcome("x@blocked.example", reason=RejectReason.DO_NOT_CONTACT)
+    assert load(RecipientOutcome, json.dumps(rejected)) == expected
+    assert load(RecipientOutcome, json.dumps({**rejected, "queued": None})) == expected
+    assert load(RecipientOutcome, dump(expected)) == expected
+
+
+def test_an_enum_value_no_member_has_is_refused() -> None:
+    stored = json.loads(dump(PAYLOADS[0]))
+    with pytest.raises(KeyError):
+        load_payload(PAYLOADS[0].TYPE.value, json.dumps({**stored, "send_class": "lukewarm"}))
 
 
 def test_records_are_written_as_the_stdlib_would_read_and_write_them() -> None:

@@ -36,8 +36,19 @@ def timestamp(ms: int) -> Timestamp:
     return Timestamp(seconds=ms // 1000, nanos=ms % 1000 * 1_000_000)
 
 
+def set_timestamp(target: Timestamp, ms: int) -> None:
+    """timestamp(), written into a message's field in place. On hot paths: upb's CopyFrom
+    (and a message given to a constructor) serializes the source and parses it back."""
+    target.seconds, target.nanos = ms // 1000, ms % 1000 * 1_000_000
+
+
 def mailbox_ref(ref: MailboxRef) -> mailbox_pb2.MailboxRef:
     return mailbox_pb2.MailboxRef(id=ref.id, email=ref.email)
+
+
+def set_mailbox_ref(target: mailbox_pb2.MailboxRef, ref: MailboxRef) -> None:
+    """mailbox_ref(), in place (see set_timestamp)."""
+    target.id, target.email = ref.id, ref.email
 
 
 def mailbox(today: MailboxToday) -> mailbox_pb2.Mailbox:
@@ -72,10 +83,8 @@ def identity(today: IdentityToday) -> identity_pb2.Identity:
     )
 
 
-def recipient_result(outcome: RecipientOutcome) -> send_pb2.RecipientResult:
-    result = send_pb2.RecipientResult(
-        to=outcome.to, status=RECIPIENT_STATUSES.to_proto(outcome.status)
-    )
+def _fill_recipient_result(result: send_pb2.RecipientResult, outcome: RecipientOutcome) -> None:
+    result.to, result.status = outcome.to, RECIPIENT_STATUSES.to_proto(outcome.status)
     if outcome.reason is not None:
         result.reject_reason = REJECT_REASONS.to_proto(outcome.reason)
     if (queued := outcome.queued) is not None:
@@ -83,19 +92,20 @@ def recipient_result(outcome: RecipientOutcome) -> send_pb2.RecipientResult:
         result.conv_id = queued.conv_id
         result.send_class = SEND_CLASSES.to_proto(queued.send_class)
         result.affinity = AFFINITIES.to_proto(queued.affinity)
-        result.account.CopyFrom(mailbox_ref(queued.mailbox))
-        result.dispatch_time.CopyFrom(timestamp(queued.dispatch_at))
-    return result
+        set_mailbox_ref(result.account, queued.mailbox)
+        set_timestamp(result.dispatch_time, queued.dispatch_at)
 
 
 def send_response(result: SendResult) -> send_service_pb2.SendResponse:
-    return send_service_pb2.SendResponse(
+    response = send_service_pb2.SendResponse(
         identity=result.identity,
         accepted=result.accepted,
         rejected=result.rejected,
         remaining=result.remaining,
-        results=[recipient_result(o) for o in result.results],
     )
+    for outcome in result.results:  # filled in place: a list given to the constructor is copied
+        _fill_recipient_result(response.results.add(), outcome)
+    return response
 
 
 def conversation(c: Conversation) -> conversation_pb2.Conversation:

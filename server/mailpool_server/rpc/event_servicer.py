@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from mailpool.v1 import event_service_pb2 as pb
 from mailpool.v1 import event_service_pb2_grpc as pb_grpc
-from mailpool_server.rpc.encode_events import event
+from mailpool_server.rpc.encode_events import fill_event
 from mailpool_server.rpc.interceptor import Context, current_org
 from mailpool_server.rpc.stall_watch import StreamStalled
 from mailpool_server.service.errors import SubscriberStalled
@@ -40,7 +40,8 @@ class EventServicer(pb_grpc.EventServiceServicer):
         key = (item.identity_id, item.seq)
         message = self._encoded.get(key)
         if message is None:
-            message = pb.StreamEventsResponse(event=event(item))
+            message = pb.StreamEventsResponse()
+            fill_event(message.event, item)
             self._encoded[key] = message
             if len(self._encoded) > ENCODED_CACHE:
                 self._encoded.popitem(last=False)
@@ -57,12 +58,12 @@ class EventServicer(pb_grpc.EventServiceServicer):
             request.limit if request.HasField("limit") else None,
             request.timeout_ms,
         )
-        return pb.ListEventsResponse(
-            identity=page.handle,
-            events=[event(e) for e in page.events],
-            cursor=page.cursor,
-            has_more=page.has_more,
+        response = pb.ListEventsResponse(
+            identity=page.handle, cursor=page.cursor, has_more=page.has_more
         )
+        for item in page.events:
+            fill_event(response.events.add(), item)
+        return response
 
     async def StreamEvents(
         self, request: pb.StreamEventsRequest, context: Context
