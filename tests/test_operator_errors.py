@@ -277,6 +277,11 @@ def test_bad_numbers_in_flags_are_one_line(mailpool: Run, args: list[str], messa
         ("MAILPOOL_HTTP_PORT", "99999", "MAILPOOL_HTTP_PORT='99999' is not a port"),
         ("MAILPOOL_INBOUND_PORT", "-7", "MAILPOOL_INBOUND_PORT='-7' is not a port, or -1 = off"),
         ("MAILPOOL_DB_POOL_SIZE", "0", "MAILPOOL_DB_POOL_SIZE='0' is not a whole number"),
+        (
+            "MAILPOOL_HEARTBEAT_S",
+            "1.5",
+            "MAILPOOL_HEARTBEAT_S='1.5' is not a whole number of seconds (1..3600)",
+        ),
         ("MAILPOOL_LOG_LEVEL", "loud", "MAILPOOL_LOG_LEVEL='LOUD' is not one of DEBUG"),
     ],
 )
@@ -287,6 +292,13 @@ def test_bad_environment_values_are_one_line(
     code, _, err = mailpool("admin", "key", "list", "--org", "acme")
     assert code == 2
     assert one_line(err).startswith(f"mailpool: {message}")
+
+
+def test_the_heartbeat_period_is_an_operator_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MAILPOOL_HEARTBEAT_S", raising=False)
+    assert Settings().heartbeat_s == 15.0
+    monkeypatch.setenv("MAILPOOL_HEARTBEAT_S", "40")
+    assert Settings().heartbeat_s == 40.0
 
 
 # -- the database URL ----------------------------------------------------------------------

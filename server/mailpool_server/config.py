@@ -99,9 +99,13 @@ class Settings:
     cold_gap_ms: int = field(default_factory=lambda: env_int("MAILPOOL_COLD_GAP_MS", 60000, 0))
     # How long a duplicate waits for the first request with its Idempotency-Key.
     idempotency_wait_s: float = 10.0
-    # StreamEvents: heartbeat after this much quiet; end a subscriber that cannot take
-    # one more message for stream_stall_s.
-    heartbeat_s: float = 15.0
+    # StreamEvents: heartbeat after this much quiet (a stream re-checks its API key at
+    # half of it); end a subscriber that cannot take one more message for stream_stall_s.
+    heartbeat_s: float = field(
+        default_factory=lambda: float(
+            env_int("MAILPOOL_HEARTBEAT_S", 15, 1, 3600, "a whole number of seconds")
+        )
+    )
     stream_stall_s: float = 60.0
     # Delivery. maildir_root: where the maildir transport writes (default data_dir/maildir).
     run_dispatcher: bool = True
