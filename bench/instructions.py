@@ -10,6 +10,9 @@ revision's server the same way (in a temporary worktree, with this tree's bench 
 client stubs) and prints the ratio. Needs valgrind on PATH; each count takes a minute
 or two (callgrind runs ~50x slower than native).
 
+`--scenario replay` and `--scenario fanout` count a streamed event instead, in a real
+server beside its baseline (bench/instructions_streams.py); `--against` works for them too.
+
 Instructions are not time (a cache miss costs more than an add), but they count what a
 change removes without the noise: `python -m bench` still measures the time.
 """
@@ -101,9 +104,23 @@ def per_send(server: Path, sends: int) -> int:
     return round((_count(server, sends) - _count(server, 0)) / sends)
 
 
+def _measure(args: argparse.Namespace, server: Path) -> dict[str, float]:
+    if args.scenario == "send":
+        return {"instructions_per_send": per_send(server, args.sends)}
+    from bench.instructions_streams import count_streams
+
+    size = args.events or (20_000 if args.scenario == "replay" else 10)
+    return count_streams(args.scenario, server, size, args.subscribers)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions")
-    parser.add_argument("--sends", type=int, default=300)
+    parser.add_argument("--scenario", choices=("send", "replay", "fanout"), default="send")
+    parser.add_argument("--sends", type=int, default=300, help="send: sends counted")
+    parser.add_argument(
+        "--events", type=int, help="replay: events replayed (20000); fanout: events (10)"
+    )
+    parser.add_argument("--subscribers", type=int, default=500, help="fanout: subscribers")
     parser.add_argument("--against", metavar="REV", help="a git revision to compare with")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -112,8 +129,9 @@ def main() -> None:
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not on PATH (Debian: apt install valgrind)")
-    figures: dict[str, object] = {"sends": args.sends}
-    figures["instructions_per_send"] = here = per_send(ROOT / "server", args.sends)
+    figures: dict[str, object] = {"scenario": args.scenario}
+    here = _measure(args, ROOT / "server")
+    figures.update(here)
     if args.against:
         with tempfile.TemporaryDirectory() as folder:
             tree = Path(folder) / "tree"
@@ -124,7 +142,7 @@ def main() -> None:
                 capture_output=True,
             )
             try:
-                there = per_send(tree / "server", args.sends)
+                there = _measure(args, tree / "server")
             finally:
                 subprocess.run(
                     ["git", "worktree", "remove", "--force", str(tree)],
@@ -132,8 +150,9 @@ def main() -> None:
                     check=True,
                     capture_output=True,
                 )
-        figures[f"instructions_per_send_at_{args.against}"] = there
-        figures["ratio"] = round(here / there, 3)
+        headline = next(iter(here))  # instructions per send, event or delivery
+        figures[f"{headline}_at_{args.against}"] = there[headline]
+        figures["ratio"] = round(here[headline] / there[headline], 3)
     print(json.dumps(figures, indent=2))
 
 
