@@ -37,10 +37,13 @@ class Wake:
         if self._is_set:
             return
         self._is_set = True
-        futures, self._futures = self._futures, []
-        for future in futures:
+        # The same list, emptied: a new one per wake-up would be one more object per
+        # subscriber per event for the collector. set_result only schedules callbacks,
+        # so nothing touches the list while this runs.
+        for future in self._futures:
             if not future.done():
                 future.set_result(None)
+        self._futures.clear()
 
     def future(self) -> asyncio.Future[None]:
         """A future that set() completes (done already if the flag is set). Withdraw it
