@@ -259,7 +259,7 @@ class Subscription:
                 page = feed._pages.fresh(key)  # a read another subscriber made for this commit
                 if page is None:
                     page = await feed._pages.get(key, partial(feed._page, identity, since))
-                if len(page) < STREAM_PAGE:
+                if _is_short(page):
                     unread.popleft()  # a short page is the end of the log
                 if page:
                     self._cursors[identity.handle] = page[-1].seq
