@@ -27,7 +27,7 @@ import grpc
 
 from bench.cpu import metered, per_call_ms
 from bench.fanout import FanoutTarget, against_minimal, fanout
-from bench.harness import Process, pooled, port_of, process, ratio, run_load
+from bench.harness import SERVE, Process, pooled, port_of, process, ratio, run_load, serve_env
 from bench.loads import http_sends, replay, send_request, unary
 from bench.postgres import SCALE_DAILY_CAP, backends
 from bench.seed import Seeded, seed
@@ -409,24 +409,8 @@ def main() -> None:
         seeded = asyncio.run(
             seed(database, identities=identities_needed(sizes, only), backlog=backlog)
         )
-        env = {
-            "MAILPOOL_DATABASE_URL": database,
-            "MAILPOOL_LOG_LEVEL": "WARNING",
-            "MAILPOOL_COLD_GAP_MS": "0",
-        }
-        serve = [
-            "-m",
-            "mailpool_server",
-            "serve",
-            "--grpc-port",
-            "0",
-            "--http-port",
-            "0",
-            "--inbound-port",
-            "-1",
-            # The API path alone: delivery is another workload.
-            "--no-dispatcher",
-        ]
+        env = serve_env(database)
+        serve = SERVE
         with (
             process(serve, env, ready_lines=2) as mailpool,
             process(["-m", "bench.noop_server"], env, ready_lines=1) as noop,

@@ -19,6 +19,30 @@ from bench.cpu import process_cpu_s
 
 # How much of a failed child's stderr to show (characters).
 STDERR_TAIL = 4000
+# `mailpool serve` as every scenario runs it: free ports, no inbound listener, and the API
+# path alone (delivery is another workload). It prints two lines once it serves.
+SERVE = [
+    "-m",
+    "mailpool_server",
+    "serve",
+    "--grpc-port",
+    "0",
+    "--http-port",
+    "0",
+    "--inbound-port",
+    "-1",
+    "--no-dispatcher",
+]
+
+
+def serve_env(database: str) -> dict[str, str]:
+    """The environment the bench's servers run with: its database, quiet logs, and no
+    pacing between cold sends (a bench sends thousands from few mailboxes)."""
+    return {
+        "MAILPOOL_DATABASE_URL": database,
+        "MAILPOOL_LOG_LEVEL": "WARNING",
+        "MAILPOOL_COLD_GAP_MS": "0",
+    }
 
 
 @dataclass

@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,23 +29,11 @@ from pathlib import Path
 import grpc
 
 from bench.fanout import fanout
-from bench.harness import port_of
+from bench.harness import SERVE, port_of, serve_env
 from bench.loads import replay
 from bench.seed import Seeded, seed
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVE = [
-    "-m",
-    "mailpool_server",
-    "serve",
-    "--grpc-port",
-    "0",
-    "--http-port",
-    "0",
-    "--inbound-port",
-    "-1",
-    "--no-dispatcher",
-]
 WARM_UP_EVENTS = 1000  # replayed before counting: imports, caches and first pages
 WARM_UP_FANOUT = 3  # events fanned out before counting
 
@@ -115,7 +103,7 @@ def _under_callgrind(
 
 
 def _replay_count(server: Path, seeded: Seeded, database: str, events: int, noop: bool) -> int:
-    env = {"MAILPOOL_DATABASE_URL": database, "MAILPOOL_LOG_LEVEL": "WARNING"}
+    env = serve_env(database)
     args, ready = (["-m", "bench.noop_server"], 1) if noop else (SERVE, 2)
     total: list[int] = []
     with _under_callgrind(args, server, env, ready, total) as counted:
@@ -135,12 +123,7 @@ def _replay_count(server: Path, seeded: Seeded, database: str, events: int, noop
 def _fanout_count(
     server: Path, seeded: Seeded, database: str, subscribers: int, events: int, minimal: bool
 ) -> int:
-    env = {
-        "MAILPOOL_DATABASE_URL": database,
-        "MAILPOOL_LOG_LEVEL": "WARNING",
-        "MAILPOOL_COLD_GAP_MS": "0",
-        "MAILPOOL_HEARTBEAT_S": "3600",
-    }
+    env = {**serve_env(database), "MAILPOOL_HEARTBEAT_S": "3600"}
     args, ready = (["-m", "bench.fanout_server"], 1) if minimal else (SERVE, 2)
     total: list[int] = []
     with _under_callgrind(args, server, env, ready, total) as counted:
@@ -167,19 +150,18 @@ def count_streams(scenario: str, server: Path, size: int, subscribers: int) -> d
         database = f"sqlite:///{Path(folder) / 'instructions.db'}"
         backlog = max(WARM_UP_EVENTS, size) if scenario == "replay" else 0
         seeded = asyncio.run(seed(database, identities=1, backlog=backlog))
-        counts: dict[str, Callable[[bool], int]] = {
-            "replay": lambda baseline: _replay_count(server, seeded, database, size, baseline),
-            "fanout": lambda baseline: _fanout_count(
-                server, seeded, database, subscribers, size, baseline
-            ),
-        }
-        per = size if scenario == "replay" else size * subscribers
-        ours = round(counts[scenario](False) / per)
-        theirs = round(counts[scenario](True) / per)
+        if scenario == "replay":
+            per = size
+            ours = _replay_count(server, seeded, database, size, noop=False)
+            theirs = _replay_count(server, seeded, database, size, noop=True)
+        else:
+            per = size * subscribers
+            ours = _fanout_count(server, seeded, database, subscribers, size, minimal=False)
+            theirs = _fanout_count(server, seeded, database, subscribers, size, minimal=True)
     unit = "event" if scenario == "replay" else "delivery"
     baseline = "noop_stream" if scenario == "replay" else "minimal_fanout"
     return {
-        f"instructions_per_{unit}": ours,
-        f"{baseline}_instructions_per_{unit}": theirs,
+        f"instructions_per_{unit}": round(ours / per),
+        f"{baseline}_instructions_per_{unit}": round(theirs / per),
         "vs_baseline": round(ours / theirs, 3),
     }

@@ -33,7 +33,9 @@ def timestamp(ms: int) -> Timestamp:
     """A stored time (Unix ms) as a Timestamp. Built directly: FromMilliseconds is
     Python with a range check per call, and every time here was stored by mailpool
     inside Timestamp's range (request times are checked as they come in)."""
-    return Timestamp(seconds=ms // 1000, nanos=ms % 1000 * 1_000_000)
+    message = Timestamp()
+    set_timestamp(message, ms)
+    return message
 
 
 def set_timestamp(target: Timestamp, ms: int) -> None:
@@ -42,12 +44,8 @@ def set_timestamp(target: Timestamp, ms: int) -> None:
     target.seconds, target.nanos = ms // 1000, ms % 1000 * 1_000_000
 
 
-def mailbox_ref(ref: MailboxRef) -> mailbox_pb2.MailboxRef:
-    return mailbox_pb2.MailboxRef(id=ref.id, email=ref.email)
-
-
 def set_mailbox_ref(target: mailbox_pb2.MailboxRef, ref: MailboxRef) -> None:
-    """mailbox_ref(), in place (see set_timestamp)."""
+    """A mailbox reference, written in place (see set_timestamp)."""
     target.id, target.email = ref.id, ref.email
 
 
@@ -121,9 +119,9 @@ def conversation(c: Conversation) -> conversation_pb2.Conversation:
         create_time=timestamp(c.created_at),
     )
     if c.no_reply_at is not None:
-        message.no_reply_time.CopyFrom(timestamp(c.no_reply_at))
+        set_timestamp(message.no_reply_time, c.no_reply_at)
     if c.last_no_reply_at is not None:
-        message.last_no_reply_time.CopyFrom(timestamp(c.last_no_reply_at))
+        set_timestamp(message.last_no_reply_time, c.last_no_reply_at)
     return message
 
 
