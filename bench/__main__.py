@@ -1,8 +1,9 @@
 """`make bench`: mailpool against baselines, in one run, printed as one JSON object.
 
 Every mailpool figure stands beside a baseline measured in the same run on the same
-machine (a no-op gRPC server, a minimal fan-out server), and the ratio is what to
-compare across runs (these machines are shared). Each scenario also reports what it
+machine (a no-op gRPC server; a bare-driver send server making a send's writes with
+`sqlite3` alone; a minimal fan-out server), and the ratio is what to compare across
+runs (these machines are shared). Each scenario also reports what it
 cost the server process in CPU per call (`cpu_per_call_ms`, from /proc), beside what
 the same calls cost the baseline's process. `--quick` runs tiny sizes (a smoke test,
 not a measurement).
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -78,24 +80,32 @@ async def sends_scenarios(
     seeded: Seeded,
     sizes: dict[str, int],
     scenario: Callable[[str], None],
-    servers: tuple[Process, Process],
+    servers: tuple[Process, Process, Process],
 ) -> None:
     """`send_rounds` rounds of keyed sends alternating with the same calls to the no-op
-    server (pooled), a round replaying the first round's keys, and a round over HTTP."""
-    mailpool, noop = servers
+    server and to the bare-driver send server (pooled), a round replaying the first
+    round's keys, and a round over HTTP."""
+    mailpool, noop, bare = servers
     sends, conc, rounds = sizes["sends"], sizes["concurrency"], sizes["send_rounds"]
     cpu = out["cpu_per_call_ms"]
-    noop_loads, send_loads = [], []
-    noop_cpu = send_cpu = 0.0
-    for round_ in range(rounds):
-        offset = round_ * sends
-        load, spent = await metered(noop.cpu_s, unary(base, seeded, sends, conc, offset))
-        noop_loads.append(load)
-        noop_cpu += spent
-        load, spent = await metered(mailpool.cpu_s, unary(real, seeded, sends, conc, offset))
-        send_loads.append(load)
-        send_cpu += spent
-    noop_load, send_load = pooled(noop_loads), pooled(send_loads)
+    noop_loads, bare_loads, send_loads = [], [], []
+    noop_cpu = bare_cpu = send_cpu = 0.0
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port_of(bare.lines[0])}") as bare_channel:
+        await unary(bare_channel, seeded, min(200, sends), conc, offset=WARM_UP_OFFSET)
+        for round_ in range(rounds):
+            offset = round_ * sends
+            load, spent = await metered(noop.cpu_s, unary(base, seeded, sends, conc, offset))
+            noop_loads.append(load)
+            noop_cpu += spent
+            load, spent = await metered(
+                bare.cpu_s, unary(bare_channel, seeded, sends, conc, offset)
+            )
+            bare_loads.append(load)
+            bare_cpu += spent
+            load, spent = await metered(mailpool.cpu_s, unary(real, seeded, sends, conc, offset))
+            send_loads.append(load)
+            send_cpu += spent
+    noop_load, bare_load, send_load = pooled(noop_loads), pooled(bare_loads), pooled(send_loads)
     scenario("send_grpc")
     out["send_rounds"] = rounds
     out["noop_grpc_per_s"], out["send_grpc_per_s"] = noop_load.per_s, send_load.per_s
@@ -104,6 +114,11 @@ async def sends_scenarios(
     cpu["noop_grpc"] = per_call_ms(noop_cpu, sends * rounds)
     cpu["send_grpc"] = per_call_ms(send_cpu, sends * rounds)
     cpu["send_grpc_vs_noop"] = ratio(send_cpu, noop_cpu)
+    # The issue's prototype: the same writes on the bare driver, group-committed alike.
+    out["bare_send_per_s"] = bare_load.per_s
+    out["send_vs_bare"] = ratio(send_load.per_s, bare_load.per_s)
+    cpu["bare_send"] = per_call_ms(bare_cpu, sends * rounds)
+    cpu["send_grpc_vs_bare"] = ratio(send_cpu, bare_cpu)
     # What one round cost each server, beside the single rounds below.
     noop_cpu, send_cpu = noop_cpu / rounds, send_cpu / rounds
 
@@ -294,6 +309,7 @@ class Servers:
     mailpool: Process
     noop: Process
     minimal_fanout: Process | None = None
+    bare_send: Process | None = None
     with_metrics: Process | None = None
     serve: list[str] = field(default_factory=list)  # how to start another mailpool
     env: dict[str, str] = field(default_factory=dict)
@@ -323,8 +339,16 @@ async def measure(
 
         mailpool.reset_peak_rss()
         if "send" in only:
+            assert servers.bare_send is not None
             await sends_scenarios(
-                out, real, base, http_port, seeded, sizes, scenario, (mailpool, noop)
+                out,
+                real,
+                base,
+                http_port,
+                seeded,
+                sizes,
+                scenario,
+                (mailpool, noop, servers.bare_send),
             )
         if "stream" in only:
             await stream_scenario(
@@ -378,6 +402,16 @@ async def measure(
     return out
 
 
+def copy_database(database: str, path: Path) -> str:
+    """A copy of a SQLite database (sqlite3's online backup: the WAL's pages included)."""
+    with (
+        contextlib.closing(sqlite3.connect(database.removeprefix("sqlite:///"))) as source,
+        contextlib.closing(sqlite3.connect(path)) as copy,
+    ):
+        source.backup(copy)
+    return f"sqlite:///{path}"
+
+
 def identities_needed(sizes: dict[str, int], only: tuple[str, ...]) -> int:
     """Scale identities send 2000 a day each: enough of them for every round of sends on
     the SQLite database (warm-ups included)."""
@@ -417,6 +451,17 @@ def main() -> None:
             contextlib.ExitStack() as more,
         ):
             servers = Servers(mailpool, noop, serve=serve, env=env)
+            if "send" in only:
+                # A copy of the seeded database of its own: two writers on one file
+                # would wait on each other's locks, and mailpool's writer would reload
+                # the mailboxes after each of the other's commits.
+                servers.bare_send = more.enter_context(
+                    process(
+                        ["-m", "bench.bare_send_server"],
+                        serve_env(copy_database(database, Path(folder) / "bare.db")),
+                        ready_lines=1,
+                    )
+                )
             if "fanout" in only:
                 servers.minimal_fanout = more.enter_context(
                     process(["-m", "bench.fanout_server"], env, ready_lines=1)

@@ -27,6 +27,8 @@ def test_bench_quick_prints_every_figure() -> None:
         "send_grpc_per_s",
         "noop_grpc_per_s",
         "send_vs_noop",
+        "bare_send_per_s",
+        "send_vs_bare",
         "send_http_per_s",
         "http_vs_grpc",
         "stream_events_per_s",
@@ -50,6 +52,7 @@ def test_bench_quick_prints_every_figure() -> None:
     for name in (
         "noop_grpc",
         "send_grpc",
+        "bare_send",
         "idem_replay",
         "send_http",
         "noop_stream_event",
@@ -61,6 +64,7 @@ def test_bench_quick_prints_every_figure() -> None:
     assert cpu["send_grpc"] > 0
     for name in (
         "send_grpc_vs_noop",
+        "send_grpc_vs_bare",
         "idem_replay_vs_noop",
         "send_http_vs_grpc",
         "stream_event_vs_noop",
