@@ -2,7 +2,8 @@
 
 Every mailpool figure stands beside a baseline measured in the same run on the same
 machine (a no-op gRPC server; a bare-driver send server making a send's writes with
-`sqlite3` alone; a minimal fan-out server), and the ratio is what to compare across
+`sqlite3` alone, and the same with the reads no correct send can skip; a minimal fan-out
+server), and the ratio is what to compare across
 runs (these machines are shared). Each scenario also reports what it
 cost the server process in CPU per call (`cpu_per_call_ms`, from /proc), beside what
 the same calls cost the baseline's process. `--quick` runs tiny sizes (a smoke test,
@@ -29,7 +30,7 @@ import grpc
 
 from bench.cpu import metered, per_call_ms
 from bench.fanout import FanoutTarget, against_minimal, fanout
-from bench.harness import SERVE, Process, pooled, port_of, process, ratio, run_load, serve_env
+from bench.harness import SERVE, Load, Process, pooled, port_of, process, ratio, run_load, serve_env
 from bench.loads import http_sends, replay, send_request, unary
 from bench.postgres import SCALE_DAILY_CAP, backends
 from bench.seed import Seeded, seed
@@ -80,32 +81,37 @@ async def sends_scenarios(
     seeded: Seeded,
     sizes: dict[str, int],
     scenario: Callable[[str], None],
-    servers: tuple[Process, Process, Process],
+    servers: tuple[Process, Process, Process, Process],
 ) -> None:
     """`send_rounds` rounds of keyed sends alternating with the same calls to the no-op
-    server and to the bare-driver send server (pooled), a round replaying the first
+    server and to the two bare-driver send servers (pooled), a round replaying the first
     round's keys, and a round over HTTP."""
-    mailpool, noop, bare = servers
+    mailpool, noop, bare, floor = servers
     sends, conc, rounds = sizes["sends"], sizes["concurrency"], sizes["send_rounds"]
     cpu = out["cpu_per_call_ms"]
-    noop_loads, bare_loads, send_loads = [], [], []
-    noop_cpu = bare_cpu = send_cpu = 0.0
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port_of(bare.lines[0])}") as bare_channel:
-        await unary(bare_channel, seeded, min(200, sends), conc, offset=WARM_UP_OFFSET)
+    async with (
+        grpc.aio.insecure_channel(f"127.0.0.1:{port_of(bare.lines[0])}") as bare_channel,
+        grpc.aio.insecure_channel(f"127.0.0.1:{port_of(floor.lines[0])}") as floor_channel,
+    ):
+        targets = {
+            "noop": (noop, base),
+            "bare": (bare, bare_channel),
+            "floor": (floor, floor_channel),
+            "send": (mailpool, real),
+        }
+        for channel in (bare_channel, floor_channel):
+            await unary(channel, seeded, min(200, sends), conc, offset=WARM_UP_OFFSET)
+        loads: dict[str, list[Load]] = {name: [] for name in targets}
+        spent: dict[str, float] = dict.fromkeys(targets, 0.0)
         for round_ in range(rounds):
-            offset = round_ * sends
-            load, spent = await metered(noop.cpu_s, unary(base, seeded, sends, conc, offset))
-            noop_loads.append(load)
-            noop_cpu += spent
-            load, spent = await metered(
-                bare.cpu_s, unary(bare_channel, seeded, sends, conc, offset)
-            )
-            bare_loads.append(load)
-            bare_cpu += spent
-            load, spent = await metered(mailpool.cpu_s, unary(real, seeded, sends, conc, offset))
-            send_loads.append(load)
-            send_cpu += spent
-    noop_load, bare_load, send_load = pooled(noop_loads), pooled(bare_loads), pooled(send_loads)
+            for name, (server, channel) in targets.items():
+                load, seconds = await metered(
+                    server.cpu_s, unary(channel, seeded, sends, conc, round_ * sends)
+                )
+                loads[name].append(load)
+                spent[name] += seconds
+    noop_load, bare_load, floor_load, send_load = (pooled(loads[name]) for name in targets)
+    noop_cpu, send_cpu = spent["noop"], spent["send"]
     scenario("send_grpc")
     out["send_rounds"] = rounds
     out["noop_grpc_per_s"], out["send_grpc_per_s"] = noop_load.per_s, send_load.per_s
@@ -114,11 +120,15 @@ async def sends_scenarios(
     cpu["noop_grpc"] = per_call_ms(noop_cpu, sends * rounds)
     cpu["send_grpc"] = per_call_ms(send_cpu, sends * rounds)
     cpu["send_grpc_vs_noop"] = ratio(send_cpu, noop_cpu)
-    # The issue's prototype: the same writes on the bare driver, group-committed alike.
+    # The issue's prototype: the same writes on the bare driver, group-committed alike;
+    # and the floor: that prototype with the reads no correct send can skip (--reads).
     out["bare_send_per_s"] = bare_load.per_s
     out["send_vs_bare"] = ratio(send_load.per_s, bare_load.per_s)
-    cpu["bare_send"] = per_call_ms(bare_cpu, sends * rounds)
-    cpu["send_grpc_vs_bare"] = ratio(send_cpu, bare_cpu)
+    cpu["bare_send"] = per_call_ms(spent["bare"], sends * rounds)
+    cpu["send_grpc_vs_bare"] = ratio(send_cpu, spent["bare"])
+    out["floor_send_per_s"] = floor_load.per_s
+    cpu["floor_send"] = per_call_ms(spent["floor"], sends * rounds)
+    cpu["send_grpc_vs_floor"] = ratio(send_cpu, spent["floor"])
     # What one round cost each server, beside the single rounds below.
     noop_cpu, send_cpu = noop_cpu / rounds, send_cpu / rounds
 
@@ -310,6 +320,7 @@ class Servers:
     noop: Process
     minimal_fanout: Process | None = None
     bare_send: Process | None = None
+    floor_send: Process | None = None  # bare_send with --reads
     with_metrics: Process | None = None
     serve: list[str] = field(default_factory=list)  # how to start another mailpool
     env: dict[str, str] = field(default_factory=dict)
@@ -339,7 +350,7 @@ async def measure(
 
         mailpool.reset_peak_rss()
         if "send" in only:
-            assert servers.bare_send is not None
+            assert servers.bare_send is not None and servers.floor_send is not None
             await sends_scenarios(
                 out,
                 real,
@@ -348,7 +359,7 @@ async def measure(
                 seeded,
                 sizes,
                 scenario,
-                (mailpool, noop, servers.bare_send),
+                (mailpool, noop, servers.bare_send, servers.floor_send),
             )
         if "stream" in only:
             await stream_scenario(
@@ -452,15 +463,18 @@ def main() -> None:
         ):
             servers = Servers(mailpool, noop, serve=serve, env=env)
             if "send" in only:
-                # A copy of the seeded database of its own: two writers on one file
+                # Each bare server on a copy of the seeded database: two writers on one file
                 # would wait on each other's locks, and mailpool's writer would reload
                 # the mailboxes after each of the other's commits.
-                servers.bare_send = more.enter_context(
-                    process(
-                        ["-m", "bench.bare_send_server"],
-                        serve_env(copy_database(database, Path(folder) / "bare.db")),
-                        ready_lines=1,
+                servers.bare_send, servers.floor_send = (
+                    more.enter_context(
+                        process(
+                            ["-m", "bench.bare_send_server", *flags],
+                            serve_env(copy_database(database, Path(folder) / f"{name}.db")),
+                            ready_lines=1,
+                        )
                     )
+                    for name, flags in (("bare", []), ("floor", ["--reads"]))
                 )
             if "fanout" in only:
                 servers.minimal_fanout = more.enter_context(

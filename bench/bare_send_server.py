@@ -9,6 +9,13 @@ in one unit of work inside a SAVEPOINT of a batch transaction on one writer conn
 acknowledged only once its batch's COMMIT is on disk. `python -m bench.bare_send_server`
 reads MAILPOOL_DATABASE_URL (a database bench/seed.py made) and prints its port on the
 first line, then serves until its stdin closes (or a signal ends it), like noop_server.
+
+With `--reads` it also makes the reads no correct send can skip, each one plain SELECT: the
+API key by its hash (on a reader connection, before the unit), and in the unit the
+identity by its handle (its state may have changed) and what mailpool's send reads of its
+recipient (the day's usage, the org's do-not-contact entry, the contact). It still skips
+validation, the idempotent pre-read (mailpool's, so that replays need not wait for the
+writer) and the mailbox reads (mailpool keeps those in memory on SQLite too).
 """
 
 from __future__ import annotations
@@ -92,6 +99,22 @@ EVENT = (
     " VALUES (?, ?, ?, 'email.queued', ?, ?, ?)"
 )
 COMPLETE_KEY = 'UPDATE idempotency_keys SET response = ? WHERE org_id = ? AND "key" = ?'
+# --reads: mailpool's statements for them (store/orgs.py, identities.py, sends.py).
+API_KEY = (
+    "SELECT id, org_id, prefix, key_hash, created_at, revoked_at, expires_at FROM api_keys"
+    " WHERE key_hash = ?"
+)
+IDENTITY = (
+    "SELECT id, org_id, handle, tier, state, created_at, last_seq, timezone, work_start_min,"
+    " work_end_min FROM identities WHERE handle = ?"
+)
+KNOWN = (
+    "SELECT 2, NULL, NULL, COALESCE((SELECT used FROM identity_usage WHERE identity_id = ?1"
+    " AND day = ?2), 0), NULL, NULL UNION ALL SELECT 0, address, NULL, NULL, NULL, NULL"
+    " FROM do_not_contact WHERE org_id = ?3 AND address = ?4 UNION ALL SELECT 1, address,"
+    " pinned_mailbox_id, outbound_count, outbounds_since_reply, last_reply_at FROM contacts"
+    " WHERE identity_id = ?1 AND address = ?4"
+)
 
 
 class Refused(Exception):
@@ -256,16 +279,21 @@ def load_identities(conn: sqlite3.Connection) -> dict[str, Identity]:
 
 
 class BareSend(send_grpc.SendServiceServicer):
-    def __init__(self, conn: sqlite3.Connection, cold_gap_ms: int) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, cold_gap_ms: int, reader: sqlite3.Connection | None
+    ) -> None:
         self.writer = Writer(conn)
         self._identities = load_identities(conn)
         self._cold_gap_ms = cold_gap_ms
+        self.reader = reader  # --reads: where the key is looked up
 
     async def Send(self, request: send_pb.SendRequest, context: Any) -> send_pb.SendResponse:
         identity = self._identities.get(request.identity)
         if identity is None or len(request.to) != 1:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "one known identity, one to")
         assert identity is not None
+        if self.reader is not None and not self._key_is_good(context):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no usable API key")
         try:
             return await self.writer.run(lambda conn: self._write(conn, request, identity))
         except Refused as refused:
@@ -277,6 +305,23 @@ class BareSend(send_grpc.SendServiceServicer):
     ) -> send_pb.CancelSendResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of the baseline")
         raise AssertionError("abort raises")
+
+    def _key_is_good(self, context: Any) -> bool:
+        assert self.reader is not None
+        given = dict(context.invocation_metadata() or ()).get("authorization", "")
+        key_hash = hashlib.sha256(given.removeprefix("Bearer ").encode()).hexdigest()
+        row = self.reader.execute(API_KEY, (key_hash,)).fetchone()
+        return row is not None and row[5] is None  # and not revoked
+
+    def _read(self, conn: sqlite3.Connection, identity: Identity, to: str, day: str) -> None:
+        """--reads: the identity and what the send knows of its recipient, as mailpool
+        reads them in the unit; a suspended identity or a blocked recipient is refused."""
+        row = conn.execute(IDENTITY, (identity.handle,)).fetchone()
+        if row is None or row[4] != "active":
+            raise Refused(grpc.StatusCode.FAILED_PRECONDITION, "the identity is not active")
+        for kind, *_ in conn.execute(KNOWN, (identity.id, day, identity.org_id, to)):
+            if kind == 0:
+                raise Refused(grpc.StatusCode.FAILED_PRECONDITION, "on do-not-contact")
 
     def _write(
         self, conn: sqlite3.Connection, request: send_pb.SendRequest, identity: Identity
@@ -292,13 +337,15 @@ class BareSend(send_grpc.SendServiceServicer):
                 if stored_fingerprint != fingerprint:
                     raise Refused(grpc.StatusCode.ALREADY_EXISTS, "idempotency key reused")
                 return send_pb.SendResponse.FromString(base64.b64decode(stored))
+        day = time.strftime("%Y-%m-%d", time.gmtime(now // 1000))
+        if self.reader is not None:
+            self._read(conn, identity, request.to[0], day)
         box = next(identity.rotation)
         to, subject, text, ident = request.to[0], request.subject, request.text, identity.id
         conv, msg, psn = new_id("conv"), new_id("msg"), new_id("psn")
         header = f"<{random_hex(12)}@{box.email.partition('@')[2]}>"
         snippet = " ".join(text.split())[:140]
         dispatch_at = max(now, box.cold_next_at)  # a cold send: the mailbox's next slot
-        day = time.strftime("%Y-%m-%d", time.gmtime(now // 1000))
         # 2. the conversation, 3. its message, 4. the message's timeline item
         domain, refs = to.partition("@")[2], json.dumps([header])
         conversation = (conv, ident, to, domain, box.id, subject, snippet, now, now, header, refs)
@@ -345,8 +392,9 @@ class BareSend(send_grpc.SendServiceServicer):
 
 
 async def main() -> None:
-    conn = connect(os.environ["MAILPOOL_DATABASE_URL"])
-    servicer = BareSend(conn, int(os.environ.get("MAILPOOL_COLD_GAP_MS", "60000")))
+    url = os.environ["MAILPOOL_DATABASE_URL"]
+    reader = connect(url) if "--reads" in sys.argv[1:] else None
+    servicer = BareSend(connect(url), int(os.environ.get("MAILPOOL_COLD_GAP_MS", "60000")), reader)
     server = grpc.aio.server()
     send_grpc.add_SendServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -355,6 +403,8 @@ async def main() -> None:
     await asyncio.to_thread(sys.stdin.read)  # until the parent closes our stdin
     await server.stop(0)
     await servicer.writer.close()
+    if servicer.reader is not None:
+        servicer.reader.close()
 
 
 if __name__ == "__main__":

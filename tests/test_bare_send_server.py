@@ -87,3 +87,54 @@ async def test_keyed_sends_write_their_rows_once_and_replay(tmp_path: Path) -> N
         [result] = response.results
         assert result.status == send_pb2.RECIPIENT_STATUS_QUEUED
         assert pending[result.pending_id] == result.conv_id
+
+
+async def test_with_reads_it_checks_the_key_the_identity_and_the_recipient(
+    tmp_path: Path,
+) -> None:
+    """--reads (the bench's floor) makes its reads for real: a key that is not stored,
+    an identity suspended since start-up and a do-not-contact recipient are refused, and
+    a refused send writes nothing."""
+    path = tmp_path / "bench.db"
+    database = f"sqlite:///{path}"
+    seeded = await seed(database, identities=2, backlog=0)
+    env = serve_env(database) | {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    }
+    args = ["-m", "bench.bare_send_server", "--reads"]
+    async with started(args, env, ready_lines=1) as server:
+        port = port_of(server.lines[0])
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = send_grpc.SendServiceStub(channel)
+            sent = await stub.Send(send_request(seeded, 0), metadata=seeded.metadata)
+            assert sent.accepted == 1
+            before = counts(path)
+
+            async def refused(n: int, metadata: tuple[tuple[str, str], ...]) -> grpc.StatusCode:
+                try:
+                    await stub.Send(send_request(seeded, n), metadata=metadata)
+                except grpc.aio.AioRpcError as error:
+                    return error.code()
+                raise AssertionError("the send was taken")
+
+            wrong_key = (("authorization", "Bearer mp_live_not_a_stored_key"),)
+            assert await refused(1, wrong_key) == grpc.StatusCode.UNAUTHENTICATED
+            assert await refused(2, ()) == grpc.StatusCode.UNAUTHENTICATED
+            with closing(sqlite3.connect(path)) as db, db:
+                (org_id,) = db.execute("SELECT org_id FROM identities LIMIT 1").fetchone()
+                db.execute(
+                    "INSERT INTO do_not_contact (org_id, address, reason, created_at)"
+                    " VALUES (?, ?, 'asked', 0)",
+                    (org_id, send_request(seeded, 2).to[0]),
+                )
+                db.execute(
+                    "UPDATE identities SET state = 'suspended' WHERE handle = ?",
+                    (send_request(seeded, 3).identity,),
+                )
+            stopped = grpc.StatusCode.FAILED_PRECONDITION
+            assert await refused(2, seeded.metadata) == stopped  # do-not-contact
+            assert await refused(3, seeded.metadata) == stopped  # suspended
+            assert counts(path) == before
+            taken = await stub.Send(send_request(seeded, 4), metadata=seeded.metadata)
+            assert taken.accepted == 1
+    assert counts(path)["idempotency_keys"] == before["idempotency_keys"] + 1

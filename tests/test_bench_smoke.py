@@ -29,6 +29,7 @@ def test_bench_quick_prints_every_figure() -> None:
         "send_vs_noop",
         "bare_send_per_s",
         "send_vs_bare",
+        "floor_send_per_s",
         "send_http_per_s",
         "http_vs_grpc",
         "stream_events_per_s",
@@ -53,6 +54,7 @@ def test_bench_quick_prints_every_figure() -> None:
         "noop_grpc",
         "send_grpc",
         "bare_send",
+        "floor_send",
         "idem_replay",
         "send_http",
         "noop_stream_event",
@@ -65,6 +67,7 @@ def test_bench_quick_prints_every_figure() -> None:
     for name in (
         "send_grpc_vs_noop",
         "send_grpc_vs_bare",
+        "send_grpc_vs_floor",
         "idem_replay_vs_noop",
         "send_http_vs_grpc",
         "stream_event_vs_noop",
