@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import re
@@ -14,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mailpool_server import event_loop, logs
+from mailpool_server import event_loop, heap, logs
 from mailpool_server.app import App, listen_addresses, load_tls
 from mailpool_server.config import Settings
 from mailpool_server.rest.server import start_http
@@ -107,10 +106,7 @@ async def _serve(app: App, args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
     try:
         await app.start(grpc_server=args.command == "serve")
-        # What exists now (modules, tables, compiled statements) lives as long as the
-        # process: keep it out of every later full collection, whose pauses otherwise
-        # landed on whatever stream fan-out was running (p99 100+ ms in `make bench`).
-        gc.freeze()
+        heap.settle()
         _announce(app)
         await stop.wait()
     finally:
