@@ -8,7 +8,7 @@ and a full collection (3-17 ms, every object the process holds) followed. In `ma
 fan-out to 500 subscribers spent a fifth of its CPU collecting, and a full collection
 landing among the 100 events decided the p99.
 
-Every 10,000 new objects, a young collection takes ~1-2 ms and promotes far fewer:
+Every 10,000 new objects, a young collection takes ~2 ms and promotes far fewer:
 fan-out's CPU per delivery went from 83-98 to 67-84 µs, and its p99 over the minimal
 server's from 1.06-1.38 to 0.95-1.16 (four runs each of `python -m bench --only fanout`;
 README, twelfth session). Sends gain less: ~35 objects a send outlive its call for a
