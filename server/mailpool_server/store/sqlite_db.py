@@ -313,8 +313,7 @@ class SqliteDatabase:
         writer, batched = self._writer, self._batched
         assert writer is not None and batched is not None
         try:
-            batched.write_before_commit()
-            await asyncio.to_thread(writer.commit)
+            await asyncio.to_thread(_write_and_commit, batched, writer)
         except BaseException as error:
             batched.drop()
             self._mailboxes.forget()
@@ -349,6 +348,14 @@ class SqliteDatabase:
         while self._lookups:
             self._lookups.pop().close()
         self._engine.dispose()
+
+
+def _write_and_commit(batched: BatchedInserts, writer: Connection) -> None:
+    """The batch's kept rows, then its COMMIT, on a thread: the writer is the batch's
+    until its commit ends, and sqlite3 lets go of the GIL while it steps, so the event
+    loop goes on serving calls meanwhile (the rows were ~9% of its time, py-spy)."""
+    batched.write_before_commit()
+    writer.commit()
 
 
 # The hot path's units are classes rather than @asynccontextmanager generators: a send
