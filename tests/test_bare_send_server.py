@@ -14,7 +14,7 @@ import grpc
 
 from bench.harness import port_of, run_load, serve_env, started
 from bench.loads import send_request
-from bench.seed import seed
+from bench.seed import Seeded, seed
 from mailpool.v1 import send_pb2
 from mailpool.v1 import send_service_pb2 as send_pb
 from mailpool.v1 import send_service_pb2_grpc as send_grpc
@@ -42,14 +42,21 @@ def counts(path: Path) -> dict[str, int]:
         return {name: int(db.execute(query).fetchone()[0]) for name, query in queries.items()}
 
 
-async def test_keyed_sends_write_their_rows_once_and_replay(tmp_path: Path) -> None:
+async def seeded_database(tmp_path: Path) -> tuple[Path, Seeded, dict[str, str]]:
+    """A seeded bench database with two identities, and the environment that serves it
+    (this checkout's bench package importable)."""
     path = tmp_path / "bench.db"
     database = f"sqlite:///{path}"
     seeded = await seed(database, identities=2, backlog=0)
-    before = counts(path)
     env = serve_env(database) | {
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     }
+    return path, seeded, env
+
+
+async def test_keyed_sends_write_their_rows_once_and_replay(tmp_path: Path) -> None:
+    path, seeded, env = await seeded_database(tmp_path)
+    before = counts(path)
     async with started(["-m", "bench.bare_send_server"], env, ready_lines=1) as server:
         port = port_of(server.lines[0])
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -95,12 +102,7 @@ async def test_with_reads_it_checks_the_key_the_identity_and_the_recipient(
     """--reads (the bench's floor) makes its reads for real: a key that is not stored,
     an identity suspended since start-up and a do-not-contact recipient are refused, and
     a refused send writes nothing."""
-    path = tmp_path / "bench.db"
-    database = f"sqlite:///{path}"
-    seeded = await seed(database, identities=2, backlog=0)
-    env = serve_env(database) | {
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    }
+    path, seeded, env = await seeded_database(tmp_path)
     args = ["-m", "bench.bare_send_server", "--reads"]
     async with started(args, env, ready_lines=1) as server:
         port = port_of(server.lines[0])
